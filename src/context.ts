@@ -1,0 +1,91 @@
+import type { KubeConfig } from '@kubernetes/client-node';
+import { locateInventory, loadInventory } from './inventory/load.js';
+import type { Inventory } from './inventory/inventory.js';
+import type { ProgressRenderer } from './engine/runner.js';
+import { sshPool, type HostPool } from './remote/pool.js';
+import type { Output } from './ui/output.js';
+import type { Prompter } from './ui/prompt.js';
+
+export type DryRun = false | 'client' | 'server';
+
+export interface GlobalOptions {
+  inventory?: string;
+  dryRun: DryRun;
+  yes: boolean;
+  output: 'text' | 'json';
+  concurrency: number;
+  color: boolean;
+  verbose: boolean;
+  kubeconfig?: string;
+  context?: string;
+}
+
+/**
+ * What every use case receives: options, the inventory, hosts, output and
+ * prompts. Built by the CLI; tests build their own with fakes where a part
+ * cannot run.
+ */
+export interface Context {
+  readonly opts: GlobalOptions;
+  readonly out: Output;
+  readonly prompt: Prompter;
+  readonly env: NodeJS.ProcessEnv;
+  readonly cwd: string;
+  /** The command line as typed, for the journal. */
+  readonly argv: string[];
+  readonly signal: AbortSignal;
+  readonly renderer: ProgressRenderer;
+  inventory(): Inventory;
+  hosts(): HostPool;
+  /** The Kubernetes client configuration (loads @kubernetes/client-node on first use). */
+  kube(): Promise<KubeConfig>;
+}
+
+export interface ContextParts {
+  opts: GlobalOptions;
+  out: Output;
+  prompt: Prompter;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  argv?: string[];
+  signal?: AbortSignal;
+  renderer?: ProgressRenderer;
+  hosts?: (inv: Inventory) => HostPool;
+}
+
+export function chooseRenderer(opts: GlobalOptions, env: NodeJS.ProcessEnv, stderrTTY: boolean): ProgressRenderer {
+  if (opts.output === 'json' || opts.dryRun === 'client') return 'silent';
+  if (!stderrTTY || env.CI || env.TERM === 'dumb') return 'simple';
+  return 'default';
+}
+
+export function createContext(p: ContextParts): Context {
+  const env = p.env ?? process.env;
+  const cwd = p.cwd ?? process.cwd();
+  let inv: Inventory | undefined;
+  let pool: HostPool | undefined;
+  let kc: Promise<KubeConfig> | undefined;
+  const ctx: Context = {
+    opts: p.opts,
+    out: p.out,
+    prompt: p.prompt,
+    env,
+    cwd,
+    argv: p.argv ?? [],
+    signal: p.signal ?? new AbortController().signal,
+    renderer: p.renderer ?? chooseRenderer(p.opts, env, process.stderr.isTTY === true),
+    inventory() {
+      inv ??= loadInventory(locateInventory(p.opts.inventory, env, cwd), env);
+      return inv;
+    },
+    hosts() {
+      pool ??= (p.hosts ?? sshPool)(ctx.inventory());
+      return pool;
+    },
+    kube() {
+      kc ??= import('./k8s/config.js').then((m) => m.loadKubeConfig(ctx));
+      return kc;
+    },
+  };
+  return ctx;
+}

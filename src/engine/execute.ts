@@ -1,0 +1,35 @@
+import type { Context } from '../context.js';
+import { reportJson, planLines, summaryLines } from '../ui/report.js';
+import { appendJournal, journalRecord } from './journal.js';
+import { runPlan } from './runner.js';
+import type { Plan, RunReport } from './types.js';
+
+/**
+ * Runs a plan the way the global options say (apply, --dry-run, --dry-run=server),
+ * prints the plan or the summary, and journals a real mutating run.
+ */
+export async function execute(ctx: Context, plan: Plan): Promise<RunReport> {
+  const mode = ctx.opts.dryRun === false ? 'apply' : ctx.opts.dryRun;
+  const report = await runPlan(plan, {
+    mode,
+    concurrency: ctx.opts.concurrency,
+    hosts: ctx.hosts(),
+    renderer: ctx.renderer,
+    signal: ctx.signal,
+  });
+  if (mode === 'apply' && plan.mutating) {
+    const file = ctx.inventory().journalFile();
+    if (file) {
+      try {
+        appendJournal(file, journalRecord(report, ctx.argv));
+      } catch (e) {
+        ctx.out.warn(`could not write the journal ${file}: ${(e as Error).message}`);
+      }
+    }
+  }
+  ctx.out.result(
+    () => reportJson(report),
+    () => (mode === 'apply' ? summaryLines(report, ctx.out) : planLines(report, ctx.out)),
+  );
+  return report;
+}

@@ -1,0 +1,126 @@
+import type { FileSpec, RunResult } from '../remote/types.js';
+
+/** One thing a phase does on a host, described as data so a dry-run can print it exactly. */
+export type Action = CommandAction | FileAction | TaskAction;
+
+export interface CommandAction {
+  kind: 'command';
+  argv: string[];
+  /** Why, in a few words (shown beside the command). */
+  label?: string;
+  sudo?: boolean;
+  timeoutMs?: number;
+  input?: string;
+  /** Exit codes that count as success (default [0]). */
+  okCodes?: number[];
+}
+
+export interface FileAction {
+  kind: 'file';
+  file: FileSpec;
+  label?: string;
+}
+
+/** Work done by enssib itself (registry, API server, Docker engine) rather than on a host. */
+export interface TaskAction {
+  kind: 'task';
+  label: string;
+  /** Exact description lines for a dry run (e.g. the HTTP request it makes). */
+  lines: string[];
+  run: () => Promise<TaskResult | void>;
+}
+
+export interface TaskResult {
+  changed: boolean;
+  message?: string;
+}
+
+/** Facts a phase gathered on one host with its read-only checks, in check order. */
+export type Facts = RunResult[];
+
+/** What earlier phases learned, for phases whose plan depends on another host's facts. */
+export interface RunState {
+  facts(phase: string, host: string): Facts | undefined;
+  /** Values a phase's plan or task left for later phases (e.g. a generated identity). */
+  values: Map<string, unknown>;
+}
+
+/** Local work (tasks) runs under this pseudo host name. */
+export const LOCAL = 'local';
+
+export interface Phase {
+  title: string;
+  /** Inventory host names, or [LOCAL] for a phase of tasks. */
+  hosts: string[];
+  /** Read-only commands run on each host before planning (shown, not run, by a client dry run). */
+  checks?: (host: string) => string[][];
+  /**
+   * The actions for one host. `facts` is null in a client dry run (nothing contacted):
+   * the plan then lists everything it may have to do. Throw an EnssibError to refuse.
+   * Return [] when the host is already as wanted.
+   */
+  plan: (host: string, facts: Facts | null, state: RunState) => Action[];
+  /** How to take back what `plan` did on a host, when a later phase fails. */
+  undo?: (host: string, state: RunState) => Action[];
+  /** Keep going with the other hosts and later phases when a host fails here (partial failure). */
+  continueOnError?: boolean;
+  /** Override the global concurrency limit for this phase. */
+  concurrency?: number;
+}
+
+export interface Plan {
+  title: string;
+  phases: Phase[];
+  /** Whether a real run changes something (journaled). */
+  mutating: boolean;
+}
+
+export type HostStatus = 'done' | 'unchanged' | 'failed' | 'skipped' | 'would-change' | 'planned';
+
+export interface ErrorReport {
+  message: string;
+  details: string[];
+  command?: string;
+  exitCode?: number;
+}
+
+export interface HostOutcome {
+  host: string;
+  status: HostStatus;
+  /** Checks listed (client dry-run) or run. */
+  checks: string[];
+  /** Action lines, as a dry run prints them or as run. */
+  actions: string[];
+  error?: ErrorReport;
+  note?: string;
+  durationMs: number;
+}
+
+export interface PhaseOutcome {
+  title: string;
+  hosts: HostOutcome[];
+}
+
+export interface UndoOutcome {
+  phase: string;
+  host: string;
+  ok: boolean;
+  actions: string[];
+  error?: ErrorReport;
+}
+
+export type RunMode = 'apply' | 'client' | 'server';
+
+export interface RunReport {
+  plan: string;
+  mode: RunMode;
+  phases: PhaseOutcome[];
+  undo: UndoOutcome[];
+  /** 0 ok, 1 failed, 3 partial. */
+  exitCode: number;
+  startedAt: string;
+  durationMs: number;
+  /** Phase that stopped the run, if any. */
+  stoppedAt?: string;
+  state: RunState;
+}

@@ -1,0 +1,119 @@
+/**
+ * The one error hierarchy of enssib. Every error a user can cause or meet is an
+ * EnssibError with an exit code; anything else reaching the top is a bug and is
+ * printed with its stack.
+ */
+
+export const ExitCode = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  partial: 3,
+  differences: 4,
+  notImplemented: 69,
+  interrupted: 130,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+export class EnssibError extends Error {
+  readonly exitCode: ExitCode;
+  /** Extra lines shown under the message (hints, the failing command, stderr tail). */
+  readonly details: string[];
+  constructor(message: string, opts: { exitCode?: ExitCode; details?: string[]; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = new.target.name;
+    this.exitCode = opts.exitCode ?? ExitCode.failed;
+    this.details = opts.details ?? [];
+  }
+}
+
+/** Wrong command line: unknown command or flag, missing argument, malformed name or size. */
+export class UsageError extends EnssibError {
+  constructor(message: string, details: string[] = []) {
+    super(message, { exitCode: ExitCode.usage, details });
+  }
+}
+
+/** A problem in inventory.yaml, a service folder or another configuration file. */
+export class ConfigError extends EnssibError {
+  constructor(message: string, details: string[] = []) {
+    super(message, { exitCode: ExitCode.usage, details });
+  }
+}
+
+/** A command of the mission that this version does not do yet. */
+export class NotImplementedError extends EnssibError {
+  constructor(command: string) {
+    super(`'enssib ${command}' is not available in this version of enssib yet`, {
+      exitCode: ExitCode.notImplemented,
+      details: ['Nothing was done. See README.md for the commands that work today.'],
+    });
+  }
+}
+
+/** Something on a host, the registry or the API server failed. */
+export class OperationError extends EnssibError {
+  constructor(message: string, details: string[] = [], cause?: unknown) {
+    super(message, { exitCode: ExitCode.failed, details, cause });
+  }
+}
+
+/** Some hosts failed while others finished. */
+export class PartialFailureError extends EnssibError {
+  constructor(message: string, details: string[] = []) {
+    super(message, { exitCode: ExitCode.partial, details });
+  }
+}
+
+/** The user said no, or pressed Ctrl-C. */
+export class InterruptedError extends EnssibError {
+  constructor(message = 'interrupted') {
+    super(message, { exitCode: ExitCode.interrupted });
+  }
+}
+
+/** A remote command could not reach its host (ssh exit 255, refused, no route, host key mismatch). */
+export class ConnectionError extends OperationError {
+  readonly host: string;
+  constructor(host: string, message: string, details: string[] = []) {
+    super(`${host}: ${message}`, details);
+    this.host = host;
+  }
+}
+
+/** A remote command ran past its time limit. */
+export class TimeoutError extends OperationError {
+  readonly host: string;
+  constructor(host: string, command: string, ms: number) {
+    super(`${host}: no answer after ${formatMs(ms)}`, [`command: ${command}`]);
+    this.host = host;
+  }
+}
+
+/** A remote command exited non-zero. */
+export class CommandError extends OperationError {
+  readonly host: string;
+  readonly command: string;
+  readonly code: number;
+  readonly stderr: string;
+  constructor(host: string, command: string, code: number, stderr: string) {
+    super(`${host}: command failed with exit code ${code}`, [`command: ${command}`, ...tail(stderr, 8).map((l) => `  ${l}`)]);
+    this.host = host;
+    this.command = command;
+    this.code = code;
+    this.stderr = stderr;
+  }
+}
+
+export function tail(text: string, lines: number): string[] {
+  const all = text.replace(/\s+$/, '').split('\n');
+  return all[0] === '' && all.length === 1 ? [] : all.slice(-lines);
+}
+
+export function formatMs(ms: number): string {
+  return ms >= 1000 ? `${(ms / 1000).toFixed(ms % 1000 === 0 ? 0 : 1)} s` : `${ms} ms`;
+}
+
+export function isEnssibError(e: unknown): e is EnssibError {
+  return e instanceof EnssibError;
+}

@@ -1,0 +1,112 @@
+import ipaddr from 'ipaddr.js';
+import { z } from 'zod';
+
+/** The shape of inventory.yaml. Cross-field rules live in checks.ts. */
+
+const LABEL = /^[a-z]([a-z0-9-]*[a-z0-9])?$/;
+
+const hostName = z
+  .string()
+  .max(63)
+  .regex(LABEL, { message: 'expected a host name made of lowercase letters, digits and "-" (a DNS-1123 label)' });
+
+const ipv4 = z.string().refine((v) => ipaddr.IPv4.isValidFourPartDecimal(v), { message: 'expected an IPv4 address such as 10.66.6.1' });
+
+const cidr = z.string().refine(
+  (v) => {
+    if (!ipaddr.IPv4.isValidCIDR(v)) return false;
+    const [addr, len] = ipaddr.IPv4.parseCIDR(v);
+    return ipaddr.IPv4.networkAddressFromCIDR(v).toString() === addr.toString() && len >= 0;
+  },
+  { message: 'expected a network in CIDR form with its network address, such as 10.100.1.0/24' },
+);
+
+const portal = z.string().refine(
+  (v) => {
+    const m = /^(.+):(\d{1,5})$/.exec(v);
+    return !!m && ipaddr.IPv4.isValidFourPartDecimal(m[1] ?? '') && Number(m[2]) > 0 && Number(m[2]) < 65536;
+  },
+  { message: 'expected an iSCSI portal "address:port" such as 10.66.6.1:3260' },
+);
+
+const hostPort = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$/i, { message: 'expected "host:port" such as registry.cluster.enssib.fr:5000' });
+
+const path = z.string().min(1, { message: 'expected a file path' });
+const seconds = z.number().int().positive().max(86_400);
+
+export const roles = ['master', 'storage', 'worker'] as const;
+export type Role = (typeof roles)[number];
+
+const sshEndpoint = z.strictObject({
+  /** Host name or alias from the ssh config; default: the host's name. */
+  host: z.string().min(1).regex(/^[^\s'"`$;&|<>\\]+$/, { message: 'expected a host name or ssh alias without spaces or shell characters' }).optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  user: z.string().regex(/^[a-z_][a-z0-9_.-]*$/, { message: 'expected a Unix user name' }).optional(),
+});
+
+const host = z.strictObject({
+  name: hostName,
+  address: ipv4,
+  roles: z.array(z.enum(roles)).min(1, { message: 'expected at least one role (master, storage, worker)' }),
+  podSubnet: cidr.optional(),
+  ssh: sshEndpoint.optional(),
+});
+
+export const inventorySchema = z.strictObject({
+  site: z.string().min(1).optional(),
+  ssh: z
+    .strictObject({
+      config: path.optional(),
+      knownHosts: path.optional(),
+      user: sshEndpoint.shape.user,
+      connectTimeout: seconds.optional(),
+      commandTimeout: seconds.optional(),
+      controlPersist: seconds.optional(),
+    })
+    .optional(),
+  networks: z.strictObject({
+    pods: cidr,
+    services: cidr,
+    cluster: z.strictObject({ cidr, mtu: z.number().int().min(576).max(65535) }),
+    users: cidr.optional(),
+  }),
+  hosts: z.array(host).min(1, { message: 'expected at least one host' }),
+  registry: z.strictObject({
+    host: hostPort,
+    ca: path.optional(),
+    auth: z.strictObject({ username: z.string().min(1), passwordFile: path }).optional(),
+  }),
+  kubernetes: z.strictObject({
+    api: z.url({ protocol: /^https?$/, message: 'expected the API server URL, such as https://api.cluster.enssib.fr:6443' }),
+    kubeconfig: path.optional(),
+    context: z.string().min(1).optional(),
+    namespace: hostName.optional(),
+  }),
+  storage: z.strictObject({
+    volumeGroup: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.+-]*$/, { message: 'expected an LVM volume group name' }),
+    drbdResource: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, { message: 'expected a DRBD resource name' }),
+    metadataHost: hostName,
+    iqnPrefix: z.string().regex(/^iqn\.\d{4}-\d{2}\.[a-z0-9.-]+$/, { message: 'expected an IQN prefix such as iqn.2016-04.fr.enssib' }),
+    portals: z.array(portal).min(1),
+    targetDriver: z.enum(['scst', 'lio']),
+    lockFile: path.optional(),
+  }),
+  nfs: z.strictObject({ vip: ipv4 }).optional(),
+  keepalivedVip: z.strictObject({ configMap: hostName, namespace: hostName }).optional(),
+  backup: z
+    .strictObject({
+      destination: path,
+      retention: z.strictObject({
+        daily: z.number().int().min(0).max(3650).optional(),
+        weekly: z.number().int().min(0).max(520).optional(),
+        monthly: z.number().int().min(0).max(1200).optional(),
+      }),
+    })
+    .optional(),
+  journal: path.optional(),
+});
+
+export type InventoryData = z.infer<typeof inventorySchema>;
+export type HostData = z.infer<typeof host>;

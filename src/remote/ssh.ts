@@ -1,0 +1,169 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { CommandError, ConnectionError, OperationError, TimeoutError } from '../errors.js';
+import type { SshTarget } from '../inventory/inventory.js';
+import { quote } from './quote.js';
+import type { FileSpec, Host, RunOptions, RunResult, UploadOutcome } from './types.js';
+
+/**
+ * A host reached through the system OpenSSH client. Many commands share one
+ * connection (ControlMaster/ControlPersist); ~/.ssh/config, the agent,
+ * ProxyJump and known_hosts are honoured as ssh itself does, and host-key
+ * checking is never turned off.
+ */
+export class SshHost implements Host {
+  readonly name: string;
+  private readonly t: SshTarget;
+  private readonly share: boolean;
+  private dir: string | undefined;
+
+  constructor(target: SshTarget, opts: { share?: boolean; controlDir?: string } = {}) {
+    this.t = target;
+    this.name = target.name;
+    this.share = opts.share !== false;
+    this.dir = opts.controlDir;
+  }
+
+  /** Created on first connection, so that describing a command touches nothing. */
+  private get controlDir(): string | null {
+    if (!this.share) return null;
+    this.dir ??= controlDirectory();
+    return this.dir;
+  }
+
+  /** ssh options before the destination. */
+  sshArgs(): string[] {
+    const t = this.t;
+    const a: string[] = [];
+    if (t.configFile) a.push('-F', t.configFile);
+    a.push('-T', '-o', 'BatchMode=yes', '-o', `ConnectTimeout=${t.connectTimeoutS}`, '-o', 'ServerAliveInterval=5', '-o', 'ServerAliveCountMax=3');
+    if (this.controlDir) {
+      a.push('-o', 'ControlMaster=auto', '-o', `ControlPath=${join(this.controlDir, '%C')}`, '-o', `ControlPersist=${t.controlPersistS}`);
+    } else {
+      a.push('-o', 'ControlMaster=no', '-o', 'ControlPath=none');
+    }
+    if (t.knownHostsFile) a.push('-o', `UserKnownHostsFile=${t.knownHostsFile}`);
+    if (t.port !== undefined) a.push('-p', String(t.port));
+    if (t.user !== undefined) a.push('-l', t.user);
+    return a;
+  }
+
+  private needsSudo(opts?: RunOptions): boolean {
+    return opts?.sudo !== false && this.t.user !== undefined && this.t.user !== 'root';
+  }
+
+  /** The remote command line, with `sudo -n` when the ssh user is not root. */
+  remoteLine(argv: readonly string[], opts?: RunOptions): string {
+    return quote(this.needsSudo(opts) ? ['sudo', '-n', '--', ...argv] : argv);
+  }
+
+  describe(argv: readonly string[], opts?: RunOptions): string {
+    return this.remoteLine(argv, opts);
+  }
+
+  async exec(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    const line = this.remoteLine(argv, opts);
+    const timeoutMs = opts.timeoutMs ?? this.t.commandTimeoutS * 1000;
+    const started = Date.now();
+    const r = await execa('ssh', [...this.sshArgs(), '--', this.t.target, line], {
+      reject: false,
+      timeout: timeoutMs,
+      forceKillAfterDelay: 2000,
+      stripFinalNewline: false,
+      ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
+      env: { LC_ALL: 'C' },
+    });
+    const durationMs = Date.now() - started;
+    if (r.timedOut) throw new TimeoutError(this.name, line, timeoutMs);
+    if (r.failed && r.exitCode === undefined) {
+      const msg = r.code === 'ENOENT' ? 'the ssh client is not installed (apt-get install openssh-client)' : (r.shortMessage ?? 'ssh failed to start');
+      throw new ConnectionError(this.name, msg);
+    }
+    const stdout = String(r.stdout ?? '');
+    const stderr = String(r.stderr ?? '');
+    if (r.exitCode === 255) throw new ConnectionError(this.name, explainSsh(stderr, this.t), sshDetails(stderr));
+    if (this.needsSudo(opts) && r.exitCode === 1 && /^sudo: (a password is required|a terminal is required)/m.test(stderr)) {
+      throw new OperationError(`${this.name}: sudo asks user "${this.t.user}" for a password; enssib never types one`, [
+        `Give ${this.t.user} passwordless sudo (NOPASSWD) on ${this.name}, or set ssh.user: root in the inventory.`,
+      ]);
+    }
+    return { exitCode: r.exitCode ?? 1, stdout, stderr, durationMs };
+  }
+
+  async run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    const r = await this.exec(argv, opts);
+    if (r.exitCode !== 0) throw new CommandError(this.name, this.remoteLine(argv, opts), r.exitCode, r.stderr);
+    return r;
+  }
+
+  async upload(file: FileSpec, opts: { timeoutMs?: number } = {}): Promise<UploadOutcome> {
+    const mode = normalizeMode(file.mode ?? '0644');
+    const owner = file.owner ?? 'root:root';
+    const content = typeof file.content === 'string' ? Buffer.from(file.content) : file.content;
+    const want = createHash('sha256').update(content).digest('hex');
+    const probe = await this.run(['sh', '-c', PROBE_SCRIPT, 'sh', file.path], opts);
+    const [hash, statLine] = probe.stdout.split('\n');
+    if (hash?.split(' ')[0] === want && statLine === `${mode.replace(/^0+(?=\d)/, '')} ${owner}`) return 'unchanged';
+    await this.run(['sh', '-c', WRITE_SCRIPT, 'sh', file.path, mode, owner], { ...opts, input: content });
+    return 'written';
+  }
+
+  async close(): Promise<void> {
+    if (!this.share || this.dir === undefined) return;
+    await execa('ssh', [...this.sshArgs(), '-O', 'exit', '--', this.t.target], { reject: false, timeout: 5000, stdin: 'ignore' });
+  }
+}
+
+const PROBE_SCRIPT = 'if [ -f "$1" ]; then sha256sum < "$1"; stat -c "%a %U:%G" "$1"; fi';
+const WRITE_SCRIPT = [
+  'set -e',
+  'd=$(dirname "$1")',
+  'mkdir -p "$d"',
+  't=$(mktemp "$d/.enssib.XXXXXX")',
+  'trap \'rm -f "$t"\' EXIT',
+  'cat > "$t"',
+  'chmod "$2" "$t"',
+  'chown "$3" "$t"',
+  'mv -f "$t" "$1"',
+  'trap - EXIT',
+].join('\n');
+
+function normalizeMode(m: string): string {
+  if (!/^0?[0-7]{3,4}$/.test(m)) throw new OperationError(`file mode ${JSON.stringify(m)} is not an octal mode such as 0644`);
+  return m.length === 3 ? `0${m}` : m;
+}
+
+/** One control-socket folder per user, private, short enough for the socket path limit. */
+export function controlDirectory(): string {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
+  const dir = join(tmpdir(), `enssib-ssh-${uid}`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = statSync(dir);
+  if (st.uid !== uid || (st.mode & 0o077) !== 0) {
+    throw new OperationError(`${dir} is not private to this user; remove it and try again`);
+  }
+  return dir;
+}
+
+function sshDetails(stderr: string): string[] {
+  return stderr
+    .split('\n')
+    .filter((l) => l.trim() !== '' && !/^Warning: Permanently added/.test(l))
+    .slice(-4)
+    .map((l) => `ssh: ${l}`);
+}
+
+function explainSsh(stderr: string, t: SshTarget): string {
+  const where = `${t.target}${t.port ? `:${t.port}` : ''}`;
+  if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/.test(stderr)) return `host key of ${where} is unknown or has changed (check known_hosts; enssib never disables host-key checking)`;
+  if (/Permission denied/.test(stderr)) return `ssh login refused by ${where} (key not accepted)`;
+  if (/Connection refused/.test(stderr)) return `connection refused by ${where} (is sshd running?)`;
+  if (/Could not resolve hostname/.test(stderr)) return `cannot resolve ${t.target}`;
+  if (/timed out|Connection timed out|Operation timed out/i.test(stderr)) return `connection to ${where} timed out`;
+  if (/No route to host|Network is unreachable/.test(stderr)) return `no route to ${where}`;
+  if (/closed by remote host|Connection reset|Broken pipe|kex_exchange_identification/.test(stderr)) return `connection to ${where} was closed`;
+  return `cannot reach ${where} over ssh`;
+}

@@ -1,0 +1,42 @@
+/** What a host session runs and returns: plain data, shared by the engine and the remote layer. */
+
+export interface RunOptions {
+  /** Per-command time limit in milliseconds (default: the session's). */
+  timeoutMs?: number;
+  /** Bytes sent to the command's standard input. */
+  input?: string | Buffer;
+  /** Run as root through `sudo -n` when the session's user is not root (default true). */
+  sudo?: boolean;
+}
+
+export interface RunResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+}
+
+export interface FileSpec {
+  path: string;
+  content: string | Buffer;
+  /** Octal mode such as "0644" (default "0644"). */
+  mode?: string;
+  /** "user:group" (default root:root). */
+  owner?: string;
+}
+
+export type UploadOutcome = 'written' | 'unchanged';
+
+/** One host reachable for commands; the ssh implementation is HostSession. */
+export interface Host {
+  readonly name: string;
+  /** Runs argv and resolves with its exit code: a non-zero exit is a result, not an error. Connection failures and timeouts throw. */
+  exec(argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
+  /** Like exec, but a non-zero exit throws CommandError. */
+  run(argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
+  /** Writes a file atomically (temp file + rename) only when its content, mode or owner differ. */
+  upload(file: FileSpec, opts?: { timeoutMs?: number }): Promise<UploadOutcome>;
+  /** The command line as sent over ssh (for messages). */
+  describe(argv: readonly string[], opts?: RunOptions): string;
+  close(): Promise<void>;
+}

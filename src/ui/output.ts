@@ -1,0 +1,72 @@
+import { Chalk, type ChalkInstance } from 'chalk';
+import type { Writable } from 'node:stream';
+
+export type OutputFormat = 'text' | 'json';
+
+/**
+ * The one output layer: results on stdout (text or one JSON document),
+ * messages, warnings and progress on stderr.
+ */
+export interface Output {
+  readonly format: OutputFormat;
+  readonly verbose: boolean;
+  readonly c: ChalkInstance;
+  /** A result line on stdout (text mode only). */
+  line(text?: string): void;
+  /** A note on stderr (text mode; in JSON mode too, since stdout stays clean). */
+  note(text: string): void;
+  warn(text: string): void;
+  /** Only with --verbose. */
+  debug(text: string): void;
+  /** The command's one JSON document (JSON mode only). */
+  json(value: unknown): void;
+  /** Prints text or JSON depending on --output. */
+  result(json: () => unknown, text: () => string[]): void;
+  table(headers: string[], rows: string[][]): string[];
+}
+
+export interface OutputOptions {
+  format: OutputFormat;
+  color: boolean;
+  verbose: boolean;
+  stdout?: Writable;
+  stderr?: Writable;
+}
+
+export function colorLevel(flag: boolean, env: NodeJS.ProcessEnv, isTTY: boolean): 0 | 1 | 2 | 3 {
+  if (!flag || (env.NO_COLOR !== undefined && env.NO_COLOR !== '') || env.TERM === 'dumb' || !isTTY) return 0;
+  if (env.COLORTERM === 'truecolor' || env.COLORTERM === '24bit') return 3;
+  return /256/.test(env.TERM ?? '') ? 2 : 1;
+}
+
+export function createOutput(o: OutputOptions): Output {
+  const stdout = o.stdout ?? process.stdout;
+  const stderr = o.stderr ?? process.stderr;
+  const c = new Chalk({ level: o.color ? colorLevel(true, process.env, (stdout as { isTTY?: boolean }).isTTY === true) : 0 });
+  const write = (s: Writable, t: string) => s.write(`${t}\n`);
+  return {
+    format: o.format,
+    verbose: o.verbose,
+    c,
+    line: (t = '') => {
+      if (o.format === 'text') write(stdout, t);
+    },
+    note: (t) => write(stderr, t),
+    warn: (t) => write(stderr, `${c.yellow('warning:')} ${t}`),
+    debug: (t) => {
+      if (o.verbose) write(stderr, c.dim(t));
+    },
+    json: (v) => {
+      if (o.format === 'json') write(stdout, JSON.stringify(v, null, 2));
+    },
+    result(json, text) {
+      if (o.format === 'json') write(stdout, JSON.stringify(json(), null, 2));
+      else for (const l of text()) write(stdout, l);
+    },
+    table(headers, rows) {
+      const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+      const fmt = (r: string[]) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+      return [c.bold(fmt(headers)), ...rows.map(fmt)];
+    },
+  };
+}

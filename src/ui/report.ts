@@ -1,0 +1,93 @@
+import type { HostOutcome, RunReport } from '../engine/types.js';
+import type { Output } from './output.js';
+
+/** The plan or run report as one JSON document (no internal state). */
+export function reportJson(r: RunReport): unknown {
+  return {
+    plan: r.plan,
+    mode: r.mode,
+    dryRun: r.mode === 'apply' ? false : r.mode,
+    exitCode: r.exitCode,
+    startedAt: r.startedAt,
+    durationMs: r.durationMs,
+    ...(r.stoppedAt ? { stoppedAt: r.stoppedAt } : {}),
+    phases: r.phases,
+    undo: r.undo,
+  };
+}
+
+const MARK: Record<HostOutcome['status'], string> = {
+  done: 'done',
+  unchanged: 'unchanged',
+  failed: 'FAILED',
+  skipped: 'skipped',
+  'would-change': 'would change',
+  planned: 'planned',
+};
+
+/** A dry run: every phase, every host, the exact commands. */
+export function planLines(r: RunReport, out: Output): string[] {
+  const c = out.c;
+  const head =
+    r.mode === 'client'
+      ? `Dry run of "${r.plan}": nothing was contacted; checks are listed, not run.`
+      : `Dry run of "${r.plan}" (server): facts were read, nothing was changed.`;
+  const lines = [c.bold(head)];
+  r.phases.forEach((p, i) => {
+    lines.push('', c.bold(`${i + 1}. ${p.title}`));
+    for (const h of p.hosts) {
+      const status = r.mode === 'server' ? `  ${statusColor(out, h.status)}` : '';
+      lines.push(`  ${c.cyan(h.host)}${status}`);
+      for (const ch of h.checks) lines.push(`    ${c.dim('check:')} ${ch}`);
+      if (h.actions.length === 0 && h.checks.length === 0 && h.status !== 'failed') lines.push(`    ${c.dim('(nothing to do)')}`);
+      for (const a of h.actions) lines.push(...a.split('\n').map((l) => `    ${c.dim('$')} ${l}`));
+      if (h.status === 'failed' && h.error) lines.push(...errorLines(h, out));
+    }
+  });
+  return lines;
+}
+
+/** After a real run: per host done / unchanged / failed with command, exit code and stderr tail. */
+export function summaryLines(r: RunReport, out: Output): string[] {
+  const c = out.c;
+  const lines = ['', c.bold(`Summary of "${r.plan}" (${(r.durationMs / 1000).toFixed(1)} s)`)];
+  for (const p of r.phases) {
+    lines.push(`  ${p.title}`);
+    for (const h of p.hosts) {
+      const note = h.note ? c.dim(` (${h.note})`) : '';
+      lines.push(`    ${h.host.padEnd(10)} ${statusColor(out, h.status)}${note}`);
+      if (h.status === 'failed') lines.push(...errorLines(h, out).map((l) => `  ${l}`));
+    }
+  }
+  if (r.undo.length > 0) {
+    lines.push(`  ${c.bold('Undo')} (after the failure in "${r.stoppedAt}")`);
+    for (const u of r.undo) {
+      lines.push(`    ${u.host.padEnd(10)} ${u.ok ? c.green('undone') : c.red('UNDO FAILED')} ${u.phase}`);
+      if (!u.ok) {
+        lines.push(`      ${c.red('left in place:')} ${u.actions.join('; ')}`);
+        if (u.error) lines.push(`      ${u.error.message}`, ...u.error.details.map((d) => `        ${d}`));
+      }
+    }
+  }
+  if (r.stoppedAt && r.undo.length === 0 && r.mode === 'apply') lines.push(c.dim(`  Stopped at "${r.stoppedAt}"; later phases did not run.`));
+  return lines;
+}
+
+function statusColor(out: Output, s: HostOutcome['status']): string {
+  const c = out.c;
+  const t = MARK[s];
+  if (s === 'failed') return c.red(t);
+  if (s === 'done') return c.green(t);
+  if (s === 'would-change') return c.yellow(t);
+  return c.dim(t);
+}
+
+function errorLines(h: HostOutcome, out: Output): string[] {
+  const e = h.error;
+  if (!e) return [];
+  const lines = [`    ${out.c.red('error:')} ${e.message}`];
+  if (e.command) lines.push(`      command: ${e.command}`);
+  if (e.command && e.exitCode !== undefined) lines.push(`      exit code: ${e.exitCode}`);
+  for (const d of e.details) lines.push(`      ${d}`);
+  return lines;
+}
