@@ -1,12 +1,31 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * One project per kind of test: unit tests run nothing; each integration
+ * project starts its real parts once per run in its globalSetup (hosts lab
+ * containers, kernel lab VMs, Docker engine + TLS registry) and fails loudly
+ * when it cannot. The Kubernetes tests start their stand-in API server themselves.
+ */
 export default defineConfig({
   test: {
-    include: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts'],
-    globalSetup: ['test/support/global-setup.ts'],
-    testTimeout: 60_000,
-    hookTimeout: 600_000,
+    testTimeout: 120_000,
+    hookTimeout: 900_000,
     pool: 'forks',
-    reporters: ['default'],
+    projects: [
+      { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      {
+        extends: true,
+        test: { name: 'hosts', include: ['test/integration/hosts/**/*.test.ts'], globalSetup: ['test/support/setup-hosts-lab.ts'], fileParallelism: false },
+      },
+      {
+        extends: true,
+        test: { name: 'images', include: ['test/integration/images/**/*.test.ts'], globalSetup: ['test/support/setup-registry.ts'], fileParallelism: false },
+      },
+      { extends: true, test: { name: 'k8s', include: ['test/integration/k8s/**/*.test.ts'] } },
+      {
+        extends: true,
+        test: { name: 'kernel', include: ['test/integration/kernel/**/*.test.ts'], globalSetup: ['test/support/setup-kernel-lab.ts'], fileParallelism: false },
+      },
+    ],
   },
 });

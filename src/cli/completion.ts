@@ -11,7 +11,7 @@ export function completionScript(shell: string): string {
     return `# enssib bash completion: source this file, or put it in /etc/bash_completion.d/enssib
 _enssib_complete() {
   local IFS=$'\\n'
-  COMPREPLY=( $(enssib __complete "\${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null) )
+  COMPREPLY=( $(enssib __complete -- "\${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null) )
 }
 complete -o default -F _enssib_complete enssib
 `;
@@ -21,7 +21,7 @@ complete -o default -F _enssib_complete enssib
 # enssib zsh completion: source <(enssib completion zsh)
 _enssib() {
   local -a candidates
-  candidates=("\${(@f)$(enssib __complete "\${(@)words[2,CURRENT]}" 2>/dev/null)}")
+  candidates=("\${(@f)$(enssib __complete -- "\${(@)words[2,CURRENT]}" 2>/dev/null)}")
   compadd -a candidates
 }
 compdef _enssib enssib

@@ -39,8 +39,14 @@ export function expandDryRun(argv: string[]): string[] {
   });
 }
 
-export function buildProgram(run: (spec: CommandSpec, inv: Invocation, cmd: Command) => Promise<void>): Command {
+export function buildProgram(run: (spec: CommandSpec, inv: Invocation, cmd: Command) => Promise<void>, io: MainIO = {}): Command {
   const program = new Command('enssib');
+  // Set before any subcommand is added: subcommands copy these settings.
+  program.exitOverride();
+  program.configureOutput({
+    writeOut: (s) => (io.stdout ?? process.stdout).write(s),
+    writeErr: (s) => (io.stderr ?? process.stderr).write(s),
+  });
   program
     .description('Run the enssib cluster from the files in git: workers, images, services, iSCSI volumes, backups.')
     .version(version(), '-V, --version')
@@ -112,6 +118,8 @@ export function buildProgram(run: (spec: CommandSpec, inv: Invocation, cmd: Comm
   program
     .command('__complete', { hidden: true })
     .argument('[words...]')
+    .helpOption(false)
+    .allowUnknownOption()
     .action(async (words: string[]) => {
       const { complete } = await import('./completion.js');
       process.stdout.write(complete(program, words ?? [], process.env, process.cwd()).map((w) => `${w}\n`).join(''));
@@ -181,12 +189,7 @@ export async function main(argv: string[], io: MainIO = {}): Promise<number> {
     } finally {
       process.off('SIGINT', onSigint);
     }
-  });
-  program.exitOverride();
-  program.configureOutput({
-    writeOut: (s) => (io.stdout ?? process.stdout).write(s),
-    writeErr: (s) => (io.stderr ?? process.stderr).write(s),
-  });
+  }, io);
   try {
     await program.parseAsync(expandDryRun(argv), { from: 'user' });
   } catch (e) {

@@ -53,11 +53,12 @@ export function parseInventory(text: string, file: string, env: NodeJS.ProcessEn
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
     const lines = doc.errors.map((e) => {
-      const pos = e.linePos?.[0];
-      return `${file}:${pos?.line ?? 1}:${pos?.col ?? 1}: YAML syntax error: ${firstLine(e.message)}`;
+      const pos = e.linePos?.[0] ?? lc.linePos(e.pos[0]);
+      return `${file}:${pos.line}:${pos.col}: YAML syntax error: ${firstLine(e.message)}`;
     });
     throw new ConfigError(lines[0] as string, lines.slice(1));
   }
+  if (doc.contents === null) throw new ConfigError(`${file}:1:1: the inventory is empty (only comments)`);
   const data: unknown = doc.toJS({ maxAliasCount: 100 });
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     throw new ConfigError(`${file}:1:1: expected a mapping of settings (site, networks, hosts, …), found ${describe(data)}`);

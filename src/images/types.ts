@@ -1,0 +1,14 @@
+/** A service's image as the registry knows it. */
+export interface ServiceImage {
+  service: string;
+  /** Bare image name (the folder name unless enssib.yaml says otherwise). */
+  name: string;
+  /** Content tag derived from the build context. */
+  tag: string;
+  /** registry-host:port/name:tag */
+  reference: string;
+  /** sha256:… once pushed or found in the registry; absent in a client dry run. */
+  digest?: string;
+  /** What happened: built and pushed, already in the registry, or only planned. */
+  status: 'pushed' | 'present' | 'built' | 'planned';
+}

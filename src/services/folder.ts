@@ -1,0 +1,85 @@
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { ConfigError, UsageError } from '../errors.js';
+import { validateName } from '../validate.js';
+
+/** A service folder: services/<name>/ with its Dockerfile, Kubernetes YAML and optional enssib.yaml. */
+export interface ServiceFolder {
+  name: string;
+  dir: string;
+  dockerfile: string;
+  settings: ServiceSettings;
+}
+
+const settingsSchema = z.strictObject({
+  /** Image name in the registry; default: the folder name. */
+  image: z
+    .string()
+    .regex(/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, { message: 'expected an image name such as "ldap" or "site/ldap"' })
+    .optional(),
+  buildArgs: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).optional(),
+  target: z.string().min(1).optional(),
+  /** Hooks run by enssib with the service's context (e.g. flush a database before a snapshot). */
+  hooks: z.record(z.string(), z.string()).optional(),
+});
+export type ServiceSettings = z.infer<typeof settingsSchema> & { image: string };
+
+export function servicesRoot(inventoryRoot: string): string {
+  return join(inventoryRoot, 'services');
+}
+
+/** Every folder under services/ that has a Dockerfile or YAML, sorted by name. */
+export function listServices(root: string): string[] {
+  let entries: string[];
+  try {
+    entries = readdirSync(root, { withFileTypes: true })
+      .filter((d) => d.isDirectory() && !d.name.startsWith('.'))
+      .map((d) => d.name);
+  } catch {
+    throw new ConfigError(`${root}: no services folder`, ['Service folders live in services/<name>/ beside the inventory.']);
+  }
+  return entries.sort();
+}
+
+export function loadService(root: string, name: string): ServiceFolder {
+  validateName('service', name);
+  const dir = join(root, name);
+  let st;
+  try {
+    st = statSync(dir);
+  } catch {
+    const known = safeList(root);
+    throw new UsageError(`no service "${name}": ${dir} does not exist`, known.length ? [`Services: ${known.join(', ')}`] : []);
+  }
+  if (!st.isDirectory()) throw new ConfigError(`${dir} is not a folder`);
+  const settingsFile = join(dir, 'enssib.yaml');
+  let raw: unknown = {};
+  try {
+    const text = readFileSync(settingsFile, 'utf8');
+    const doc = parseDocument(text, { prettyErrors: false });
+    if (doc.errors.length) {
+      const e = doc.errors[0];
+      throw new ConfigError(`${settingsFile}:${e?.linePos?.[0]?.line ?? 1}:${e?.linePos?.[0]?.col ?? 1}: YAML syntax error: ${e?.message.split('\n')[0]}`);
+    }
+    raw = doc.toJS() ?? {};
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new ConfigError(`${settingsFile}: cannot read (${(e as Error).message})`);
+  }
+  const parsed = settingsSchema.safeParse(raw);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new ConfigError(`${settingsFile}: ${i?.path.join('.') || '(top level)'}: ${i?.message}`);
+  }
+  return { name, dir, dockerfile: join(dir, 'Dockerfile'), settings: { ...parsed.data, image: parsed.data.image ?? name } };
+}
+
+function safeList(root: string): string[] {
+  try {
+    return listServices(root);
+  } catch {
+    return [];
+  }
+}

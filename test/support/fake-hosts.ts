@@ -1,0 +1,53 @@
+import { CommandError } from '../../src/errors.js';
+import type { HostPool } from '../../src/remote/pool.js';
+import { quote } from '../../src/remote/quote.js';
+import type { FileSpec, Host, RunOptions, RunResult, UploadOutcome } from '../../src/remote/types.js';
+
+/**
+ * A stand-in for hosts in unit tests: records every command and answers from a
+ * script. Integration tests use real OpenSSH servers instead (the hosts lab).
+ */
+export type Responder = (host: string, argv: readonly string[]) => Partial<RunResult> | Error | undefined;
+
+export class FakeHost implements Host {
+  readonly calls: string[][] = [];
+  readonly files = new Map<string, string>();
+  constructor(
+    readonly name: string,
+    private readonly respond: Responder,
+  ) {}
+  describe(argv: readonly string[]): string {
+    return quote(argv);
+  }
+  async exec(argv: readonly string[], _opts?: RunOptions): Promise<RunResult> {
+    this.calls.push([...argv]);
+    const r = this.respond(this.name, argv);
+    if (r instanceof Error) throw r;
+    return { exitCode: 0, stdout: '', stderr: '', durationMs: 0, ...r };
+  }
+  async run(argv: readonly string[], opts?: RunOptions): Promise<RunResult> {
+    const r = await this.exec(argv, opts);
+    if (r.exitCode !== 0) throw new CommandError(this.name, quote(argv), r.exitCode, r.stderr);
+    return r;
+  }
+  async upload(file: FileSpec): Promise<UploadOutcome> {
+    const content = file.content.toString();
+    if (this.files.get(file.path) === content) return 'unchanged';
+    this.files.set(file.path, content);
+    return 'written';
+  }
+  async close(): Promise<void> {}
+}
+
+export function fakePool(respond: Responder = () => undefined): HostPool & { host(name: string): FakeHost } {
+  const hosts = new Map<string, FakeHost>();
+  const get = (name: string) => {
+    let h = hosts.get(name);
+    if (!h) {
+      h = new FakeHost(name, respond);
+      hosts.set(name, h);
+    }
+    return h;
+  };
+  return { get, host: get, closeAll: async () => {} };
+}
