@@ -68,16 +68,26 @@ export class SshHost implements Host {
     const line = this.remoteLine(argv, opts);
     const timeoutMs = opts.timeoutMs ?? this.t.commandTimeoutS * 1000;
     const started = Date.now();
-    const r = await execa('ssh', [...this.sshArgs(), '--', this.t.target, line], {
+    const sub = execa('ssh', [...this.sshArgs(), '--', this.t.target, line], {
       reject: false,
-      timeout: timeoutMs,
-      forceKillAfterDelay: 2000,
       stripFinalNewline: false,
       ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
       env: { LC_ALL: 'C' },
     });
+    // Our own timer rather than execa's: a shared connection's master holds the
+    // command's output pipes, so after killing the client the pipes must be
+    // closed too, or a host that froze keeps us waiting until ssh gives up on it.
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      sub.kill('SIGKILL');
+      sub.stdout?.destroy();
+      sub.stderr?.destroy();
+    }, timeoutMs);
+    const r = await sub;
+    clearTimeout(timer);
+    if (timedOut) throw new TimeoutError(this.name, line, timeoutMs);
     const durationMs = Date.now() - started;
-    if (r.timedOut) throw new TimeoutError(this.name, line, timeoutMs);
     if (r.failed && r.exitCode === undefined) {
       const msg = r.code === 'ENOENT' ? 'the ssh client is not installed (apt-get install openssh-client)' : (r.shortMessage ?? 'ssh failed to start');
       throw new ConnectionError(this.name, msg);

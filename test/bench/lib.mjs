@@ -1,0 +1,36 @@
+// Shared helpers for the benchmark scripts: timing, medians, the hosts lab.
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+
+export const ROOT = join(import.meta.dirname, '..', '..');
+
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export async function timeIt(fn) {
+  const t = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t) / 1e6;
+}
+
+/** Starts the hosts lab with the given hosts into its own state folder and returns the inventory path. */
+export function hostsLabUp(state, extraArgs) {
+  execFileSync('bash', [join(ROOT, 'test/lab/hosts/up.sh'), '--state', state, ...extraArgs], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return join(state, 'inventory.yaml');
+}
+
+export function hostsLabDown(state) {
+  execFileSync('bash', [join(ROOT, 'test/lab/hosts/down.sh'), '--state', state], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+export function requireBuild() {
+  try {
+    execFileSync('test', ['-f', join(ROOT, 'dist/cli/main.js')]);
+  } catch {
+    console.error('run `npm run build` first');
+    process.exit(2);
+  }
+}
