@@ -14,7 +14,7 @@ die() { printf 'safety-net: ERROR: %s\n' "$*" >&2; exit 1; }
 check() {
   local n missing=0
   for n in "${NETS[@]}"; do
-    ip route show type blackhole "$n" | grep -q . || { printf 'safety-net: no blackhole route for %s\n' "$n" >&2; missing=1; }
+    [[ -n $(ip route show type blackhole "$n") ]] || { printf 'safety-net: no blackhole route for %s\n' "$n" >&2; missing=1; }
   done
   return "$missing"
 }

@@ -89,10 +89,18 @@ done
 [[ $STATE != / ]] || die "state dir cannot be /"
 
 start=$SECONDS
+t_phase=$EPOCHREALTIME
+timings=""
+phase() { # record how long the previous phase took
+  local now=$EPOCHREALTIME
+  timings+="${timings:+, }$1 $(awk -v a="$t_phase" -v b="$now" 'BEGIN { printf "%.1fs", b - a }')"
+  t_phase=$now
+}
 "$here/safety-net.sh"
 "$here/ensure-docker.sh"
 tag=$("$here/build-image.sh" | tail -n 1)
 [[ $tag == enssib-lab-host:* ]] || die "build-image.sh did not print an image tag"
+phase "engine+image"
 
 exec 8>/run/enssib-lab-hosts.lock
 flock -w 300 8 || die "another up.sh/down.sh holds /run/enssib-lab-hosts.lock"
@@ -139,10 +147,16 @@ for_each_host() {
 # Remove lab containers for hosts not asked for.
 declare -A wanted=()
 for h in "${hosts[@]}"; do wanted["enssib-lab-$h"]=1; done
+extra=()
 while read -r name; do
-  [[ -n $name && -z ${wanted[$name]:-} ]] || continue
-  docker rm -f "$name" >/dev/null && log "removed $name (not in this lab)"
+  if [[ -n $name && -z ${wanted[$name]:-} ]]; then extra+=("$name"); fi
 done < <(docker ps -a --filter label=enssib-lab=hosts --format '{{.Names}}')
+if ((${#extra[@]})); then
+  mapfile -t paused < <(docker ps -q --filter label=enssib-lab=hosts --filter status=paused)
+  ((${#paused[@]} == 0)) || docker unpause "${paused[@]}" >/dev/null || true
+  docker rm -f "${extra[@]}" >/dev/null
+  log "removed ${#extra[@]} container(s) not in this lab: ${extra[*]}"
+fi
 
 ensure_container() {
   local h=$1 c="enssib-lab-$1" info
@@ -168,6 +182,7 @@ ensure_container() {
 for_each_host ensure_container || die "could not start every container"
 declare -A action=()
 for h in "${hosts[@]}"; do action[$h]=$(tail -n 1 "$tmp/ensure_container.$h.log"); done
+phase containers
 
 # ---------------------------------------------------------------- ssh readiness
 deadline=$((SECONDS + WAIT))
@@ -175,7 +190,8 @@ deadline=$((SECONDS + WAIT))
 # check that the scanned host keys are the ones the container holds.
 prepare_host() {
   local h=$1 c="enssib-lab-$1" port scanned held
-  port=$(docker port "$c" 22/tcp | sed -n 's/^127\.0\.0\.1:\([0-9]\+\)$/\1/p' | head -n 1)
+  port=$(docker port "$c" 22/tcp | sed -n 's/^127\.0\.0\.1:\([0-9]\+\)$/\1/p')
+  port=${port%%$'\n'*}
   [[ -n $port ]] || { echo "no port published on 127.0.0.1 for $c"; return 1; }
   echo "$port" >"$tmp/$h.port"
   while :; do
@@ -207,6 +223,7 @@ prepare_host() {
   awk -v p="$port" '{ print "[127.0.0.1]:" p, $1, $2 }' <<<"$held" >"$tmp/$h.known"
 }
 PAR=$((PAR * 2)) for_each_host prepare_host || die "the lab's sshd servers are not all reachable"
+phase "sshd+keys"
 
 # ---------------------------------------------------------------- state files
 write() { # write FILE: atomically replace FILE with stdin
@@ -291,12 +308,13 @@ EOF
 check_ssh() {
   ssh -F "$STATE/ssh_config" -o ConnectTimeout=10 "$1" true
 }
-for_each_host check_ssh || die "ssh through $STATE/ssh_config failed (see above)"
+PAR=$((PAR * 2)) for_each_host check_ssh || die "ssh through $STATE/ssh_config failed (see above)"
+phase "ssh check"
 
 summary=""
 for h in "${hosts[@]}"; do summary+=" $h:$(<"$tmp/$h.port")(${action[$h]})"; done
 log "hosts:$summary"
-log "lab up in $((SECONDS - start))s — ${#hosts[@]} hosts, image $tag"
+log "lab up in $((SECONDS - start))s — ${#hosts[@]} hosts, image $tag ($timings)"
 log "  ssh -F $STATE/ssh_config data1        inventory: $STATE/inventory.yaml"
 log "  stand-ins: drop executables in $STATE/stand-ins/bin (first on PATH on every host as $STANDINS)"
 printf '%s\n' "$STATE"
