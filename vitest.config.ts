@@ -11,6 +11,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 900_000,
     pool: 'forks',
+    // .ci/run asks for a JSON report to check that no collected test was skipped.
+    ...(process.env.ENSSIB_TEST_REPORT ? { reporters: ['default', 'json'], outputFile: { json: process.env.ENSSIB_TEST_REPORT } } : {}),
     projects: [
       { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
       {
