@@ -12,7 +12,7 @@ export async function menu(_program: Command): Promise<string[] | null> {
       message: 'What do you want to do?',
       pageSize: 20,
       choices: [
-        ...COMMANDS.map((c) => ({ value: c.path.join(' '), name: c.path.join(' ').padEnd(18) + c.summary })),
+        ...COMMANDS.map((c) => ({ value: c.path.join(' '), name: c.path.join(' '), description: c.summary })),
         { value: '', name: 'quit' },
       ],
     });
