@@ -73,7 +73,7 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     path: ['doctor'],
-    summary: 'check local tools and that every host answers over ssh (read-only)',
+    summary: 'check that every host answers over ssh, with its kernel and system (read-only)',
     options: [{ flags: '--host <names>', description: 'only these hosts (comma-separated)' }],
     examples: ['enssib doctor', 'enssib doctor --host data1,data2', 'enssib doctor -o json'],
     handler: async () => (await import('../doctor/usecases.js')).doctorCommand,
@@ -99,16 +99,41 @@ export const COMMANDS: CommandSpec[] = [
     summary: 'build service images with the Docker engine (content-addressed tags)',
     args: [{ syntax: '[svc...]', description: 'service folders under services/', complete: 'services' }],
     options: [allOrServices, { flags: '--pull', description: 'refresh the base image first' }],
-    examples: ['enssib image build ldap', 'enssib image build --all'],
-    handler: notYet('image build', names('service', 0)),
+    examples: ['enssib image build ldap', 'enssib image build --all', 'enssib image build ldap --verbose'],
+    handler: async () => {
+      const [{ buildCommand }, validate] = [await import('../images/usecases.js'), names('service', 0)];
+      return async (ctx, inv) => {
+        await validate(inv);
+        return buildCommand(ctx, inv);
+      };
+    },
   },
   {
     path: ['image', 'push'],
     summary: 'push service images to the private registry (builds first when needed)',
     args: [{ syntax: '[svc...]', description: 'service folders under services/', complete: 'services' }],
-    options: [allOrServices],
-    examples: ['enssib image push ldap', 'enssib image push --all --dry-run'],
-    handler: notYet('image push', names('service', 0)),
+    options: [allOrServices, { flags: '--pull', description: 'refresh the base image first' }],
+    examples: ['enssib image push ldap', 'enssib image push --all --dry-run', 'enssib image push ldap -o json'],
+    handler: async () => {
+      const [{ pushCommand }, validate] = [await import('../images/usecases.js'), names('service', 0)];
+      return async (ctx, inv) => {
+        await validate(inv);
+        return pushCommand(ctx, inv);
+      };
+    },
+  },
+  {
+    path: ['image', 'list'],
+    summary: 'the tags in the registry for each service, newest first',
+    args: [{ syntax: '[svc]', description: 'one service (default: every service with a Dockerfile)', complete: 'services' }],
+    examples: ['enssib image list', 'enssib image list ldap', 'enssib image list -o json'],
+    handler: async () => {
+      const [{ listCommand }, validate] = [await import('../images/usecases.js'), names('service', 0)];
+      return async (ctx, inv) => {
+        await validate(inv);
+        return listCommand(ctx, inv);
+      };
+    },
   },
   {
     path: ['service', 'deploy'],

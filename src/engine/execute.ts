@@ -8,7 +8,13 @@ import type { Plan, RunReport } from './types.js';
  * Runs a plan the way the global options say (apply, --dry-run, --dry-run=server),
  * prints the plan or the summary, and journals a real mutating run.
  */
-export async function execute(ctx: Context, plan: Plan): Promise<RunReport> {
+/** What a use case adds to the printed result: JSON fields merged into the report, text lines after the summary. */
+export interface ResultExtra {
+  json?: Record<string, unknown>;
+  text?: string[];
+}
+
+export async function execute(ctx: Context, plan: Plan, opts: { extra?: (report: RunReport) => ResultExtra } = {}): Promise<RunReport> {
   const mode = ctx.opts.dryRun === false ? 'apply' : ctx.opts.dryRun;
   const report = await runPlan(plan, {
     mode,
@@ -27,9 +33,10 @@ export async function execute(ctx: Context, plan: Plan): Promise<RunReport> {
       }
     }
   }
+  const extra = opts.extra?.(report) ?? {};
   ctx.out.result(
-    () => reportJson(report),
-    () => (mode === 'apply' ? summaryLines(report, ctx.out) : planLines(report, ctx.out)),
+    () => ({ ...(reportJson(report) as Record<string, unknown>), ...(extra.json ?? {}) }),
+    () => [...(mode === 'apply' ? summaryLines(report, ctx.out) : planLines(report, ctx.out)), ...(extra.text ?? [])],
   );
   return report;
 }

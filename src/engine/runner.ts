@@ -64,6 +64,7 @@ export async function runPlan(plan: Plan, opts: RunnerOptions): Promise<RunRepor
   }
 
   const undo: UndoOutcome[] = [];
+  state.undone = undo;
   if (stoppedAt && !interrupted && opts.mode === 'apply') {
     for (let i = phases.length - 1; i >= 0; i--) {
       const phase = plan.phases[i] as Phase;
@@ -74,6 +75,17 @@ export async function runPlan(plan: Plan, opts: RunnerOptions): Promise<RunRepor
     }
   }
 
+  // Cleanup phases run whatever happened, interruption included (the abort signal is not passed on).
+  for (const phase of plan.always ?? []) {
+    const outcomes = new Map<string, HostOutcome>();
+    await progress(opts.renderer, phase.title, phase.hosts, phase.concurrency ?? opts.concurrency, async (h) => {
+      const o = await runHost(phase, h, state, facts, { ...opts, signal: undefined });
+      outcomes.set(h, o);
+      return o;
+    });
+    phases.push({ title: phase.title, hosts: phase.hosts.map((h) => outcomes.get(h) as HostOutcome) });
+  }
+
   const all = phases.flatMap((p) => p.hosts);
   const anyFailed = all.some((o) => o.status === 'failed');
   const anyOk = all.some((o) => o.status === 'done' || o.status === 'unchanged');
@@ -81,6 +93,7 @@ export async function runPlan(plan: Plan, opts: RunnerOptions): Promise<RunRepor
   return {
     plan: plan.title,
     mode: opts.mode,
+    mutating: plan.mutating,
     phases,
     undo,
     exitCode,
@@ -111,11 +124,15 @@ async function runHost(phase: Phase, name: string, state: RunState, facts: Map<s
     else if (opts.mode === 'server') out.status = 'would-change';
     else {
       let changed = false;
+      const output: string[] = [];
       for (const a of actions) {
         if (opts.signal?.aborted) throw new InterruptedError();
-        changed = (await execAction(host, a)) || changed;
+        const r = await execAction(host, a);
+        changed = r.changed || changed;
+        if (r.stdout) output.push(r.stdout.trimEnd());
       }
       out.status = changed ? 'done' : 'unchanged';
+      if (output.length > 0) out.output = output.join('\n').slice(0, 4096);
     }
   } catch (e) {
     out.status = 'failed';
@@ -125,18 +142,18 @@ async function runHost(phase: Phase, name: string, state: RunState, facts: Map<s
   return out;
 }
 
-/** Runs one action; resolves whether it changed anything. */
-async function execAction(host: Host | null, a: Action): Promise<boolean> {
+/** Runs one action; resolves whether it changed anything, and what a command printed. */
+async function execAction(host: Host | null, a: Action): Promise<{ changed: boolean; stdout?: string }> {
   if (a.kind === 'task') {
     const r = await a.run();
-    return r ? r.changed : true;
+    return { changed: r ? r.changed : true, ...(r?.message ? { stdout: r.message } : {}) };
   }
   if (!host) throw new EnssibError(`"${a.kind}" action needs a host`);
-  if (a.kind === 'file') return (await host.upload(a.file)) === 'written';
+  if (a.kind === 'file') return { changed: (await host.upload(a.file)) === 'written' };
   const opts = { ...(a.sudo !== undefined ? { sudo: a.sudo } : {}), ...(a.timeoutMs ? { timeoutMs: a.timeoutMs } : {}), ...(a.input !== undefined ? { input: a.input } : {}) };
   const r = await host.exec(a.argv, opts);
   if (!(a.okCodes ?? [0]).includes(r.exitCode)) throw new CommandError(host.name, host.describe(a.argv, opts), r.exitCode, r.stderr);
-  return true;
+  return { changed: true, stdout: r.stdout };
 }
 
 async function undoHost(phase: Phase, name: string, state: RunState, opts: RunnerOptions): Promise<UndoOutcome> {

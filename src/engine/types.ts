@@ -43,6 +43,8 @@ export interface RunState {
   facts(phase: string, host: string): Facts | undefined;
   /** Values a phase's plan or task left for later phases (e.g. a generated identity). */
   values: Map<string, unknown>;
+  /** Undo steps already run in this run, oldest first (an undo can refuse when an earlier one failed). */
+  undone?: readonly UndoOutcome[];
 }
 
 /** Local work (tasks) runs under this pseudo host name. */
@@ -71,6 +73,12 @@ export interface Phase {
 export interface Plan {
   title: string;
   phases: Phase[];
+  /**
+   * Phases run after the others and their undo, whatever happened — success,
+   * failure or interruption — e.g. releasing a lock or removing a snapshot.
+   * Their outcomes are appended to the report's phases.
+   */
+  always?: Phase[];
   /** Whether a real run changes something (journaled). */
   mutating: boolean;
 }
@@ -93,6 +101,8 @@ export interface HostOutcome {
   actions: string[];
   error?: ErrorReport;
   note?: string;
+  /** What the commands printed (first 4 KiB), for read-only plans such as doctor. */
+  output?: string;
   durationMs: number;
 }
 
@@ -114,6 +124,8 @@ export type RunMode = 'apply' | 'client' | 'server';
 export interface RunReport {
   plan: string;
   mode: RunMode;
+  /** Copied from the plan: a read-only plan's summary shows what its commands printed. */
+  mutating?: boolean;
   phases: PhaseOutcome[];
   undo: UndoOutcome[];
   /** 0 ok, 1 failed, 3 partial. */

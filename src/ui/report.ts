@@ -56,6 +56,7 @@ export function summaryLines(r: RunReport, out: Output): string[] {
     for (const h of p.hosts) {
       const note = h.note ? c.dim(` (${h.note})`) : '';
       lines.push(`    ${h.host.padEnd(10)} ${statusColor(out, h.status)}${note}`);
+      if (r.mutating === false && h.output) lines.push(...h.output.split('\n').map((l) => `      ${c.dim(l)}`));
       if (h.status === 'failed') lines.push(...errorLines(h, out).map((l) => `  ${l}`));
     }
   }
