@@ -74,6 +74,18 @@ fi
 
 START=$(date +%s)
 WORK="$CACHE_ROOT/kernel-$HASH.tmp"
+
+# Leftovers of interrupted builds of other recipes (their lock is free).
+for stale in "$CACHE_ROOT"/kernel-*.tmp; do
+    [ -d "$stale" ] && [ "$stale" != "$WORK" ] || continue
+    if ( flock -n 7 ) 7>"${stale%.tmp}.lock"; then
+        for m in dev/pts dev proc sys; do
+            mountpoint -q "$stale/rootfs/$m" 2>/dev/null && umount -l "$stale/rootfs/$m"
+        done
+        log "removing $stale (interrupted build)"
+        rm -rf "$stale"
+    fi
+done
 ROOT="$WORK/rootfs"
 
 cleanup_mounts() {
@@ -120,7 +132,8 @@ in_root() { LC_ALL=C DEBIAN_FRONTEND=noninteractive chroot "$ROOT" "$@"; }
 log "installing linux-image-amd64 in the chroot"
 {
     in_root apt-get update
-    in_root apt-get install -y --no-install-recommends linux-image-amd64
+    nice -n 10 chroot "$ROOT" env LC_ALL=C DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends linux-image-amd64
 } > "$WORK/kernel.log" 2>&1 || { tail -n 30 "$WORK/kernel.log" >&2; die "kernel install failed (see $WORK/kernel.log)"; }
 log "kernel installed ($(( $(date +%s) - START )) s)"
 
@@ -160,11 +173,13 @@ install -m 644 "$G/enssib-lab-setup.service" "$ROOT/etc/systemd/system/enssib-la
 # multipathd and open-iscsi.
 install -m 644 "$G/multipath.conf" "$ROOT/etc/multipath.conf"
 ISCSID="$ROOT/etc/iscsi/iscsid.conf"
-set_iscsid() { # key value: replace (commented or not) or append
+set_iscsid() { # key value: replace the active setting, else the first commented one, else append
     local key=$1 value=$2 re
     re=$(printf '%s' "$key" | sed -e 's/\./\\./g' -e 's/\[/\\[/g' -e 's/\]/\\]/g')
-    if grep -Eq "^[#[:space:]]*$re[[:space:]]*=" "$ISCSID"; then
-        sed -Ei "s|^[#[:space:]]*$re[[:space:]]*=.*|$key = $value|" "$ISCSID"
+    if grep -Eq "^[[:space:]]*${re}[[:space:]]*=" "$ISCSID"; then
+        sed -Ei "s|^[[:space:]]*${re}[[:space:]]*=.*|$key = $value|" "$ISCSID"
+    elif grep -Eq "^#[[:space:]]*${re}[[:space:]]*=" "$ISCSID"; then
+        sed -Ei "0,/^#[[:space:]]*${re}[[:space:]]*=/s|^#[[:space:]]*${re}[[:space:]]*=.*|$key = $value|" "$ISCSID"
     else
         echo "$key = $value" >> "$ISCSID"
     fi
@@ -220,4 +235,21 @@ touch "$WORK/.complete"
 rm -rf "$OUT"
 mv "$WORK" "$OUT"
 log "image ready in $(( END - START )) s: $OUT"
+
+# Images of older recipes: remove those no running VM uses and no build holds
+# (ENSSIB_LAB_KEEP_OLD=1 keeps them). A stopped lab still pointing at one gets
+# a clear message from up.sh: run down.sh, then up.sh.
+if [ "${ENSSIB_LAB_KEEP_OLD:-0}" != 1 ]; then
+    for old in "$CACHE_ROOT"/kernel-*; do
+        [ -d "$old" ] && [ "$old" != "$OUT" ] && [ -f "$old/.complete" ] || continue
+        if grep -qsF "$old/" /proc/[0-9]*/cmdline; then
+            log "keeping $old (a running VM uses it)"
+            continue
+        fi
+        if ( flock -n 7 ) 7>"$old.lock"; then
+            log "removing $old (older recipe)"
+            rm -rf "$old" "$old.lock"
+        fi
+    done
+fi
 emit

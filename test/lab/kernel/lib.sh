@@ -40,7 +40,24 @@ vm_pid() {
 }
 
 # ssh to a VM through the generated config: vssh data1 cmd...
+# The lab scripts share one connection per VM (ssh handshakes are slow under
+# TCG); klab_ssh_close ends those masters. fd 8 (up.sh's lock) is not inherited.
 vssh() {
     local host=$1; shift
-    ssh -F "$STATE/ssh_config" "$host" "$@"
+    ssh -F "$STATE/ssh_config" -o ControlMaster=auto -o "ControlPath=$STATE/.cm-%n" \
+        -o ControlPersist=60 "$host" "$@" 8>&-
+}
+klab_ssh_close() {
+    local vm
+    for vm in "${KLAB_VMS[@]}"; do
+        [ -S "$STATE/.cm-$vm" ] && ssh -F "$STATE/ssh_config" -o "ControlPath=$STATE/.cm-%n" -O exit "$vm" >/dev/null 2>&1
+    done
+    return 0
+}
+
+# run a script (stdin) on a VM, its output prefixed and time-stamped:
+#   remote data1 arg1 arg2 <<'EOF' ... EOF      (arguments become $1 $2 …)
+remote() {
+    local host=$1; shift
+    vssh "$host" bash -s -- "$@" 2>&1 | while IFS= read -r line; do klab_log "  $host| $line"; done
 }

@@ -8,16 +8,20 @@
 # on data1/data2's second disk, the LVM filter, and vg_cluster on /dev/drbd0.
 # Writes DIR/ssh_config, DIR/known_hosts and DIR/inventory.yaml.
 # Safe to run again: everything is checked before it is changed.
-# Environment: ENSSIB_LAB_ACCEL (default tcg), ENSSIB_LAB_SSH_PORT (first port
-# tried, default 22601), ENSSIB_LAB_MEM (MiB per VM, default 1024),
-# ENSSIB_LAB_DATA_SIZE (data disk, default 2G).
+# Environment: ENSSIB_LAB_ACCEL (default tcg), ENSSIB_LAB_TB_SIZE (TCG
+# translation cache MiB, default 256), ENSSIB_LAB_SSH_PORT (first port tried,
+# default 22601), ENSSIB_LAB_MEM (MiB per VM, default 1024),
+# ENSSIB_LAB_DATA_SIZE (data disk, default 2G), ENSSIB_LAB_SSH_TIMEOUT (240).
 set -euo pipefail
 
 # shellcheck source=lib.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 klab_parse_args "$@"
+trap klab_ssh_close EXIT
 
 ACCEL=${ENSSIB_LAB_ACCEL:-tcg}
+# TCG's translation cache defaults to 1 GiB per VM; 256 MiB is plenty here.
+[ "$ACCEL" = tcg ] && ACCEL="tcg,tb-size=${ENSSIB_LAB_TB_SIZE:-256}"
 MEM=${ENSSIB_LAB_MEM:-1024}
 DATA_SIZE=${ENSSIB_LAB_DATA_SIZE:-2G}
 SSH_WAIT=${ENSSIB_LAB_SSH_TIMEOUT:-240}
@@ -103,10 +107,11 @@ start_vm() {
         -display none -serial "file:$STATE/$vm.serial.log" \
         -monitor "unix:$STATE/$vm.monitor,server,nowait" \
         -qmp "unix:$STATE/$vm.qmp,server,nowait" \
-        -pidfile "$STATE/$vm.pid" -daemonize
+        -pidfile "$STATE/$vm.pid" -daemonize 8>&-   # the VM must not inherit the up.sh lock
     klab_log "$vm: started (pid $(cat "$STATE/$vm.pid"), ssh 127.0.0.1:$port, serial $STATE/$vm.serial.log)"
 }
 for vm in "${KLAB_VMS[@]}"; do start_vm "$vm"; done
+T_BOOT=$(date +%s)
 
 # --- ssh config, known_hosts, inventory -----------------------------------
 hostkey=$(awk '{ print $1, $2 }' "$IMG/ssh_host_ed25519_key.pub")
@@ -169,7 +174,7 @@ while [ ${#waiting[@]} -gt 0 ]; do
     for vm in "${waiting[@]}"; do
         vm_pid "$vm" >/dev/null || { tail -n 20 "$STATE/$vm.serial.log" >&2 || true; klab_die "$vm: qemu exited"; }
         if vssh "$vm" -o ConnectTimeout=5 true 2>/dev/null; then
-            klab_log "$vm: ssh is up ($(elapsed))"
+            klab_log "$vm: ssh is up ($(( $(date +%s) - T_BOOT )) s after start)"
         else
             still+=("$vm")
         fi
@@ -184,7 +189,7 @@ while [ ${#waiting[@]} -gt 0 ]; do
         klab_die "ssh not up after ${SSH_WAIT} s on: ${waiting[*]}"
     fi
     if [ $(( now - last_report )) -ge 15 ]; then
-        klab_log "  still waiting for: ${waiting[*]} ($(elapsed))"
+        klab_log "  still waiting for: ${waiting[*]} ($(( now - T_BOOT )) s)"
         last_report=$now
     fi
     sleep 3
@@ -192,25 +197,24 @@ done
 
 # --- cluster network --------------------------------------------------------
 for vm in "${KLAB_VMS[@]}"; do
-    vssh "$vm" bash -s -- "$(vm_addr "$vm")" <<'EOF' || klab_die "$vm: cluster network check failed"
+    remote "$vm" "$(vm_addr "$vm")" <<'EOF' || klab_die "$vm: cluster network check failed"
 set -euo pipefail
 want=$1
 dev=$(ip -o -4 addr show | awk -v a="$want" '$4 ~ "^"a"/" { print $2; exit }')
 for i in $(seq 1 20); do [ -n "$dev" ] && break; sleep 1; dev=$(ip -o -4 addr show | awk -v a="$want" '$4 ~ "^"a"/" { print $2; exit }'); done
 [ -n "$dev" ] || { echo "no interface carries $want" >&2; ip -br addr >&2; exit 1; }
 mtu=$(cat /sys/class/net/$dev/mtu)
-[ "$(hostname)" = "$(hostname)" ]
-echo "$(hostname): $want on $dev, mtu $mtu, $(cat /etc/iscsi/initiatorname.iscsi)"
+echo "$want on $dev, mtu $mtu, $(cat /etc/iscsi/initiatorname.iscsi)"
 EOF
 done
 for pair in "data1 10.66.6.2" "data2 10.66.6.11" "node01 10.66.6.1"; do
-    set -- $pair
+    read -r from to <<< "$pair"
     ok=0
-    for i in $(seq 1 15); do
-        if vssh "$1" ping -c1 -W1 -M do -s 8972 "$2" >/dev/null 2>&1; then ok=1; break; fi
+    for _ in $(seq 1 15); do
+        if vssh "$from" ping -c1 -W1 -M 'do' -s 8972 "$to" >/dev/null 2>&1; then ok=1; break; fi
         sleep 1
     done
-    [ $ok -eq 1 ] || klab_die "$1 cannot reach $2 on the cluster segment with 9000-byte frames"
+    [ $ok -eq 1 ] || klab_die "$from cannot reach $to on the cluster segment with 9000-byte frames"
 done
 klab_log "cluster segment: 10.66.6.1/.2/.11 reach each other with MTU 9000"
 
@@ -238,7 +242,7 @@ resource r0 {
 EOF
 )
 drbd_prepare() { # write r0.res, create metadata once, bring the resource up
-    vssh "$1" bash -s <<EOF
+    remote "$1" <<EOF
 set -euo pipefail
 cat > /etc/drbd.d/r0.res.tmp <<'RES'
 $DRBD_RES
@@ -248,12 +252,12 @@ sed -i 's/^\([[:space:]]*usage-count\).*/\1 no;/' /etc/drbd.d/global_common.conf
 drbdadm sh-nop >/dev/null
 if ! drbdadm role r0 >/dev/null 2>&1; then
     if ! drbdadm -- --force dump-md r0 >/dev/null 2>&1; then
-        echo "\$(hostname): creating DRBD metadata on /dev/vdb"
-        drbdadm -- --force create-md r0 >/dev/null
+        echo "creating DRBD metadata on /dev/vdb"
+        drbdadm -- --force create-md r0
     fi
 fi
 drbdadm adjust r0
-echo "\$(hostname): r0 \$(drbdadm role r0) \$(drbdadm cstate r0) \$(drbdadm dstate r0)"
+echo "r0 \$(drbdadm role r0) \$(drbdadm cstate r0) \$(drbdadm dstate r0)"
 EOF
 }
 drbd_prepare data1 & p1=$!
@@ -291,7 +295,7 @@ done
 
 # --- LVM on /dev/drbd0 ---------------------------------------------------------
 lvm_filter() {
-    vssh "$1" bash -s <<'EOF'
+    remote "$1" <<'EOF'
 set -euo pipefail
 f=/etc/lvm/lvm.conf
 line='	global_filter = [ "a|^/dev/drbd[0-9]+$|", "r|.*|" ]   # enssib-lab: LVM only on DRBD, never on its backing disk'
@@ -300,20 +304,20 @@ if ! grep -qF "$line" "$f"; then
     awk -v l="$line" '{ print } !done && /^devices {/ { print l; done = 1 }' "$f" > "$f.tmp"
     mv "$f.tmp" "$f"
 fi
-echo "$(hostname): $(lvmconfig devices/global_filter)"
+echo "$(lvmconfig devices/global_filter)"
 EOF
 }
 lvm_filter data1
 lvm_filter data2
 
-vssh data1 bash -s <<'EOF' || klab_die "data1: vg_cluster setup failed"
+remote data1 <<'EOF' || klab_die "data1: vg_cluster setup failed"
 set -euo pipefail
 if vgs vg_cluster >/dev/null 2>&1; then
-    echo "data1: vg_cluster exists"
+    echo "vg_cluster exists"
 else
     pvs /dev/drbd0 >/dev/null 2>&1 || pvcreate -q -y /dev/drbd0
     vgcreate -q vg_cluster /dev/drbd0
-    echo "data1: created vg_cluster on /dev/drbd0"
+    echo "created vg_cluster on /dev/drbd0"
 fi
 EOF
 vssh data2 'vgscan >/dev/null 2>&1; vgs vg_cluster >/dev/null' || klab_die "data2 does not see vg_cluster after vgscan"
