@@ -11,4 +11,11 @@ export interface ServiceImage {
   digest?: string;
   /** What happened: built and pushed, already in the registry, or only planned. */
   status: 'pushed' | 'present' | 'built' | 'planned';
+  /** One line saying why (e.g. "already in the registry: build and push skipped"). */
+  note?: string;
+  /** The local image ID (sha256:…) when the engine built or had it. */
+  imageId?: string;
+  /** The git commit recorded as the image's org.opencontainers.image.revision label. */
+  commit?: string;
 }
+

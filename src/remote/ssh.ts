@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { CommandError, ConnectionError, OperationError, TimeoutError } from '../errors.js';
 import type { SshTarget } from '../inventory/inventory.js';
 import { quote } from './quote.js';
@@ -68,6 +67,8 @@ export class SshHost implements Host {
     const line = this.remoteLine(argv, opts);
     const timeoutMs = opts.timeoutMs ?? this.t.commandTimeoutS * 1000;
     const started = Date.now();
+    // Loaded on first use: commands that never reach a host (image, service) do not pay for execa.
+    const { execa } = await import('execa');
     const sub = execa('ssh', [...this.sshArgs(), '--', this.t.target, line], {
       reject: false,
       stripFinalNewline: false,
@@ -123,6 +124,7 @@ export class SshHost implements Host {
 
   async close(): Promise<void> {
     if (!this.share || this.dir === undefined) return;
+    const { execa } = await import('execa');
     await execa('ssh', [...this.sshArgs(), '-O', 'exit', '--', this.t.target], { reject: false, timeout: 5000, stdin: 'ignore' });
   }
 }

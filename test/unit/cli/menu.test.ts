@@ -2,6 +2,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { assertBuilt, BIN } from '../../support/cli.js';
 
+// eslint-disable-next-line no-control-regex -- ANSI escapes from the terminal
 const strip = (s: string) => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
 
 /** `enssib` alone in a terminal: a real pseudo-terminal from util-linux `script`. */

@@ -1,0 +1,267 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, relative, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import type Dockerode from 'dockerode';
+import type { PackOptions } from 'tar-fs';
+import { InterruptedError, OperationError, type EnssibError } from '../errors.js';
+import type { BuildContext } from './context.js';
+import type { Credentials } from './credentials.js';
+import { BuildTracker, JsonLines, PushTracker, type BuildEvent, type DockerMessage, type PushEvent } from './stream.js';
+
+/**
+ * The Docker engine, through dockerode: the one the user's environment names
+ * (DOCKER_HOST, else the default socket). Loaded lazily: only commands that
+ * talk to the engine pay for dockerode.
+ */
+export interface EngineTarget {
+  /** For messages: unix:///var/run/docker.sock, tcp://host:2376 */
+  describe: string;
+  options: Dockerode.DockerOptions;
+}
+
+export function engineTarget(env: NodeJS.ProcessEnv): EngineTarget {
+  const dh = env.DOCKER_HOST?.trim();
+  if (!dh) {
+    const home = env.HOME ?? homedir();
+    const user = join(home, '.docker', 'run', 'docker.sock');
+    const socketPath = !existsSync('/var/run/docker.sock') && existsSync(user) ? user : '/var/run/docker.sock';
+    return { describe: `unix://${socketPath}`, options: { socketPath } };
+  }
+  if (dh.startsWith('unix://')) {
+    const socketPath = dh.slice('unix://'.length) || '/var/run/docker.sock';
+    return { describe: `unix://${socketPath}`, options: { socketPath } };
+  }
+  if (dh.startsWith('/')) return { describe: `unix://${dh}`, options: { socketPath: dh } };
+  let url: URL;
+  try {
+    url = new URL(dh.includes('://') ? dh : `tcp://${dh}`);
+  } catch {
+    throw new OperationError(`DOCKER_HOST=${dh} is not an engine address`, ['Use unix:///path/to/docker.sock or tcp://host:port.']);
+  }
+  if (url.protocol !== 'tcp:' && url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new OperationError(`DOCKER_HOST=${dh}: enssib talks to engines over unix:// or tcp:// only`);
+  }
+  const tls = env.DOCKER_TLS_VERIFY === '1' || url.port === '2376' || url.protocol === 'https:';
+  const options: Dockerode.DockerOptions = { host: url.hostname, port: Number(url.port || (tls ? 2376 : 2375)), protocol: tls ? 'https' : 'http' };
+  if (tls) {
+    const certDir = env.DOCKER_CERT_PATH ?? join(env.HOME ?? homedir(), '.docker');
+    try {
+      options.ca = readFileSync(join(certDir, 'ca.pem'));
+      options.cert = readFileSync(join(certDir, 'cert.pem'));
+      options.key = readFileSync(join(certDir, 'key.pem'));
+    } catch (e) {
+      throw new OperationError(`DOCKER_HOST=${dh} needs TLS, but ${certDir}/{ca,cert,key}.pem cannot be read (${(e as NodeJS.ErrnoException).code})`);
+    }
+  }
+  return { describe: `${tls ? 'tcp+tls' : 'tcp'}://${url.hostname}:${options.port}`, options };
+}
+
+export interface BuildRequest {
+  reference: string;
+  buildArgs: Record<string, string>;
+  target?: string;
+  labels: Record<string, string>;
+  /** Credentials for base images in the private registry. */
+  registry?: { host: string; credentials?: Credentials };
+  signal?: AbortSignal;
+}
+
+/** A build or push that failed inside the stream (or before it). */
+export class StreamError extends OperationError {}
+
+export class Engine {
+  readonly target: EngineTarget;
+  private readonly docker: Dockerode;
+
+  private constructor(docker: Dockerode, target: EngineTarget) {
+    this.docker = docker;
+    this.target = target;
+  }
+
+  static async connect(env: NodeJS.ProcessEnv): Promise<Engine> {
+    const target = engineTarget(env);
+    const { default: Docker } = await import('dockerode');
+    const e = new Engine(new Docker(target.options), target);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new OperationError(`the Docker engine at ${target.describe} does not answer (no reply to a ping in 15 s)`)), 15_000);
+    });
+    try {
+      await Promise.race([e.docker.ping(), timeout]);
+    } catch (err) {
+      throw e.error(err);
+    } finally {
+      clearTimeout(timer);
+    }
+    return e;
+  }
+
+  /** The image ID of a reference in the engine, or null. */
+  async imageId(ref: string): Promise<string | null> {
+    try {
+      const info = await this.docker.getImage(ref).inspect();
+      return info.Id;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return null;
+      throw this.error(err);
+    }
+  }
+
+  async build(ctx: BuildContext, req: BuildRequest, onEvent: (e: BuildEvent) => void): Promise<BuildTracker> {
+    const tar = await packContext(ctx);
+    const tracker = new BuildTracker();
+    const opts: Dockerode.ImageBuildOptions = {
+      t: req.reference,
+      dockerfile: 'Dockerfile',
+      buildargs: req.buildArgs,
+      labels: req.labels,
+      rm: true,
+      forcerm: true,
+      pull: false,
+      ...(req.target ? { target: req.target } : {}),
+      ...(req.signal ? { abortSignal: req.signal } : {}),
+    };
+    const c = req.registry?.credentials;
+    if (req.registry && c) opts.registryconfig = { [req.registry.host]: { username: c.username, password: c.password } };
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await this.docker.buildImage(tar, opts);
+    } catch (err) {
+      tar.destroy();
+      throw this.error(err);
+    }
+    await follow(
+      stream,
+      (m) => {
+        for (const ev of tracker.handle(m)) onEvent(ev);
+      },
+      req.signal,
+    );
+    for (const ev of tracker.end()) onEvent(ev);
+    return tracker;
+  }
+
+  async push(
+    reference: string,
+    registryHost: string,
+    credentials: Credentials | undefined,
+    onEvent: (e: PushEvent, t: PushTracker) => void,
+    signal?: AbortSignal,
+  ): Promise<PushTracker> {
+    const i = reference.lastIndexOf(':');
+    const repo = reference.slice(0, i);
+    const tag = reference.slice(i + 1);
+    const tracker = new PushTracker();
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = (await this.docker.getImage(repo).push({
+        tag,
+        authconfig: authConfig(registryHost, credentials),
+        ...(signal ? { abortSignal: signal } : {}),
+      })) as NodeJS.ReadableStream;
+    } catch (err) {
+      throw this.error(err);
+    }
+    await follow(
+      stream,
+      (m) => {
+        for (const ev of tracker.handle(m)) onEvent(ev, tracker);
+      },
+      signal,
+    );
+    return tracker;
+  }
+
+  async pull(reference: string, registryHost: string, credentials: Credentials | undefined, onEvent: (e: PushEvent) => void): Promise<PushTracker> {
+    const tracker = new PushTracker();
+    let stream: NodeJS.ReadableStream;
+    try {
+      const own = reference.startsWith(`${registryHost}/`);
+      stream = (await this.docker.pull(reference, own && credentials ? { authconfig: authConfig(registryHost, credentials) } : {})) as NodeJS.ReadableStream;
+    } catch (err) {
+      throw this.error(err);
+    }
+    await follow(stream, (m) => {
+      for (const ev of tracker.handle(m)) onEvent(ev);
+    });
+    return tracker;
+  }
+
+  /** A dockerode failure in the user's terms. */
+  error(err: unknown): EnssibError {
+    if (err instanceof OperationError || err instanceof InterruptedError) return err;
+    const e = err as NodeJS.ErrnoException & { statusCode?: number; json?: { message?: string } | string | null; reason?: string };
+    const where = this.target.describe;
+    if (e.code && ['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EHOSTUNREACH', 'ETIMEDOUT', 'ENOTFOUND'].includes(e.code)) {
+      return new OperationError(`the Docker engine at ${where} is not running or does not answer (${e.code})`, [
+        'Start it (systemctl start docker), or point DOCKER_HOST at the engine to use.',
+      ]);
+    }
+    if (e.code === 'EACCES') {
+      return new OperationError(`no permission to use the Docker engine at ${where}`, ['Add your user to the "docker" group (then log in again), or run as root.']);
+    }
+    if (e.name === 'AbortError') return new InterruptedError('interrupted: the engine was told to stop');
+    if (typeof e.statusCode === 'number') {
+      const raw = typeof e.json === 'object' && e.json?.message ? e.json.message : typeof e.json === 'string' && e.json.trim() ? e.json : (e.message ?? e.reason ?? '');
+      // docker-modem prefixes "(HTTP code 400) unexpected - "
+      const msg = String(raw).replace(/^\(HTTP code \d+\)\s*[^-]*-\s*/, '').trim();
+      return new StreamError(`the Docker engine answered HTTP ${e.statusCode}: ${msg}`);
+    }
+    return new OperationError(`Docker engine at ${where}: ${e.message ?? String(err)}`);
+  }
+}
+
+function authConfig(host: string, c: Credentials | undefined): Dockerode.AuthConfig {
+  return c ? { username: c.username, password: c.password, serveraddress: host } : { serveraddress: host };
+}
+
+/** Reads a progress stream to its end, handing every message to `fn`. */
+function follow(stream: NodeJS.ReadableStream, fn: (m: DockerMessage) => void, signal?: AbortSignal): Promise<void> {
+  const lines = new JsonLines();
+  return new Promise<void>((resolve, reject) => {
+    stream.on('data', (chunk: Buffer | string) => {
+      for (const m of lines.push(chunk)) fn(m);
+    });
+    stream.on('end', () => {
+      for (const m of lines.end()) fn(m);
+      resolve();
+    });
+    stream.on('error', (e: Error) =>
+      reject(signal?.aborted || e.name === 'AbortError' ? new InterruptedError('interrupted: the engine was told to stop') : new OperationError(`the Docker engine stream broke: ${e.message}`)),
+    );
+  });
+}
+
+/**
+ * The build context as a tar stream (tar-fs): exactly the entries that were
+ * hashed, with the mode git would give them (0755 if executable, else 0644)
+ * and root ownership, so the image does not depend on the umask or on who
+ * checked the repository out.
+ */
+export async function packContext(ctx: BuildContext): Promise<Readable> {
+  const { pack } = await import('tar-fs');
+  const keep = new Set(ctx.entries.map((e) => e.path));
+  const byPath = new Map(ctx.entries.map((e) => [e.path, e]));
+  const top = ctx.entries.filter((e) => !e.path.includes('/')).map((e) => e.path);
+  const toPosix = (p: string) => (sep === '/' ? p : p.split(sep).join('/'));
+  const options: PackOptions & { sort: boolean } = {
+    entries: top,
+    // tar-fs 3 sorts folder listings (its type definitions predate the option).
+    sort: true,
+    ignore: (abs: string) => !keep.has(toPosix(relative(ctx.dir, abs))),
+    map: (h) => {
+      const e = byPath.get(h.name.replace(/\/$/, ''));
+      const header = h as typeof h & { uname?: string; gname?: string };
+      header.uid = 0;
+      header.gid = 0;
+      header.uname = '';
+      header.gname = '';
+      if (h.type === 'directory') header.mode = 0o755;
+      else if (h.type === 'symlink') header.mode = 0o777;
+      else header.mode = e?.exec ? 0o755 : 0o644;
+      return header;
+    },
+  };
+  return pack(ctx.dir, options) as unknown as Readable;
+}
