@@ -7,7 +7,8 @@ import { COMMANDS, type CommandSpec, type Invocation } from './commands.js';
 const GROUPS: Record<string, string> = {
   node: 'workers: bootstrap and list',
   image: 'service images: build and push to the private registry',
-  service: 'services: deploy, status, list',
+  service: 'services: deploy, diff, status, list, expose, new',
+  secret: 'Secrets from files (contents never shown)',
   volume: 'iSCSI volumes on the storage servers',
   backup: 'LVM snapshot backups',
   inventory: 'inventory.yaml: check and show',
