@@ -1,19 +1,19 @@
 import type { Context } from '../context.js';
 import { reportJson, planLines, summaryLines } from '../ui/report.js';
-import { appendJournal, journalRecord } from './journal.js';
+import { journalEntry, writeJournal } from './journal.js';
 import { runPlan } from './runner.js';
 import type { Plan, RunReport } from './types.js';
 
-/**
- * Runs a plan the way the global options say (apply, --dry-run, --dry-run=server),
- * prints the plan or the summary, and journals a real mutating run.
- */
 /** What a use case adds to the printed result: JSON fields merged into the report, text lines after the summary. */
 export interface ResultExtra {
   json?: Record<string, unknown>;
   text?: string[];
 }
 
+/**
+ * Runs a plan the way the global options say (apply, --dry-run, --dry-run=server),
+ * prints the plan or the summary, and journals a real mutating run.
+ */
 export async function execute(ctx: Context, plan: Plan, opts: { extra?: (report: RunReport) => ResultExtra } = {}): Promise<RunReport> {
   const mode = ctx.opts.dryRun === false ? 'apply' : ctx.opts.dryRun;
   const report = await runPlan(plan, {
@@ -23,16 +23,7 @@ export async function execute(ctx: Context, plan: Plan, opts: { extra?: (report:
     renderer: ctx.renderer,
     signal: ctx.signal,
   });
-  if (mode === 'apply' && plan.mutating) {
-    const file = ctx.inventory().journalFile();
-    if (file) {
-      try {
-        appendJournal(file, journalRecord(report, ctx.argv));
-      } catch (e) {
-        ctx.out.warn(`could not write the journal ${file}: ${(e as Error).message}`);
-      }
-    }
-  }
+  if (mode === 'apply' && plan.mutating) writeJournal(ctx, journalEntry(report));
   const extra = opts.extra?.(report) ?? {};
   ctx.out.result(
     () => ({ ...(reportJson(report) as Record<string, unknown>), ...(extra.json ?? {}) }),

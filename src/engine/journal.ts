@@ -1,6 +1,7 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { dirname } from 'node:path';
+import type { Context } from '../context.js';
 import type { RunReport } from './types.js';
 
 /** One line of the journal: who ran what, when, with which plan and outcome. */
@@ -15,17 +16,20 @@ export interface JournalRecord {
   undo: { phase: string; host: string; ok: boolean }[];
 }
 
-export function journalRecord(report: RunReport, argv: string[]): JournalRecord {
-  let user = 'unknown';
+/** What the journal says about a run; time, user and argv are added when it is written. */
+export type JournalEntry = Omit<JournalRecord, 'time' | 'user' | 'argv'>;
+
+/** The admin behind the command (the one who ran sudo, if sudo was used). */
+export function currentUser(): string {
   try {
-    user = process.env.SUDO_USER ?? userInfo().username;
+    return process.env.SUDO_USER ?? userInfo().username;
   } catch {
-    /* no passwd entry: keep "unknown" */
+    return 'unknown';
   }
+}
+
+export function journalEntry(report: RunReport): JournalEntry {
   return {
-    time: new Date().toISOString(),
-    user,
-    argv,
     plan: report.plan,
     durationMs: report.durationMs,
     exitCode: report.exitCode,
@@ -41,4 +45,20 @@ export function journalRecord(report: RunReport, argv: string[]): JournalRecord 
 export function appendJournal(file: string, record: JournalRecord): void {
   mkdirSync(dirname(file), { recursive: true });
   appendFileSync(file, `${JSON.stringify(record)}\n`, { mode: 0o640 });
+}
+
+/** Appends a record to the inventory's journal; a journal that cannot be written is a warning, never a failure. */
+export function writeJournal(ctx: Pick<Context, 'inventory' | 'argv' | 'out'>, entry: JournalEntry): void {
+  let file: string | undefined;
+  try {
+    file = ctx.inventory().journalFile();
+  } catch {
+    return;
+  }
+  if (!file) return;
+  try {
+    appendJournal(file, { time: new Date().toISOString(), user: currentUser(), argv: ctx.argv, ...entry });
+  } catch (e) {
+    ctx.out.warn(`could not write the journal ${file}: ${(e as Error).message}`);
+  }
 }

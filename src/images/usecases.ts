@@ -3,8 +3,7 @@ import { homedir } from 'node:os';
 import { join, relative } from 'node:path';
 import type { Invocation } from '../cli/commands.js';
 import type { Context } from '../context.js';
-import { journalRecord, appendJournal } from '../engine/journal.js';
-import type { HostOutcome, RunReport } from '../engine/types.js';
+import { writeJournal } from '../engine/journal.js';
 import { ConfigError, EnssibError, ExitCode, InterruptedError, OperationError, PartialFailureError, UsageError, isEnssibError, tail } from '../errors.js';
 import type { Inventory } from '../inventory/inventory.js';
 import { listServices, loadService, servicesRoot, type ServiceFolder } from '../services/folder.js';
@@ -500,47 +499,15 @@ async function imageCommand(ctx: Context, inv: Invocation, opts: EnsureOptions, 
 function journal(ctx: Context, title: string, run: ImageRun, exitCode: number): void {
   const changed = run.images.some((i) => i.status === 'pushed' || (i.status === 'built' && i.note === 'built'));
   if (!changed && run.failures.length === 0) return;
-  let file: string | undefined;
-  try {
-    file = ctx.inventory().journalFile();
-  } catch {
-    return;
-  }
-  if (!file) return;
-  const hosts: HostOutcome[] = [
+  const hosts = [
     ...run.images.map((i) => ({
       host: i.service,
-      status: i.status === 'present' ? ('unchanged' as const) : ('done' as const),
-      checks: [`registry HEAD ${i.name}:${i.tag}`],
+      status: i.status === 'present' ? 'unchanged' : 'done',
       actions: [i.status === 'pushed' ? `push ${i.reference} → ${i.digest ?? '?'}` : i.status === 'built' ? `build ${i.reference}` : `present ${i.reference}`],
-      ...(i.note ? { note: i.note } : {}),
-      durationMs: 0,
     })),
-    ...run.failures.map((f) => ({
-      host: f.service,
-      status: 'failed' as const,
-      checks: [],
-      actions: [],
-      error: { message: f.error.message, details: f.error.details },
-      durationMs: 0,
-    })),
+    ...run.failures.map((f) => ({ host: f.service, status: 'failed', actions: [], error: f.error.message })),
   ];
-  const report: RunReport = {
-    plan: title,
-    mode: 'apply',
-    mutating: true,
-    phases: [{ title: 'images', hosts }],
-    undo: [],
-    exitCode,
-    startedAt: new Date(Date.now() - run.durationMs).toISOString(),
-    durationMs: run.durationMs,
-    state: { facts: () => undefined, values: new Map() },
-  };
-  try {
-    appendJournal(file, journalRecord(report, ctx.argv));
-  } catch (e) {
-    ctx.out.warn(`could not write the journal ${file}: ${(e as Error).message}`);
-  }
+  writeJournal(ctx, { plan: title, durationMs: run.durationMs, exitCode, phases: [{ title: 'images', hosts }], undo: [] });
 }
 
 // ---------------------------------------------------------------- image list

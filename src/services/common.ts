@@ -1,6 +1,4 @@
-import { userInfo } from 'node:os';
 import type { Context } from '../context.js';
-import { appendJournal, type JournalRecord } from '../engine/journal.js';
 import { UsageError } from '../errors.js';
 import type { KubeApi } from '../k8s/api.js';
 import { validateName } from '../validate.js';
@@ -61,28 +59,6 @@ export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, in
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
   return out;
-}
-
-/** Appends one record to the inventory's journal (never fails the command). */
-export function journal(ctx: Context, r: Omit<JournalRecord, 'time' | 'user' | 'argv'>): void {
-  let file: string | undefined;
-  try {
-    file = ctx.inventory().journalFile();
-  } catch {
-    return;
-  }
-  if (!file) return;
-  let user = 'unknown';
-  try {
-    user = process.env.SUDO_USER ?? userInfo().username;
-  } catch {
-    /* no passwd entry */
-  }
-  try {
-    appendJournal(file, { time: new Date().toISOString(), user, argv: ctx.argv, ...r });
-  } catch (e) {
-    ctx.out.warn(`could not write the journal ${file}: ${(e as Error).message}`);
-  }
 }
 
 /** --timeout <seconds>: a whole number of seconds from 1 to 86400. */

@@ -8,7 +8,8 @@ import { diagnoseWorkload, findingLines, type Finding } from '../k8s/diagnose.js
 import { objectDiff, redacted, toYaml } from '../k8s/diff.js';
 import { deepEqual, FIELD_MANAGER, isWorkload, showRef, at, type KObject, type ObjectRef } from '../k8s/types.js';
 import { kindWord, waitForRollout, type WaitResult } from '../k8s/wait.js';
-import { chosenServices, connect, defaultNamespace, journal, mapLimit, parseTimeout, seconds, servicesDir, type ServiceDeps } from './common.js';
+import { chosenServices, connect, defaultNamespace, mapLimit, parseTimeout, seconds, servicesDir, type ServiceDeps } from './common.js';
+import { writeJournal } from '../engine/journal.js';
 import { ensureImagesLazily, pinnedReference } from './images.js';
 import { manifestFiles } from './manifests.js';
 import { imageCatalogue, loadSource, planImages, prepareService, targetRef, type ImagePlan, type PreparedService, type ServiceSource } from './prepare.js';
@@ -142,7 +143,7 @@ export async function deployServices(ctx: Context, names: string[], o: DeployOpt
         ? ExitCode.failed
         : ExitCode.partial;
   const report: DeployReport = { dryRun: false, services, exitCode, durationMs: performance.now() - started };
-  journal(ctx, {
+  writeJournal(ctx, {
     plan: `service deploy ${names.join(' ')}`,
     durationMs: Math.round(report.durationMs),
     exitCode,

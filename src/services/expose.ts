@@ -4,7 +4,8 @@ import type { Context } from '../context.js';
 import { ConfigError, ExitCode, UsageError } from '../errors.js';
 import { objectDiff } from '../k8s/diff.js';
 import { isRecord, type KObject } from '../k8s/types.js';
-import { connect, defaultNamespace, journal, requireName, servicesDir, type ServiceDeps } from './common.js';
+import { connect, defaultNamespace, requireName, servicesDir, type ServiceDeps } from './common.js';
+import { writeJournal } from '../engine/journal.js';
 import { loadSource } from './prepare.js';
 
 /**
@@ -104,7 +105,7 @@ export async function exposeService(ctx: Context, name: string, ipOpt: unknown, 
   const r = await api.apply(cm, { force: true, dryRun: ctx.opts.dryRun === 'server' });
   const diff = objectDiff(live, r.object, { live: `live/ConfigMap ${cmRef}`, result: `ConfigMap ${cmRef}` });
   if (ctx.opts.dryRun === false) {
-    journal(ctx, {
+    writeJournal(ctx, {
       plan: `service expose ${name} --ip ${address}`,
       durationMs: 0,
       exitCode: 0,

@@ -6,7 +6,8 @@ import { ExitCode, UsageError } from '../errors.js';
 import { comparable } from '../k8s/diff.js';
 import { deepEqual, MANAGED_BY, type KObject } from '../k8s/types.js';
 import { validateName } from '../validate.js';
-import { connect, defaultNamespace, journal, type ServiceDeps } from './common.js';
+import { connect, defaultNamespace, type ServiceDeps } from './common.js';
+import { writeJournal } from '../engine/journal.js';
 
 /** The API server refuses Secrets above 1 MiB. */
 export const MAX_SECRET_BYTES = 1024 * 1024;
@@ -91,7 +92,7 @@ export async function createSecret(ctx: Context, nameArg: unknown, fromFile: unk
   const same = live !== null && deepEqual(comparable(live), comparable(r.object));
   const action: SecretReport['action'] = ctx.opts.dryRun === 'server' ? (same ? 'unchanged' : 'would change') : !live ? 'created' : same ? 'unchanged' : 'configured';
   if (ctx.opts.dryRun === false) {
-    journal(ctx, {
+    writeJournal(ctx, {
       plan: `secret create ${name}`,
       durationMs: 0,
       exitCode: 0,
