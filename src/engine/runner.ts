@@ -30,6 +30,8 @@ export async function runPlan(plan: Plan, opts: RunnerOptions): Promise<RunRepor
   const excluded = new Set<string>();
   let stoppedAt: string | undefined;
   let interrupted = false;
+  // Connections to hosts needed later are opened now, in the background; a failure here is ignored (the phase that needs the host reports it).
+  const warming = opts.mode === 'client' ? [] : (plan.prefetch ?? []).filter((h) => h !== LOCAL).map((h) => opts.hosts.get(h).exec(['true'], { sudo: false, timeoutMs: 60_000 }).catch(() => undefined));
 
   for (const phase of plan.phases) {
     if (opts.signal?.aborted) {
@@ -69,7 +71,7 @@ export async function runPlan(plan: Plan, opts: RunnerOptions): Promise<RunRepor
     for (let i = phases.length - 1; i >= 0; i--) {
       const phase = plan.phases[i] as Phase;
       if (!phase.undo) continue;
-      for (const o of (phases[i] as PhaseOutcome).hosts.filter((x) => x.status === 'done')) {
+      for (const o of (phases[i] as PhaseOutcome).hosts.filter((x) => x.status === 'done' || (phase.undoFailed && x.status === 'failed'))) {
         undo.push(await undoHost(phase, o.host, state, opts));
       }
     }
@@ -86,6 +88,7 @@ export async function runPlan(plan: Plan, opts: RunnerOptions): Promise<RunRepor
     phases.push({ title: phase.title, hosts: phase.hosts.map((h) => outcomes.get(h) as HostOutcome) });
   }
 
+  await Promise.all(warming);
   const all = phases.flatMap((p) => p.hosts);
   const anyFailed = all.some((o) => o.status === 'failed');
   const anyOk = all.some((o) => o.status === 'done' || o.status === 'unchanged');

@@ -64,6 +64,11 @@ export interface Phase {
   plan: (host: string, facts: Facts | null, state: RunState) => Action[];
   /** How to take back what `plan` did on a host, when a later phase fails. */
   undo?: (host: string, state: RunState) => Action[];
+  /**
+   * Also undo on the hosts that failed in this phase (they may have done part
+   * of their actions); the undo actions must then tolerate what was not done.
+   */
+  undoFailed?: boolean;
   /** Keep going with the other hosts and later phases when a host fails here (partial failure). */
   continueOnError?: boolean;
   /** Override the global concurrency limit for this phase. */
@@ -79,6 +84,12 @@ export interface Plan {
    * Their outcomes are appended to the report's phases.
    */
   always?: Phase[];
+  /**
+   * Hosts whose first command comes in a later phase: the runner opens their
+   * ssh connections in the background from the start (it runs `true` there),
+   * so that the connection set-up overlaps the earlier phases. Not in a client dry run.
+   */
+  prefetch?: string[];
   /** Whether a real run changes something (journaled). */
   mutating: boolean;
 }
