@@ -56,6 +56,16 @@ const nameAndSize = async (inv: Invocation) => {
   parseSize(inv.args[1]);
 };
 
+/** The volume commands: name and size are checked before the use case (and the inventory) loads. */
+const volumeHandler =
+  (fn: 'createCommand' | 'resizeCommand' | 'listCommand' | 'deleteCommand', validate?: (inv: Invocation) => Promise<void>) => async () => {
+    const m = await import('../storage/usecases.js');
+    return async (ctx: Context, inv: Invocation): Promise<number> => {
+      if (validate) await validate(inv);
+      return m[fn](ctx, inv);
+    };
+  };
+
 const allOrServices: OptionSpec = { flags: '--all', description: 'every service under services/' };
 
 export const COMMANDS: CommandSpec[] = [
@@ -145,21 +155,55 @@ export const COMMANDS: CommandSpec[] = [
       { flags: '--timeout <seconds>', description: 'rollout deadline (default: progressDeadlineSeconds)' },
       { flags: '--rollback-on-failure', description: 'put back the previous pod template when the rollout fails' },
     ],
-    examples: ['enssib service deploy ldap --dry-run', 'enssib service deploy --all --no-build'],
-    handler: notYet('service deploy', names('service', 0)),
+    examples: ['enssib service deploy ldap --dry-run', 'enssib service deploy --all --no-build', 'enssib service deploy mail --rollback-on-failure --timeout 300'],
+    handler: async () => (await import('../services/deploy.js')).deployCommand,
+  },
+  {
+    path: ['service', 'diff'],
+    summary: 'what a deploy would change: server-side dry-run apply against the live objects (exit 4 when it differs)',
+    args: [{ syntax: '<svc>', description: 'service name', complete: 'services' }],
+    examples: ['enssib service diff ldap', 'enssib service diff ldap -o json'],
+    handler: async () => (await import('../services/diff.js')).diffCommand,
   },
   {
     path: ['service', 'status'],
     summary: 'folder vs cluster: image running, ready replicas, last rollout, drift',
     args: [{ syntax: '<svc>', description: 'service name', complete: 'services' }],
-    examples: ['enssib service status ldap'],
-    handler: notYet('service status', names('service', 0)),
+    examples: ['enssib service status ldap', 'enssib service status ldap -o json'],
+    handler: async () => (await import('../services/status.js')).statusCommand,
   },
   {
     path: ['service', 'list'],
     summary: 'every service folder with its state in the cluster',
     examples: ['enssib service list', 'enssib service list -o json'],
-    handler: notYet('service list'),
+    handler: async () => (await import('../services/status.js')).listCommand,
+  },
+  {
+    path: ['service', 'expose'],
+    summary: "put a service behind a routable address (keepalived-vip's ConfigMap)",
+    args: [{ syntax: '<svc>', description: 'service name', complete: 'services' }],
+    options: [{ flags: '--ip <address>', description: "address on the users' network, e.g. 192.168.66.20" }],
+    examples: ['enssib service expose www --ip 192.168.66.20 --dry-run', 'enssib service expose www --ip 192.168.66.20'],
+    handler: async () => (await import('../services/expose.js')).exposeCommand,
+  },
+  {
+    path: ['service', 'new'],
+    summary: 'a new service folder (Dockerfile, Deployment, Service, Calico policy) that deploys as it is',
+    args: [{ syntax: '<name>', description: 'service name (DNS-1123 label), e.g. wiki' }],
+    examples: ['enssib service new wiki', 'enssib service new wiki --dry-run'],
+    handler: async () => (await import('../services/new.js')).newServiceCommand,
+  },
+  {
+    path: ['secret', 'create'],
+    summary: 'create or update a Secret from files (contents never printed nor journaled)',
+    args: [{ syntax: '<name>', description: 'Secret name, e.g. cert-ldap' }],
+    options: [
+      { flags: '--from-file <key=path...>', description: 'a key and the file holding its value (repeatable; key defaults to the file name)' },
+      { flags: '--namespace <ns>', description: 'namespace (default: the inventory\'s kubernetes.namespace)' },
+      { flags: '--type <type>', description: 'Secret type (default Opaque; kubernetes.io/tls needs tls.crt and tls.key)' },
+    ],
+    examples: ['enssib secret create cert-ldap --from-file tls.crt=ldap.crt --from-file tls.key=ldap.key', 'enssib secret create cert-ldap --from-file ca.crt --dry-run'],
+    handler: async () => (await import('../services/secret.js')).secretCreateCommand,
   },
   {
     path: ['volume', 'create'],
@@ -173,9 +217,10 @@ export const COMMANDS: CommandSpec[] = [
       { flags: '--keep-on-failure', description: 'leave what was created when a later step fails' },
       { flags: '--verify-on <worker>', description: 'worker that checks the two paths (default: the first)' },
       { flags: '--pv', description: 'also create a PersistentVolume' },
+      { flags: '--lock-wait <seconds>', description: 'how long to wait for the storage lock (default 60)' },
     ],
-    examples: ['enssib volume create mail 200G --dry-run', 'enssib volume create mail 200G --fs xfs'],
-    handler: notYet('volume create', nameAndSize),
+    examples: ['enssib volume create mail 200G --dry-run', 'enssib volume create mail 200G --fs xfs', 'enssib volume create mail 200G --pv'],
+    handler: volumeHandler('createCommand', nameAndSize),
   },
   {
     path: ['volume', 'resize'],
@@ -184,22 +229,29 @@ export const COMMANDS: CommandSpec[] = [
       { syntax: '<name>', description: 'volume name' },
       { syntax: '<size>', description: 'new size (grow only)' },
     ],
-    options: [{ flags: '--grow-fs', description: 'grow the filesystem on the node that has it mounted' }],
-    examples: ['enssib volume resize mail 300G --dry-run'],
-    handler: notYet('volume resize', nameAndSize),
+    options: [
+      { flags: '--grow-fs', description: 'grow the filesystem on the node that has it mounted' },
+      { flags: '--lock-wait <seconds>', description: 'how long to wait for the storage lock (default 60)' },
+    ],
+    examples: ['enssib volume resize mail 300G --dry-run', 'enssib volume resize mail 300G --grow-fs'],
+    handler: volumeHandler('resizeCommand', nameAndSize),
   },
   {
     path: ['volume', 'list'],
     summary: 'volumes with size, exports on data1/data2, paths per worker, users',
     examples: ['enssib volume list', 'enssib volume list -o json'],
-    handler: notYet('volume list'),
+    handler: volumeHandler('listCommand'),
   },
   {
     path: ['volume', 'delete'],
     summary: 'remove a volume everywhere (refused while mounted or bound; asks first)',
     args: [{ syntax: '<name>', description: 'volume name' }],
+    options: [
+      { flags: '--skip-pv-check', description: 'do not ask the API server whether a PersistentVolume uses the volume (when it is down)' },
+      { flags: '--lock-wait <seconds>', description: 'how long to wait for the storage lock (default 60)' },
+    ],
     examples: ['enssib volume delete old-mail', 'enssib volume delete old-mail --yes'],
-    handler: notYet('volume delete', names('volume', 0)),
+    handler: volumeHandler('deleteCommand', names('volume', 0)),
   },
   {
     path: ['backup', 'snapshot'],

@@ -1,0 +1,205 @@
+import { z } from 'zod';
+import type { RunResult } from '../remote/types.js';
+import { formatBytes } from '../validate.js';
+import { FS_TAG_PREFIX, VOLUME_TAG, identityFromTags, identityTag, type Identity } from './identity.js';
+
+/**
+ * LVM as data: the JSON reports of `lvs`/`vgs` parsed into plain objects, sizes
+ * rounded to whole extents, and the argv of every LVM command enssib runs.
+ */
+
+export const LV_FIELDS = ['lv_name', 'vg_name', 'lv_size', 'lv_tags', 'lv_attr', 'lv_active', 'lv_path', 'lv_device_open'] as const;
+export const VG_FIELDS = ['vg_name', 'vg_size', 'vg_free', 'vg_extent_size', 'vg_extent_count', 'vg_free_count'] as const;
+
+export type Filesystem = 'ext4' | 'xfs' | 'none';
+export const FILESYSTEMS: readonly Filesystem[] = ['ext4', 'xfs', 'none'];
+
+export interface LvInfo {
+  name: string;
+  vg: string;
+  sizeBytes: number;
+  tags: string[];
+  attr: string;
+  active: boolean;
+  /** Opened by something on this host (mounted, exported, held by device-mapper). */
+  open: boolean;
+  path: string;
+}
+
+export interface VgInfo {
+  name: string;
+  sizeBytes: number;
+  freeBytes: number;
+  extentBytes: number;
+  extentCount: number;
+  freeExtents: number;
+}
+
+export class LvmReportError extends Error {}
+
+/** `lvs` of every LV in the VG, JSON report, sizes in bytes without suffix. */
+export function lvsArgv(vg: string): string[] {
+  return ['lvs', '--reportformat', 'json', '--units', 'b', '--nosuffix', '-o', LV_FIELDS.join(','), vg];
+}
+
+export function vgsArgv(vg: string): string[] {
+  return ['vgs', '--reportformat', 'json', '--units', 'b', '--nosuffix', '-o', VG_FIELDS.join(','), vg];
+}
+
+const str = z.string();
+const lvRow = z.looseObject({
+  lv_name: str,
+  vg_name: str,
+  lv_size: str,
+  lv_tags: str.default(''),
+  lv_attr: str.default(''),
+  lv_active: str.default(''),
+  lv_path: str.default(''),
+  lv_device_open: str.default(''),
+});
+const vgRow = z.looseObject({ vg_name: str, vg_size: str, vg_free: str, vg_extent_size: str, vg_extent_count: str, vg_free_count: str });
+const report = <T extends z.ZodType>(key: string, row: T) => z.object({ report: z.array(z.looseObject({ [key]: z.array(row).default([]) })) });
+
+function bytes(v: string, what: string): number {
+  const t = v.trim();
+  if (!/^\d+$/.test(t)) throw new LvmReportError(`${what}: expected a size in bytes, got ${JSON.stringify(v)}`);
+  const n = Number(t);
+  if (!Number.isSafeInteger(n)) throw new LvmReportError(`${what}: ${t} is too large`);
+  return n;
+}
+
+function parseJson(text: string, what: string): unknown {
+  // lvs/vgs may print warnings before the JSON on stdout with some configurations; the report starts at the first "{".
+  const start = text.indexOf('{');
+  if (start < 0) throw new LvmReportError(`${what}: no JSON report in the output`);
+  try {
+    return JSON.parse(text.slice(start));
+  } catch (e) {
+    throw new LvmReportError(`${what}: the JSON report cannot be read (${(e as Error).message})`);
+  }
+}
+
+export function parseLvs(text: string): LvInfo[] {
+  const parsed = report('lv', lvRow).safeParse(parseJson(text, 'lvs'));
+  if (!parsed.success) throw new LvmReportError(`lvs: unexpected report shape (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+  return parsed.data.report.flatMap((r) =>
+    (r.lv as z.infer<typeof lvRow>[]).map((l) => ({
+      name: l.lv_name,
+      vg: l.vg_name,
+      sizeBytes: bytes(l.lv_size, `lvs ${l.lv_name} lv_size`),
+      tags: l.lv_tags === '' ? [] : l.lv_tags.split(',').map((t) => t.trim()).filter(Boolean),
+      attr: l.lv_attr,
+      active: l.lv_active === 'active' || l.lv_attr.charAt(4) === 'a',
+      open: l.lv_device_open === 'open' || l.lv_attr.charAt(5) === 'o',
+      path: l.lv_path || `/dev/${l.vg_name}/${l.lv_name}`,
+    })),
+  );
+}
+
+export function parseVgs(text: string): VgInfo[] {
+  const parsed = report('vg', vgRow).safeParse(parseJson(text, 'vgs'));
+  if (!parsed.success) throw new LvmReportError(`vgs: unexpected report shape (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+  return parsed.data.report.flatMap((r) =>
+    (r.vg as z.infer<typeof vgRow>[]).map((v) => ({
+      name: v.vg_name,
+      sizeBytes: bytes(v.vg_size, 'vg_size'),
+      freeBytes: bytes(v.vg_free, 'vg_free'),
+      extentBytes: bytes(v.vg_extent_size, 'vg_extent_size'),
+      extentCount: bytes(v.vg_extent_count, 'vg_extent_count'),
+      freeExtents: bytes(v.vg_free_count, 'vg_free_count'),
+    })),
+  );
+}
+
+/** Why a `vgs`/`lvs` run failed, in words (the VG missing is the usual case). */
+export function lvmFailure(r: RunResult, vg: string): string {
+  if (/Volume group "[^"]*" not found|not found/i.test(r.stderr)) return `volume group ${vg} not found`;
+  const last = r.stderr.trim().split('\n').filter(Boolean).pop();
+  return `LVM report failed with exit code ${r.exitCode}${last ? `: ${last.trim()}` : ''}`;
+}
+
+/** Size after LVM rounds it up to whole extents (what `lvcreate -L` allocates). */
+export function roundToExtents(sizeBytes: number, extentBytes: number): number {
+  if (!(extentBytes > 0)) throw new Error('extent size must be positive');
+  return Math.ceil(sizeBytes / extentBytes) * extentBytes;
+}
+
+/** "200g", "1536g", "512m": the largest binary unit that expresses the size exactly (LVM: lowercase = powers of 1024). */
+export function lvmSize(sizeBytes: number): string {
+  const units: [string, number][] = [
+    ['t', 1024 ** 4],
+    ['g', 1024 ** 3],
+    ['m', 1024 ** 2],
+    ['k', 1024],
+  ];
+  for (const [u, n] of units) if (sizeBytes % n === 0) return `${sizeBytes / n}${u}`;
+  return `${sizeBytes}b`;
+}
+
+export function lvRef(vg: string, name: string): string {
+  return `${vg}/${name}`;
+}
+
+export function lvPath(vg: string, name: string): string {
+  return `/dev/${vg}/${name}`;
+}
+
+export function volumeTags(id: Identity, fs: Filesystem): string[] {
+  return [VOLUME_TAG, identityTag(id), `${FS_TAG_PREFIX}${fs}`];
+}
+
+export function lvcreateArgv(vg: string, name: string, sizeBytes: number, tags: readonly string[]): string[] {
+  return ['lvcreate', '--yes', '--wipesignatures', 'y', '--zero', 'y', '--activate', 'y', '--name', name, '--size', lvmSize(sizeBytes), ...tags.flatMap((t) => ['--addtag', t]), vg];
+}
+
+export function lvextendArgv(vg: string, name: string, sizeBytes: number): string[] {
+  return ['lvextend', '--size', lvmSize(sizeBytes), lvRef(vg, name)];
+}
+
+export function lvremoveArgv(vg: string, name: string): string[] {
+  return ['lvremove', '--yes', lvRef(vg, name)];
+}
+
+export function lvActivateArgv(vg: string, name: string): string[] {
+  return ['lvchange', '--activate', 'y', lvRef(vg, name)];
+}
+
+export function lvDeactivateArgv(vg: string, name: string): string[] {
+  return ['lvchange', '--activate', 'n', lvRef(vg, name)];
+}
+
+/** Reloads the device-mapper table from the metadata another host changed (size after lvextend). */
+export function lvRefreshArgv(vg: string, name: string): string[] {
+  return ['lvchange', '--refresh', lvRef(vg, name)];
+}
+
+export function mkfsArgv(fs: Filesystem, device: string): string[] | null {
+  if (fs === 'ext4') return ['mkfs.ext4', '-q', '-F', device];
+  if (fs === 'xfs') return ['mkfs.xfs', '-q', device];
+  return null;
+}
+
+/** Filesystem signature on a device: `blkid -p` exits 2 when there is none. */
+export function blkidArgv(device: string): string[] {
+  return ['blkid', '-p', '-o', 'value', '-s', 'TYPE', device];
+}
+
+/** The filesystem type blkid found, or null (none, or no such device). */
+export function parseBlkid(r: RunResult): string | null {
+  if (r.exitCode !== 0) return null;
+  const t = r.stdout.trim().split('\n')[0]?.trim() ?? '';
+  return t === '' ? null : t;
+}
+
+/** The filesystem recorded on the LV at creation (tag), if any. */
+export function fsFromTags(tags: readonly string[]): Filesystem | null {
+  const t = tags.find((x) => x.startsWith(FS_TAG_PREFIX));
+  const v = t?.slice(FS_TAG_PREFIX.length);
+  return v && (FILESYSTEMS as readonly string[]).includes(v) ? (v as Filesystem) : null;
+}
+
+export { identityFromTags };
+
+export function describeSize(sizeBytes: number): string {
+  return formatBytes(sizeBytes);
+}

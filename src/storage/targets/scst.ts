@@ -1,0 +1,398 @@
+import type { RunResult } from '../../remote/types.js';
+import { scstIdentity, type Identity } from '../identity.js';
+
+/**
+ * /etc/scst.conf as data. The tool is its one writer: it parses the file,
+ * replaces or adds only the objects of the volume it manages (its vdisk_blockio
+ * DEVICE and its iSCSI TARGET), keeps every other line byte for byte (other
+ * devices, targets, driver attributes, comments, secrets), and applies the
+ * result with `scstadmin -config`, which applies only the differences — so the
+ * file on disk is always the state in force.
+ *
+ * Safety property of the renderer: a device enssib writes always carries
+ * `nv_cache 0` and `write_through 1` (without them SCST acknowledges writes
+ * that are still in a volatile cache, and data is corrupted on a failover), and
+ * explicit `t10_dev_id`/`usn` derived from the volume's identity, identical on
+ * both storage servers. The device spec has no field that could change that.
+ */
+
+export const SCST_CONF = '/etc/scst.conf';
+export const SCST_HANDLER = 'vdisk_blockio';
+export const SCST_DRIVER = 'iscsi';
+/** The SCST vdisk name limit (name[16+1] before SCST 3.5; later versions allow 64): volume names stay within it. */
+export const SCST_MAX_NAME = 16;
+
+export type ScstItem = ScstRaw | ScstAttr | ScstSection;
+export interface ScstRaw {
+  kind: 'raw';
+  text: string;
+}
+export interface ScstAttr {
+  kind: 'attr';
+  name: string;
+  value: string;
+  text: string;
+}
+export interface ScstSection {
+  kind: 'section';
+  keyword: string;
+  args: string[];
+  header: string;
+  footer: string;
+  items: ScstItem[];
+}
+export interface ScstConf {
+  items: ScstItem[];
+  /** The file ended with a newline (kept as it was). */
+  finalNewline: boolean;
+}
+
+export class ScstConfError extends Error {
+  readonly line: number;
+  constructor(line: number, message: string) {
+    super(`${SCST_CONF} line ${line}: ${message}`);
+    this.line = line;
+  }
+}
+
+/** The line without its comment: an unescaped "#" starts one (scst.conf(5)). */
+function stripComment(line: string): string {
+  let out = '';
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i] as string;
+    if (ch === '\\' && line[i + 1] === '#') {
+      out += '#';
+      i++;
+    } else if (ch === '#') break;
+    else out += ch;
+  }
+  return out.trim();
+}
+
+/** Splits on blanks, keeping "double quoted values" together (quotes removed). */
+function tokens(s: string): string[] {
+  const out: string[] = [];
+  const re = /"([^"]*)"|(\S+)/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(s))) out.push(m[1] ?? m[2] ?? '');
+  return out;
+}
+
+export function parseScstConf(text: string): ScstConf {
+  const finalNewline = text.endsWith('\n');
+  const lines = text === '' ? [] : (finalNewline ? text.slice(0, -1) : text).split('\n');
+  const root: ScstItem[] = [];
+  const stack: { section: ScstSection; line: number }[] = [];
+  const current = () => (stack.length ? (stack[stack.length - 1] as { section: ScstSection }).section.items : root);
+  lines.forEach((raw, i) => {
+    const n = i + 1;
+    const body = stripComment(raw);
+    if (body === '') {
+      current().push({ kind: 'raw', text: raw });
+      return;
+    }
+    if (body === '}') {
+      const open = stack.pop();
+      if (!open) throw new ScstConfError(n, 'a "}" closes no section');
+      open.section.footer = raw;
+      return;
+    }
+    if (body.endsWith('{')) {
+      const t = tokens(body.slice(0, -1));
+      if (t.length === 0) throw new ScstConfError(n, 'a section has no name');
+      const section: ScstSection = { kind: 'section', keyword: t[0] as string, args: t.slice(1), header: raw, footer: '}', items: [] };
+      current().push(section);
+      stack.push({ section, line: n });
+      return;
+    }
+    if (body.includes('{') || body.includes('}')) throw new ScstConfError(n, `cannot read ${JSON.stringify(body)}`);
+    const t = tokens(body);
+    current().push({ kind: 'attr', name: t[0] as string, value: t.slice(1).join(' '), text: raw });
+  });
+  const open = stack.pop();
+  if (open) throw new ScstConfError(open.line, `section "${open.section.keyword} ${open.section.args.join(' ')}" is never closed`);
+  return { items: root, finalNewline };
+}
+
+function renderItems(items: ScstItem[], out: string[]): void {
+  for (const it of items) {
+    if (it.kind === 'raw' || it.kind === 'attr') out.push(it.text);
+    else {
+      out.push(it.header);
+      renderItems(it.items, out);
+      out.push(it.footer);
+    }
+  }
+}
+
+export function renderScstConf(conf: ScstConf): string {
+  const out: string[] = [];
+  renderItems(conf.items, out);
+  if (out.length === 0) return '';
+  return out.join('\n') + (conf.finalNewline ? '\n' : '');
+}
+
+// ---------------------------------------------------------------- queries
+
+export function sections(items: ScstItem[], keyword: string, arg0?: string): ScstSection[] {
+  return items.filter((i): i is ScstSection => i.kind === 'section' && i.keyword === keyword && (arg0 === undefined || i.args[0] === arg0));
+}
+
+export function attrs(s: ScstSection): Map<string, string[]> {
+  const m = new Map<string, string[]>();
+  for (const i of s.items) if (i.kind === 'attr') m.set(i.name, [...(m.get(i.name) ?? []), i.value]);
+  return m;
+}
+
+/** Every DEVICE of every HANDLER: the handler, the device section. */
+export function devices(conf: ScstConf): { handler: string; device: ScstSection }[] {
+  return sections(conf.items, 'HANDLER').flatMap((h) => sections(h.items, 'DEVICE').map((d) => ({ handler: h.args[0] ?? '', device: d })));
+}
+
+/** A target's LUNs: number → device (a LUN line is an attr "LUN 0 dev" or a section "LUN 0 dev {"). */
+export function luns(target: ScstSection): { lun: string; device: string }[] {
+  const out: { lun: string; device: string }[] = [];
+  for (const i of target.items) {
+    if (i.kind === 'attr' && i.name === 'LUN') {
+      const [lun = '', device = ''] = tokens(i.value);
+      out.push({ lun, device });
+    } else if (i.kind === 'section' && i.keyword === 'LUN') out.push({ lun: i.args[0] ?? '', device: i.args[1] ?? '' });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- what enssib writes
+
+/** What a volume's device is made of; nv_cache/write_through are not fields: the renderer always writes 0/1. */
+export interface ScstVolume {
+  name: string;
+  filename: string;
+  identity: Identity;
+  iqn: string;
+}
+
+/** The attributes enssib sets on a device, in the order it writes them. */
+export function deviceAttributes(v: ScstVolume): [string, string][] {
+  const ids = scstIdentity(v.identity);
+  return [
+    ['filename', v.filename],
+    ['nv_cache', '0'],
+    ['write_through', '1'],
+    ['t10_dev_id', ids.t10DevId],
+    ['usn', ids.usn],
+  ];
+}
+
+function indent(depth: number): string {
+  return '\t'.repeat(depth);
+}
+
+function quoteValue(v: string): string {
+  return /\s/.test(v) ? `"${v}"` : v;
+}
+
+function attr(depth: number, name: string, value: string): ScstAttr {
+  return { kind: 'attr', name, value, text: `${indent(depth)}${name} ${quoteValue(value)}` };
+}
+
+function section(depth: number, keyword: string, args: string[], items: ScstItem[]): ScstSection {
+  return { kind: 'section', keyword, args, header: `${indent(depth)}${[keyword, ...args].join(' ')} {`, footer: `${indent(depth)}}`, items };
+}
+
+export function deviceSection(v: ScstVolume, depth = 1): ScstSection {
+  return section(
+    depth,
+    'DEVICE',
+    [v.name],
+    deviceAttributes(v).map(([k, val]) => attr(depth + 1, k, val)),
+  );
+}
+
+export function targetSection(v: ScstVolume, depth = 1): ScstSection {
+  const lun: ScstAttr = { kind: 'attr', name: 'LUN', value: `0 ${v.name}`, text: `${indent(depth + 1)}LUN 0 ${v.name}` };
+  return section(depth, 'TARGET', [v.iqn], [attr(depth + 1, 'enabled', '1'), { kind: 'raw', text: '' }, lun]);
+}
+
+/** The lines enssib adds for a volume (what a client dry run shows). */
+export function volumeBlocks(v: ScstVolume): string[] {
+  const out: string[] = [];
+  renderItems([section(0, 'HANDLER', [SCST_HANDLER], [deviceSection(v)])], out);
+  out.push('');
+  renderItems([section(0, 'TARGET_DRIVER', [SCST_DRIVER], [attr(1, 'enabled', '1'), { kind: 'raw', text: '' }, targetSection(v)])], out);
+  return out;
+}
+
+function sameDevice(d: ScstSection, v: ScstVolume): boolean {
+  const a = attrs(d);
+  return deviceAttributes(v).every(([k, val]) => (a.get(k) ?? []).length === 1 && a.get(k)?.[0] === val) && [...a.keys()].every((k) => deviceAttributes(v).some(([n]) => n === k));
+}
+
+function sameTarget(t: ScstSection, v: ScstVolume): boolean {
+  const a = attrs(t);
+  const l = luns(t);
+  return a.get('enabled')?.[0] === '1' && l.length === 1 && l[0]?.lun === '0' && l[0]?.device === v.name;
+}
+
+/** Adds a section's child before the closing brace, after the last non-blank item. */
+function appendChild(s: ScstSection, child: ScstItem): void {
+  let i = s.items.length;
+  while (i > 0 && s.items[i - 1]?.kind === 'raw' && (s.items[i - 1] as ScstRaw).text.trim() === '') i--;
+  const needsGap = i > 0;
+  s.items.splice(i, 0, ...(needsGap ? [{ kind: 'raw', text: '' } as ScstRaw] : []), child);
+}
+
+function clone(conf: ScstConf): ScstConf {
+  return structuredClone(conf);
+}
+
+/**
+ * The file with the volume's device and target as enssib writes them; every
+ * other object untouched. Throws when the name is used by another handler or
+ * the LUN number of the target is taken by another device.
+ */
+export function upsertVolume(conf: ScstConf, v: ScstVolume): ScstConf {
+  const next = clone(conf);
+  for (const { handler, device } of devices(next)) {
+    if (device.args[0] === v.name && handler !== SCST_HANDLER) {
+      throw new Error(`${SCST_CONF} already has a device "${v.name}" under HANDLER ${handler}; enssib manages ${SCST_HANDLER} devices only`);
+    }
+  }
+  let handler = sections(next.items, 'HANDLER', SCST_HANDLER)[0];
+  if (!handler) {
+    handler = section(0, 'HANDLER', [SCST_HANDLER], []);
+    const gap: ScstRaw = { kind: 'raw', text: '' };
+    const firstDriver = next.items.findIndex((i) => i.kind === 'section' && i.keyword === 'TARGET_DRIVER');
+    if (firstDriver < 0) {
+      if (next.items.length > 0) next.items.push(gap);
+      next.items.push(handler);
+    } else next.items.splice(firstDriver, 0, handler, gap);
+  }
+  const depth = 1;
+  const devs = sections(handler.items, 'DEVICE', v.name);
+  if (devs.length > 1) throw new Error(`${SCST_CONF} defines device "${v.name}" ${devs.length} times`);
+  const existing = devs[0];
+  if (!existing) appendChild(handler, deviceSection(v, depth));
+  else if (!sameDevice(existing, v)) handler.items[handler.items.indexOf(existing)] = deviceSection(v, depth);
+
+  let driver = sections(next.items, 'TARGET_DRIVER', SCST_DRIVER)[0];
+  if (!driver) {
+    driver = section(0, 'TARGET_DRIVER', [SCST_DRIVER], [attr(1, 'enabled', '1')]);
+    if (next.items.length > 0) next.items.push({ kind: 'raw', text: '' });
+    next.items.push(driver);
+  }
+  const tgts = sections(driver.items, 'TARGET', v.iqn);
+  if (tgts.length > 1) throw new Error(`${SCST_CONF} defines target "${v.iqn}" ${tgts.length} times`);
+  const tgt = tgts[0];
+  if (!tgt) appendChild(driver, targetSection(v, depth));
+  else if (!sameTarget(tgt, v)) {
+    const other = luns(tgt).find((l) => l.lun === '0' && l.device !== v.name);
+    if (other) throw new Error(`target ${v.iqn} in ${SCST_CONF} maps LUN 0 to device "${other.device}", not "${v.name}"`);
+    driver.items[driver.items.indexOf(tgt)] = targetSection(v, depth);
+  }
+  next.finalNewline = true;
+  assertSafe(next, [v.name]);
+  return next;
+}
+
+/** The file without the volume's device and target (every other object untouched). */
+export function removeVolume(conf: ScstConf, name: string, iqn: string): ScstConf {
+  const next = clone(conf);
+  const drop = (items: ScstItem[], pred: (s: ScstSection) => boolean) => {
+    const kept: ScstItem[] = [];
+    for (const it of items) {
+      if (it.kind === 'section' && pred(it)) {
+        // Also drop the blank line left before it, so that add + remove gives back the file.
+        const prev = kept[kept.length - 1];
+        if (prev?.kind === 'raw' && prev.text.trim() === '') kept.pop();
+      } else kept.push(it);
+    }
+    items.splice(0, items.length, ...kept);
+  };
+  for (const h of sections(next.items, 'HANDLER')) drop(h.items, (s) => s.keyword === 'DEVICE' && s.args[0] === name);
+  for (const d of sections(next.items, 'TARGET_DRIVER', SCST_DRIVER)) drop(d.items, (s) => s.keyword === 'TARGET' && s.args[0] === iqn);
+  return next;
+}
+
+/** What the file (or `scstadmin -write_config`) says about one volume. */
+export interface ScstVolumeState {
+  device: { handler: string; attrs: Map<string, string[]> } | null;
+  target: { enabled: boolean; luns: { lun: string; device: string }[] } | null;
+}
+
+export function volumeState(conf: ScstConf, name: string, iqn: string): ScstVolumeState {
+  const d = devices(conf).find((x) => x.device.args[0] === name);
+  const t = sections(conf.items, 'TARGET_DRIVER', SCST_DRIVER).flatMap((dr) => sections(dr.items, 'TARGET', iqn))[0];
+  return {
+    device: d ? { handler: d.handler, attrs: attrs(d.device) } : null,
+    target: t ? { enabled: attrs(t).get('enabled')?.[0] === '1', luns: luns(t) } : null,
+  };
+}
+
+/** Whether a device in a state carries exactly the attributes enssib writes for the volume. */
+export function deviceMatches(d: ScstVolumeState['device'], v: ScstVolume): boolean {
+  return !!d && d.handler === SCST_HANDLER && deviceAttributes(v).every(([k, val]) => d.attrs.get(k)?.[0] === val);
+}
+
+/** Whether a state is exactly the volume as enssib writes it (handler, attributes, enabled target with LUN 0). */
+export function stateMatches(s: ScstVolumeState, v: ScstVolume): boolean {
+  if (!s.device || !s.target || s.device.handler !== SCST_HANDLER) return false;
+  const a = s.device.attrs;
+  return deviceAttributes(v).every(([k, val]) => a.get(k)?.[0] === val) && s.target.enabled && s.target.luns.some((l) => l.lun === '0' && l.device === v.name);
+}
+
+/** Devices under vdisk handlers that lack nv_cache 0 or write_through 1 (the site's corruption hazard). */
+export function unsafeDevices(conf: ScstConf): { name: string; handler: string; problems: string[] }[] {
+  return devices(conf)
+    .filter((d) => d.handler.startsWith('vdisk_'))
+    .map(({ handler, device }) => {
+      const a = attrs(device);
+      const problems: string[] = [];
+      if (a.get('nv_cache')?.[0] !== '0') problems.push(`nv_cache ${a.get('nv_cache')?.[0] ?? '(unset)'}`);
+      if (handler !== 'vdisk_nullio' && a.get('write_through')?.[0] !== '1') problems.push(`write_through ${a.get('write_through')?.[0] ?? '(unset)'}`);
+      return { name: device.args[0] ?? '', handler, problems };
+    })
+    .filter((d) => d.problems.length > 0);
+}
+
+/** Throws if any of the named devices would be written without nv_cache 0 / write_through 1. */
+export function assertSafe(conf: ScstConf, names: readonly string[]): void {
+  const bad = unsafeDevices(conf).filter((d) => names.includes(d.name));
+  if (bad.length > 0) throw new Error(`refusing to write ${SCST_CONF}: ${bad.map((b) => `${b.name} (${b.problems.join(', ')})`).join('; ')}`);
+}
+
+// ---------------------------------------------------------------- commands
+
+/** The file, or nothing when it does not exist yet. */
+export function readConfArgv(): string[] {
+  return ['sh', '-c', 'if [ -e "$1" ]; then cat -- "$1"; fi', 'read-conf', SCST_CONF];
+}
+
+/** The configuration in force, as scstadmin writes it (key attributes). */
+export function runningConfArgv(): string[] {
+  return ['sh', '-c', 't=$(mktemp) || exit 1; scstadmin -noprompt -write_config "$t" >/dev/null; rc=$?; cat -- "$t"; rm -f -- "$t"; exit $rc', 'scst-running'];
+}
+
+export function applyArgv(): string[] {
+  return ['scstadmin', '-noprompt', '-config', SCST_CONF];
+}
+
+export function resyncArgv(name: string): string[] {
+  return ['scstadmin', '-noprompt', '-resync_dev', name];
+}
+
+export function removeTargetArgv(iqn: string): string[][] {
+  return [
+    ['scstadmin', '-noprompt', '-disable_target', iqn, '-driver', SCST_DRIVER],
+    ['scstadmin', '-noprompt', '-rem_target', iqn, '-driver', SCST_DRIVER],
+  ];
+}
+
+export function closeDeviceArgv(name: string): string[] {
+  return ['scstadmin', '-noprompt', '-close_dev', name, '-handler', SCST_HANDLER];
+}
+
+/** The parsed file from `readConfArgv`'s result (an absent file is empty). */
+export function confFromResult(r: RunResult, what = SCST_CONF): ScstConf {
+  if (r.exitCode !== 0) throw new Error(`cannot read ${what}: ${r.stderr.trim() || `exit code ${r.exitCode}`}`);
+  return parseScstConf(r.stdout);
+}

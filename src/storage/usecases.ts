@@ -1,0 +1,200 @@
+import type { Invocation } from '../cli/commands.js';
+import type { Context } from '../context.js';
+import { execute } from '../engine/execute.js';
+import { runPlan } from '../engine/runner.js';
+import { ExitCode, OperationError, PartialFailureError, UsageError } from '../errors.js';
+import { parseSize, formatBytes } from '../validate.js';
+import { newIdentity } from './identity.js';
+import { createPersistentVolume, volumeUsers, type VolumeUser } from './kube.js';
+import { lockOwner } from './lock.js';
+import { FILESYSTEMS, type Filesystem } from './lvm.js';
+import { createPlan, createResult, createResultLines, type CreateRequest } from './volume-create.js';
+import { deleteOutcome, deletePlan } from './volume-delete.js';
+import { listLines, listPlan, listRows } from './volume-list.js';
+import { resizePlan, resizeResult, resizeResultLines } from './volume-resize.js';
+import { iqnOf, lockError, readError, validateVolumeName, volumeSite, type VolumeSite } from './volume.js';
+
+/** The `enssib volume …` commands: validate everything local, build the plan, run it, say what happened. */
+
+const DEFAULT_LOCK_WAIT_S = 60;
+/**
+ * The worker phases are a few short iSCSI commands per worker: they run on up
+ * to this many workers at once (more with a larger -c), so that 20 workers
+ * take about the time of one.
+ */
+const WORKERS_AT_ONCE = 32;
+const workersAtOnce = (ctx: Context) => Math.max(ctx.opts.concurrency, WORKERS_AT_ONCE);
+
+function lockWait(opts: Record<string, unknown>): number {
+  const v = opts.lockWait;
+  if (v === undefined) return DEFAULT_LOCK_WAIT_S;
+  if (typeof v !== 'string' || !/^\d{1,5}$/.test(v)) throw new UsageError(`--lock-wait ${JSON.stringify(v)}: expected a number of seconds`);
+  return Number(v);
+}
+
+function siteAndName(ctx: Context, raw: unknown): { site: VolumeSite; name: string } {
+  const site = volumeSite(ctx.inventory());
+  return { site, name: validateVolumeName(site, raw) };
+}
+
+/** Errors that stop a run before anything changed, turned into what the user reads. */
+function stopError(report: Awaited<ReturnType<typeof execute>>, site: VolumeSite): Error | null {
+  return lockError(report, site) ?? readError(report);
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, rej) => (t = setTimeout(() => rej(new OperationError(`${what}: no answer after ${ms / 1000} s`)), ms)))]);
+  } finally {
+    if (t) clearTimeout(t);
+  }
+}
+
+export async function createCommand(ctx: Context, inv: Invocation): Promise<number> {
+  const { site, name } = siteAndName(ctx, inv.args[0]);
+  const sizeBytes = parseSize(inv.args[1]);
+  const fs = (inv.opts.fs ?? 'ext4') as Filesystem;
+  if (!FILESYSTEMS.includes(fs)) throw new UsageError(`--fs ${JSON.stringify(fs)}: expected ext4, xfs or none`);
+  let verifyOn: string | null = site.workers[0] ?? null;
+  if (inv.opts.verifyOn !== undefined) {
+    const v = String(inv.opts.verifyOn);
+    if (!site.workers.includes(v)) throw new UsageError(`--verify-on ${JSON.stringify(v)} is not a worker of the inventory`, [`Workers: ${site.workers.join(', ') || 'none'}`]);
+    verifyOn = v;
+  }
+  const req: CreateRequest = {
+    name,
+    sizeBytes,
+    fs,
+    verifyOn,
+    pv: inv.opts.pv === true,
+    keepOnFailure: inv.opts.keepOnFailure === true,
+    lockWaitS: lockWait(inv.opts),
+    workerConcurrency: workersAtOnce(ctx),
+  };
+  const plan = createPlan(site, req, {
+    identity: newIdentity(),
+    owner: lockOwner(ctx.argv),
+    createPv: async (pv) => withTimeout(createPersistentVolume(await ctx.kube(), pv), 30_000, 'the Kubernetes API'),
+  });
+  const cmdline = ['enssib', 'volume', 'create', name, inv.args[1] as string, ...(fs !== 'ext4' ? ['--fs', fs] : [])].join(' ');
+  const report = await execute(ctx, plan, {
+    extra: (r) => {
+      const res = createResult(site, req, r);
+      return res ? { json: { volume: res }, text: createResultLines(res, cmdline) } : {};
+    },
+  });
+  const stop = stopError(report, site);
+  if (stop) throw stop;
+  if (report.exitCode === ExitCode.partial) {
+    const res = createResult(site, req, report);
+    if (res && res.pending.length > 0) {
+      throw new PartialFailureError(`volume ${name} is created, but ${res.pending.map((p) => p.host).join(', ')} could not be told about it`, ['See the commands to run later above.']);
+    }
+  }
+  if (report.stoppedAt && report.mode === 'apply') {
+    const failedUndo = report.undo.filter((u) => !u.ok);
+    throw new OperationError(
+      `volume create ${name} failed at "${report.stoppedAt}"`,
+      req.keepOnFailure
+        ? ['--keep-on-failure: what was created stays; run the command again to finish it.']
+        : failedUndo.length > 0
+          ? ['Some undo steps failed; what is left where is listed above under "Undo".']
+          : report.undo.length > 0
+            ? ['What this run had created was undone.']
+            : ['Nothing had been changed yet.'],
+    );
+  }
+  return report.exitCode;
+}
+
+export async function resizeCommand(ctx: Context, inv: Invocation): Promise<number> {
+  const { site, name } = siteAndName(ctx, inv.args[0]);
+  const sizeBytes = parseSize(inv.args[1]);
+  const req = { name, sizeBytes, growFs: inv.opts.growFs === true, lockWaitS: lockWait(inv.opts), workerConcurrency: workersAtOnce(ctx) };
+  const plan = resizePlan(site, req, lockOwner(ctx.argv));
+  const report = await execute(ctx, plan, {
+    extra: (r) => {
+      const res = resizeResult(site, req, r);
+      const fs = (r.state.values.get('resize') as { fs: string | null } | undefined)?.fs ?? null;
+      return res ? { json: { volume: res }, text: resizeResultLines(res, req.growFs, fs) } : {};
+    },
+  });
+  const stop = stopError(report, site);
+  if (stop) throw stop;
+  if (report.stoppedAt && report.mode === 'apply') throw new OperationError(`volume resize ${name} failed at "${report.stoppedAt}"`, ['Run the command again once the cause is fixed: every step checks what is already done.']);
+  return report.exitCode;
+}
+
+async function usersOf(ctx: Context, iqns: string[]): Promise<Map<string, VolumeUser[]>> {
+  const kc = await ctx.kube();
+  return withTimeout(volumeUsers(kc, iqns), 15_000, 'the Kubernetes API');
+}
+
+export async function deleteCommand(ctx: Context, inv: Invocation): Promise<number> {
+  const { site, name } = siteAndName(ctx, inv.args[0]);
+  const checkPvs = inv.opts.skipPvCheck !== true;
+  const plan = deletePlan(site, { name, lockWaitS: lockWait(inv.opts), checkPvs, workerConcurrency: workersAtOnce(ctx) }, {
+    owner: lockOwner(ctx.argv),
+    users: async (iqn) => {
+      try {
+        return (await usersOf(ctx, [iqn])).get(iqn) ?? [];
+      } catch (e) {
+        throw new OperationError(`cannot check whether a PersistentVolume uses volume "${name}": ${(e as Error).message}`, [
+          'Nothing was changed. If the API server is down and you know no PersistentVolume refers to the volume, run again with --skip-pv-check.',
+        ]);
+      }
+    },
+  });
+  if (ctx.opts.dryRun === false) {
+    await ctx.prompt.confirm(`Delete volume "${name}" and all its data (LV ${site.vg}/${name}, exports on ${site.servers.map((s) => s.name).join(' and ')}, target on every worker)?`);
+  }
+  const report = await execute(ctx, plan, {
+    extra: (r) => {
+      const outcome = deleteOutcome(r);
+      return { json: { volume: { name, iqn: iqnOf(site, name), outcome } }, text: outcome === 'deleted' ? ['', `Volume ${name} deleted.`] : [] };
+    },
+  });
+  const stop = stopError(report, site);
+  if (stop) throw stop;
+  if (report.stoppedAt && report.mode === 'apply') {
+    const o = report.phases.find((p) => p.title === report.stoppedAt)?.hosts.find((h) => h.status === 'failed');
+    const before = ['read sessions, maps and mounts on the workers', 'check that nothing uses the volume'].includes(report.stoppedAt);
+    if (before && o?.error?.exitCode === ExitCode.usage) throw new UsageError(o.error.message, o.error.details);
+    throw new OperationError(
+      before ? `volume delete ${name} refused: ${o?.error?.message ?? report.stoppedAt}` : `volume delete ${name} stopped at "${report.stoppedAt}"`,
+      before ? [...(o?.error?.details ?? []), 'Nothing was changed.'] : ['Run the command again once the cause is fixed: it removes what is left.'],
+    );
+  }
+  return report.exitCode;
+}
+
+export async function listCommand(ctx: Context): Promise<number> {
+  const site = volumeSite(ctx.inventory());
+  const plan = listPlan(site, workersAtOnce(ctx));
+  if (ctx.opts.dryRun === 'client') {
+    await execute(ctx, plan);
+    return ExitCode.ok;
+  }
+  const report = await runPlan(plan, { mode: 'server', concurrency: ctx.opts.concurrency, hosts: ctx.hosts(), renderer: ctx.renderer, signal: ctx.signal });
+  const { rows, unreachable } = listRows(site, report);
+  let apiNote: string | null = null;
+  if (rows.length > 0) {
+    try {
+      const users = await usersOf(
+        ctx,
+        rows.map((r) => r.iqn),
+      );
+      for (const r of rows) r.usedBy = users.get(r.iqn) ?? [];
+    } catch (e) {
+      apiNote = `USED BY is unknown: ${(e as Error).message}`;
+    }
+  }
+  ctx.out.result(
+    () => ({ volumes: rows, unreachable, ...(apiNote ? { usedByUnknown: apiNote } : {}) }),
+    () => [...listLines(site, rows, (h, b) => ctx.out.table(h, b), apiNote), ...(unreachable.length ? ['', `Did not answer: ${unreachable.join(', ')} ("?" above).`] : [])],
+  );
+  return unreachable.length > 0 ? ExitCode.partial : ExitCode.ok;
+}
+
+export { formatBytes };

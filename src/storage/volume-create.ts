@@ -1,0 +1,389 @@
+import type { Action, Phase, Plan, RunReport, RunState } from '../engine/types.js';
+import { LOCAL } from '../engine/types.js';
+import { OperationError, UsageError } from '../errors.js';
+import { formatBytes } from '../validate.js';
+import { exportActions, exportUndo } from './exports.js';
+import { ID_TAG_PREFIX, identityFromTags, identityTag, type Identity } from './identity.js';
+import {
+  ISCSI_ERR,
+  deleteNodeArgv,
+  discoveryArgv,
+  loginArgv,
+  logoutArgv,
+  multipathArgv,
+  discoverTargetArgv,
+  nodesArgv,
+  parseMultipath,
+  parseNodes,
+  parseSessions,
+  sessionsArgv,
+  verifyPaths,
+  waitForPathsArgv,
+} from './initiator.js';
+import { iscsiStanza, pvManifest, stanzaYaml, type IscsiStanza, type PvManifest } from './kube.js';
+import type { LockOwner } from './lock.js';
+import {
+  fsFromTags,
+  lvActivateArgv,
+  lvDeactivateArgv,
+  lvPath,
+  lvRef,
+  lvcreateArgv,
+  mkfsArgv,
+  roundToExtents,
+  volumeTags,
+  type Filesystem,
+} from './lvm.js';
+import {
+  command,
+  iqnOf,
+  lockPhase,
+  readFacts,
+  readPhase,
+  releasePhase,
+  type StorageFacts,
+  type VolumeSite,
+} from './volume.js';
+
+/**
+ * `enssib volume create <name> <size>` as a plan:
+ *   lock → read DRBD/LVM/targets on both storage servers → lvcreate (+mkfs) on
+ *   the metadata host → activate on the other → export on both with one
+ *   identity → discovery on every worker in parallel → log in on one worker,
+ *   check one multipath map with two active paths, log out → (PersistentVolume)
+ *   → release the lock (always).
+ * Every phase plans from facts, so a re-run converges; a failure after
+ * lvcreate undoes what this run created unless --keep-on-failure.
+ */
+
+export interface CreateRequest {
+  name: string;
+  sizeBytes: number;
+  fs: Filesystem;
+  /** The worker that verifies the two paths (null: no worker in the inventory). */
+  verifyOn: string | null;
+  pv: boolean;
+  keepOnFailure: boolean;
+  lockWaitS: number;
+  /** Workers handled at once in the worker phases (default: the global limit). */
+  workerConcurrency?: number;
+}
+
+export interface CreateDeps {
+  /** Identity for a new LV (an existing LV keeps its own, read from its tag). */
+  identity: Identity;
+  owner: LockOwner;
+  /** Creates the PersistentVolume (API call), for --pv. */
+  createPv?: (pv: PvManifest) => Promise<{ changed: boolean; message: string }>;
+}
+
+/** What the read phase decided on the metadata host, for the phases after it. */
+export interface CreateDecision {
+  identity: Identity;
+  existed: boolean;
+  fs: Filesystem;
+  /** Size of the LV (rounded to extents when facts are known). */
+  sizeBytes: number;
+  mkfs: boolean;
+}
+
+export const PHASE_LV = 'create the logical volume on the metadata host';
+export const PHASE_ACTIVATE = 'activate the logical volume on the storage servers';
+export const PHASE_EXPORT = 'export on both storage servers with one device identity';
+export const PHASE_DISCOVERY = 'discovery on every worker (both portals)';
+export const phaseLogin = (w: string) => `log in on ${w} to check the paths`;
+export const phaseVerify = (w: string) => `check one multipath map with two active paths on ${w}`;
+export const phaseLogout = (w: string) => `log out on ${w}`;
+export const PHASE_PV = 'create the PersistentVolume';
+
+const DECISION = 'volume';
+const WWID = 'wwid';
+
+export function decision(state: RunState): CreateDecision {
+  const d = state.values.get(DECISION) as CreateDecision | undefined;
+  if (!d) throw new Error('internal: the read phase made no decision about the volume');
+  return d;
+}
+
+/** The metadata host's decision from its facts (pure; throws UsageError on a conflict the user must resolve). */
+export function decideCreate(site: VolumeSite, req: CreateRequest, candidate: Identity, f: StorageFacts | null): CreateDecision {
+  if (!f) return { identity: candidate, existed: false, fs: req.fs, sizeBytes: req.sizeBytes, mkfs: req.fs !== 'none' };
+  const vg = f.vg;
+  if (!vg) throw new OperationError(`${f.host}: volume group ${site.vg} not found`);
+  const want = roundToExtents(req.sizeBytes, vg.extentBytes);
+  const lv = f.lv;
+  if (lv) {
+    let id: Identity | null;
+    try {
+      id = identityFromTags(lv.tags);
+    } catch (e) {
+      throw new UsageError(`${lvRef(site.vg, req.name)} on ${f.host}: ${(e as Error).message}`);
+    }
+    if (!id) {
+      throw new UsageError(`an LV ${lvRef(site.vg, req.name)} exists on ${f.host} but enssib did not create it (no ${ID_TAG_PREFIX}… tag)`, [
+        'enssib exports only volumes whose device identity is recorded on the LV. To adopt this LV, give it an identity and run the command again:',
+        `  lvchange --addtag enssib --addtag ${identityTag(candidate)} ${lvRef(site.vg, req.name)}`,
+      ]);
+    }
+    if (lv.sizeBytes !== want) {
+      throw new UsageError(`volume "${req.name}" exists with size ${formatBytes(lv.sizeBytes)}, not ${formatBytes(want)}`, [
+        lv.sizeBytes < want ? `To grow it: enssib volume resize ${req.name} ${formatBytes(want)}` : 'Volumes only grow: see enssib volume resize.',
+      ]);
+    }
+    const tagFs = fsFromTags(lv.tags);
+    return { identity: id, existed: true, fs: tagFs ?? req.fs, sizeBytes: lv.sizeBytes, mkfs: tagFs !== null && tagFs !== 'none' && f.fsType === null };
+  }
+  if (want > vg.freeBytes) {
+    throw new UsageError(`size ${formatBytes(want)} is more than volume group ${site.vg} has free on ${f.host} (${formatBytes(vg.freeBytes)})`);
+  }
+  return { identity: candidate, existed: false, fs: req.fs, sizeBytes: want, mkfs: req.fs !== 'none' };
+}
+
+function loggedInBefore(state: RunState, worker: string, iqn: string): Set<string> | null {
+  const f = state.facts(phaseLogin(worker), worker);
+  if (!f || !f[0]) return null;
+  return new Set(parseSessions(f[0]).filter((s) => s.iqn === iqn).map((s) => s.portal));
+}
+
+/** Portals this run logs in to on the verifying worker (those without a session already: kubelet's stay untouched). */
+function portalsToLogIn(site: VolumeSite, state: RunState, worker: string, iqn: string): string[] {
+  const before = loggedInBefore(state, worker, iqn);
+  return site.servers.map((s) => s.portal).filter((p) => !before?.has(p));
+}
+
+export function createPlan(site: VolumeSite, req: CreateRequest, deps: CreateDeps): Plan {
+  const iqn = iqnOf(site, req.name);
+  const dev = lvPath(site.vg, req.name);
+  const portals = site.servers.map((s) => s.portal);
+  const undo = <T>(fn: T): T | undefined => (req.keepOnFailure ? undefined : fn);
+  const phases: Phase[] = [lockPhase(site, deps.owner, req.lockWaitS)];
+
+  phases.push(
+    readPhase(site, req.name, (host, f, state) => {
+      if (host === site.meta) state.values.set(DECISION, decideCreate(site, req, deps.identity, f));
+    }),
+  );
+
+  phases.push({
+    title: PHASE_LV,
+    hosts: [site.meta],
+    plan: (_h, _f, state) => {
+      const d = decision(state);
+      const mkfs = mkfsArgv(d.fs, dev);
+      const actions: Action[] = [];
+      if (!d.existed) actions.push(command(lvcreateArgv(site.vg, req.name, d.sizeBytes, volumeTags(d.identity, d.fs)), 'LV with the volume identity as a tag'));
+      if (d.mkfs && mkfs) actions.push(command(mkfs, `${d.fs} filesystem`, { timeoutMs: 30 * 60_000 }));
+      return actions;
+    },
+    undo: undo((_h: string, state: RunState): Action[] => {
+      const d = decision(state);
+      if (d.existed) return [];
+      const failed = (state.undone ?? []).filter((u) => !u.ok && u.host !== site.meta);
+      if (failed.length > 0) {
+        return [
+          {
+            kind: 'task',
+            label: `keep ${lvRef(site.vg, req.name)}: ${[...new Set(failed.map((u) => u.host))].join(', ')} may still use it`,
+            lines: [],
+            run: async () => {
+              throw new OperationError(`${lvRef(site.vg, req.name)} left on ${site.meta}: removing it while ${[...new Set(failed.map((u) => u.host))].join(', ')} still exports or maps it would hand its extents to the next volume`, [
+                `After cleaning up there: lvchange -an ${lvRef(site.vg, req.name)} (other servers), then on ${site.meta}: lvremove ${lvRef(site.vg, req.name)}`,
+              ]);
+            },
+          },
+        ];
+      }
+      return [
+        command(['sh', '-c', 'if lvs "$1" >/dev/null 2>&1; then exec lvremove --yes "$1"; fi', 'undo-lv', lvRef(site.vg, req.name)], 'remove the LV this run created'),
+      ];
+    }),
+    undoFailed: true,
+  });
+
+  phases.push({
+    title: PHASE_ACTIVATE,
+    hosts: site.servers.map((s) => s.name),
+    plan: (host, _f, state) => {
+      const d = decision(state);
+      const f = readFacts(site, state, host, req.name);
+      if (host === site.meta) return d.existed && f && !f.lv?.active ? [command(lvActivateArgv(site.vg, req.name), 'activate')] : [];
+      if (f?.lv?.active) return [];
+      return [command(lvActivateArgv(site.vg, req.name), `activate here too (dual-primary DRBD: LVM metadata written on ${site.meta})`)];
+    },
+    undo: undo((): Action[] => [command(lvDeactivateArgv(site.vg, req.name), 'deactivate')]),
+  });
+
+  phases.push({
+    title: PHASE_EXPORT,
+    hosts: site.servers.map((s) => s.name),
+    plan: (host, _f, state) => {
+      const d = decision(state);
+      const server = site.servers.find((s) => s.name === host);
+      if (!server) throw new Error(`internal: ${host} is not a storage server`);
+      return exportActions(site, server, readFacts(site, state, host, req.name), { name: req.name, identity: d.identity });
+    },
+    undo: undo((host: string, state: RunState): Action[] => exportUndo(site, readFacts(site, state, host, req.name), { name: req.name, identity: decision(state).identity })),
+    undoFailed: true,
+  });
+
+  if (site.workers.length > 0) {
+    phases.push({
+      title: PHASE_DISCOVERY,
+      hosts: site.workers,
+      continueOnError: true,
+      ...(req.workerConcurrency ? { concurrency: req.workerConcurrency } : {}),
+      checks: () => [nodesArgv()],
+      plan: (_h, facts) => {
+        const known = facts && facts[0] ? parseNodes(facts[0]).filter((n) => n.iqn === iqn).map((n) => n.portal) : [];
+        return portals
+          .filter((p) => !known.includes(p))
+          .map((p) => command(discoverTargetArgv(iqn, p), `discover the targets of ${p}; the target must be known through it`, { timeoutMs: 90_000 }));
+      },
+      undo: undo((): Action[] => [command(deleteNodeArgv(iqn), 'forget the target', { okCodes: [0, ISCSI_ERR.noObjsFound] })]),
+    });
+  }
+
+  const w = req.verifyOn;
+  if (w) {
+    phases.push({
+      title: phaseLogin(w),
+      hosts: [w],
+      checks: () => [sessionsArgv()],
+      plan: (_h, _f, state) => {
+        const todo = portalsToLogIn(site, state, w, iqn);
+        return [
+          ...todo.map((p) => command(loginArgv(iqn, p), `log in through ${p}`, { okCodes: [0, ISCSI_ERR.sessExists], timeoutMs: 90_000 })),
+          command(waitForPathsArgv(iqn, 30), 'wait for udev and multipathd', { timeoutMs: 60_000 }),
+        ];
+      },
+      undo: undo((_h: string, state: RunState): Action[] =>
+        portalsToLogIn(site, state, w, iqn).map((p) => command(logoutArgv(iqn, p), `log out of ${p}`, { okCodes: [0, ISCSI_ERR.noObjsFound] })),
+      ),
+      undoFailed: true,
+    });
+    phases.push({
+      title: phaseVerify(w),
+      hosts: [w],
+      checks: () => [sessionsArgv(), multipathArgv()],
+      plan: (host, facts, state) => {
+        const [sess, mp] = facts ?? [];
+        if (!sess || !mp) return [];
+        const sessions = parseSessions(sess);
+        const maps = parseMultipath(mp.stdout);
+        const v = verifyPaths(iqn, portals, sessions, maps);
+        if (!v.ok) throw new OperationError(`${host}: ${iqn} is not one multipath map with ${portals.length} active paths`, v.problems);
+        state.values.set(WWID, v.map.wwid);
+        return [];
+      },
+    });
+    phases.push({
+      title: phaseLogout(w),
+      hosts: [w],
+      plan: (_h, _f, state) => portalsToLogIn(site, state, w, iqn).map((p) => command(logoutArgv(iqn, p), `log out of ${p} (kubelet logs in when a pod mounts the volume)`, { okCodes: [0, ISCSI_ERR.noObjsFound] })),
+    });
+  }
+
+  if (req.pv) {
+    phases.push({
+      title: PHASE_PV,
+      hosts: [LOCAL],
+      continueOnError: true,
+      plan: (_h, _f, state) => {
+        const d = decision(state);
+        const pv = pvManifest(site, req.name, d.sizeBytes, d.fs);
+        return [
+          {
+            kind: 'task',
+            label: `create PersistentVolume ${req.name} through the Kubernetes API`,
+            lines: [`POST /api/v1/persistentvolumes`, `  name ${req.name}, capacity ${pv.spec.capacity.storage}, ReadWriteOnce, reclaim Retain`, ...stanzaYaml(pv.spec.iscsi).map((l) => `  ${l}`)],
+            run: async () => {
+              if (!deps.createPv) throw new OperationError('no Kubernetes client');
+              return deps.createPv(pv);
+            },
+          },
+        ];
+      },
+    });
+  }
+
+  return { title: `volume create ${req.name} ${formatBytes(req.sizeBytes)}`, mutating: true, phases, always: [releasePhase(site, deps.owner)], prefetch: site.workers };
+}
+
+// ---------------------------------------------------------------- result
+
+export interface CreateResult {
+  name: string;
+  size: string;
+  sizeBytes: number;
+  identity: Identity;
+  iqn: string;
+  lun: 0;
+  fsType: Filesystem;
+  wwid: string | null;
+  verifiedOn: string | null;
+  outcome: 'created' | 'unchanged' | 'completed' | 'failed' | 'planned';
+  kubernetes: { iscsi: IscsiStanza };
+  /** Workers that could not be told about the target, with the commands to run there later. */
+  pending: { host: string; error: string; commands: string[] }[];
+}
+
+const STRUCTURAL = [PHASE_LV, PHASE_ACTIVATE, PHASE_EXPORT, PHASE_DISCOVERY];
+
+export function createResult(site: VolumeSite, req: CreateRequest, report: RunReport): CreateResult | null {
+  const d = report.state.values.get(DECISION) as CreateDecision | undefined;
+  if (!d) return null;
+  const iqn = iqnOf(site, req.name);
+  const phases = report.phases.filter((p) => STRUCTURAL.includes(p.title));
+  const lv = report.phases.find((p) => p.title === PHASE_LV)?.hosts[0];
+  const allUnchanged = phases.length > 0 && phases.every((p) => p.hosts.every((h) => h.status === 'unchanged'));
+  const discovery = report.phases.find((p) => p.title === PHASE_DISCOVERY);
+  const pending = (discovery?.hosts ?? [])
+    .filter((h) => h.status === 'failed')
+    .map((h) => ({
+      host: h.host,
+      error: h.error?.message ?? 'failed',
+      commands: site.servers.map((s) => discoveryArgv(s.portal).join(' ')),
+    }));
+  let outcome: CreateResult['outcome'];
+  if (report.mode !== 'apply') outcome = 'planned';
+  else if (report.stoppedAt) outcome = 'failed';
+  else if (allUnchanged) outcome = 'unchanged';
+  else outcome = lv?.status === 'done' && !d.existed ? 'created' : 'completed';
+  const wwid = (report.state.values.get(WWID) as string | undefined) ?? null;
+  return {
+    name: req.name,
+    size: formatBytes(d.sizeBytes),
+    sizeBytes: d.sizeBytes,
+    identity: d.identity,
+    iqn,
+    lun: 0,
+    fsType: d.fs,
+    wwid,
+    verifiedOn: wwid ? req.verifyOn : null,
+    outcome,
+    kubernetes: { iscsi: iscsiStanza(site, req.name, d.fs) },
+    pending,
+  };
+}
+
+export function createResultLines(r: CreateResult, cmdline: string): string[] {
+  if (r.outcome === 'planned' || r.outcome === 'failed') return [];
+  const head =
+    r.outcome === 'unchanged'
+      ? `Volume ${r.name} exists with ${r.size}: unchanged.`
+      : r.outcome === 'created'
+        ? `Volume ${r.name} created: ${r.size}, ${r.fsType === 'none' ? 'no filesystem' : r.fsType}.`
+        : `Volume ${r.name} (${r.size}) completed.`;
+  const lines = ['', head, `  identity ${r.identity}, target ${r.iqn}, LUN 0`];
+  if (r.wwid) lines.push(`  checked on ${r.verifiedOn}: one multipath map ${r.wwid} with two active paths`);
+  if (r.pending.length > 0) {
+    lines.push('', `Not done on ${r.pending.length} worker(s) — the volume is created; run later, on each:`);
+    for (const p of r.pending) {
+      lines.push(`  ${p.host} (${p.error}):`);
+      for (const c of p.commands) lines.push(`    ${c}`);
+    }
+    lines.push(`  or run again from here (it converges): ${cmdline}`);
+  }
+  lines.push('', 'Kubernetes iSCSI volume:', ...stanzaYaml(r.kubernetes.iscsi).map((l) => `  ${l}`));
+  return lines;
+}

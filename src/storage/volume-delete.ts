@@ -1,0 +1,180 @@
+import type { Action, Facts, Phase, Plan, RunReport, RunState } from '../engine/types.js';
+import { LOCAL } from '../engine/types.js';
+import { OperationError, UsageError } from '../errors.js';
+import { exportTrace, unexportActions } from './exports.js';
+import {
+  ISCSI_ERR,
+  deleteNodeArgv,
+  dmOpenArgv,
+  logoutArgv,
+  mountsArgv,
+  multipathArgv,
+  nodesArgv,
+  parseDmOpen,
+  parseMounts,
+  parseMultipath,
+  parseNodes,
+  parseSessions,
+  sessionsArgv,
+  targetPaths,
+} from './initiator.js';
+import type { VolumeUser } from './kube.js';
+import type { LockOwner } from './lock.js';
+import { lvDeactivateArgv, lvRef, lvremoveArgv } from './lvm.js';
+import { command, iqnOf, lockPhase, readFacts, readPhase, releasePhase, type VolumeSite } from './volume.js';
+
+/**
+ * `enssib volume delete <name>`: refused while any worker has the volume open
+ * or mounted, or a PersistentVolume refers to it; then log out the sessions,
+ * flush the maps and forget the target on the workers, remove the exports on
+ * both servers, deactivate the LV on the other server and remove it on the
+ * metadata host. Nothing is undone (a removed export cannot come back
+ * unnoticed); each phase plans from facts, so running it again finishes a
+ * delete that stopped half way.
+ */
+
+export interface DeleteRequest {
+  name: string;
+  lockWaitS: number;
+  /** Ask the API server which PersistentVolumes use the volume (false with --skip-pv-check). */
+  checkPvs: boolean;
+  workerConcurrency?: number;
+}
+
+export interface DeleteDeps {
+  owner: LockOwner;
+  /** PersistentVolumes and pods using the target (API call). */
+  users?: (iqn: string) => Promise<VolumeUser[]>;
+}
+
+export const PHASE_WORKERS_READ = 'read sessions, maps and mounts on the workers';
+export const PHASE_GUARD = 'check that nothing uses the volume';
+export const PHASE_WORKERS_CLEAN = 'log out, flush the maps and forget the target on the workers';
+export const PHASE_UNEXPORT = 'remove the exports on both storage servers';
+export const PHASE_DEACTIVATE = 'deactivate the logical volume on the other storage servers';
+export const PHASE_LVREMOVE = 'remove the logical volume on the metadata host';
+
+/** What a worker holds of the target: sessions (portals), the map, node records, and who has it open. */
+export function workerHold(iqn: string, facts: Facts | null | undefined) {
+  const [sess, mp, dm, mnt, nodes] = facts ?? [];
+  if (!sess || !mp || !dm || !mnt || !nodes) return null;
+  const tp = targetPaths(iqn, parseSessions(sess), parseMultipath(mp.stdout));
+  const map = tp.maps.length === 1 ? tp.maps[0] : undefined;
+  const open = map ? (parseDmOpen(dm).get(map.name) ?? 0) : 0;
+  const disks = new Set(tp.sessions.flatMap((s) => s.disks.map((d) => `/dev/${d.name}`)));
+  const sources = new Set([...disks, ...(map ? [`/dev/mapper/${map.name}`, `/dev/${map.dm}`] : [])]);
+  const mounts = parseMounts(mnt).filter((m) => sources.has(m.source));
+  return {
+    portals: tp.sessions.map((s) => s.portal),
+    maps: tp.maps.map((m) => m.name),
+    open,
+    mounts,
+    records: parseNodes(nodes).filter((n) => n.iqn === iqn).length,
+  };
+}
+
+export function deletePlan(site: VolumeSite, req: DeleteRequest, deps: DeleteDeps): Plan {
+  const iqn = iqnOf(site, req.name);
+  const phases: Phase[] = [lockPhase(site, deps.owner, req.lockWaitS)];
+  phases.push(readPhase(site, req.name, () => undefined));
+  if (site.workers.length > 0) {
+    phases.push({
+      title: PHASE_WORKERS_READ,
+      hosts: site.workers,
+      ...(req.workerConcurrency ? { concurrency: req.workerConcurrency } : {}),
+      checks: () => [sessionsArgv(), multipathArgv(), dmOpenArgv(), mountsArgv(), nodesArgv()],
+      plan: (host, facts) => {
+        const h = workerHold(iqn, facts);
+        if (!h) return [];
+        if (h.mounts.length > 0) {
+          throw new OperationError(`volume "${req.name}" is mounted on ${host}`, [...h.mounts.map((m) => `${m.source} on ${m.target} (${m.fstype})`), 'Stop the pods that use it first; nothing was changed.']);
+        }
+        if (h.open > 0) throw new OperationError(`volume "${req.name}" is in use on ${host} (map ${h.maps.join(', ')} opened ${h.open} time(s))`, ['Stop what uses it first; nothing was changed.']);
+        return [];
+      },
+    });
+  }
+  phases.push({
+    title: PHASE_GUARD,
+    hosts: [LOCAL],
+    plan: (_h, _f, state) => {
+      const known = site.servers.some((s) => {
+        const f = readFacts(site, state, s.name, req.name);
+        return f === null || f.lv !== null || exportTrace(site, f, req.name).length > 0;
+      });
+      if (!known) throw new UsageError(`no volume "${req.name}": no LV and no export of it on ${site.servers.map((s) => s.name).join(' or ')}`, ['See the volumes with: enssib volume list']);
+      if (!req.checkPvs) return [];
+      return [
+        {
+          kind: 'task',
+          label: `ask the Kubernetes API which PersistentVolumes and pods use ${iqn}`,
+          lines: ['GET /api/v1/persistentvolumes', 'GET /api/v1/pods'],
+          run: async () => {
+            if (!deps.users) throw new OperationError('no Kubernetes client');
+            const users = await deps.users(iqn);
+            const pvs = users.filter((u) => u.binding);
+            if (pvs.length > 0) {
+              throw new OperationError(`volume "${req.name}" is referred to by ${pvs.map((p) => `PersistentVolume ${p.name} (${p.detail})`).join(', ')}`, [
+                `Delete the PersistentVolume first (kubectl delete pv ${pvs[0]?.name}); nothing was changed.`,
+              ]);
+            }
+            return { changed: false, message: 'no PersistentVolume refers to the volume' };
+          },
+        },
+      ];
+    },
+  });
+  if (site.workers.length > 0) {
+    phases.push({
+      title: PHASE_WORKERS_CLEAN,
+      hosts: site.workers,
+      ...(req.workerConcurrency ? { concurrency: req.workerConcurrency } : {}),
+      plan: (host, _f, state) => {
+        const facts = state.facts(PHASE_WORKERS_READ, host);
+        const h = workerHold(iqn, facts);
+        if (!h) {
+          return [
+            ...site.servers.map((s) => command(logoutArgv(iqn, s.portal), 'if logged in', { okCodes: [0, ISCSI_ERR.noObjsFound] })),
+            command(deleteNodeArgv(iqn), 'forget the target', { okCodes: [0, ISCSI_ERR.noObjsFound] }),
+          ];
+        }
+        const actions: Action[] = h.portals.map((p) => command(logoutArgv(iqn, p), `log out of ${p}`, { okCodes: [0, ISCSI_ERR.noObjsFound] }));
+        for (const m of h.maps) {
+          actions.push(command(['sh', '-c', 'udevadm settle --timeout=30; if dmsetup info "$1" >/dev/null 2>&1; then exec multipath -f "$1"; fi', 'flush-map', m], `flush the map ${m} if it is left`));
+        }
+        if (h.records > 0) actions.push(command(deleteNodeArgv(iqn), 'forget the target', { okCodes: [0, ISCSI_ERR.noObjsFound] }));
+        return actions;
+      },
+    });
+  }
+  phases.push({
+    title: PHASE_UNEXPORT,
+    hosts: site.servers.map((s) => s.name),
+    plan: (host, _f, state) => unexportActions(site, readFacts(site, state, host, req.name), req.name),
+  });
+  const others = site.servers.filter((s) => s.name !== site.meta).map((s) => s.name);
+  if (others.length > 0) {
+    phases.push({
+      title: PHASE_DEACTIVATE,
+      hosts: others,
+      plan: (host, _f, state) => {
+        const f = readFacts(site, state, host, req.name);
+        return !f || f.lv?.active ? [command(lvDeactivateArgv(site.vg, req.name), 'deactivate')] : [];
+      },
+    });
+  }
+  phases.push({
+    title: PHASE_LVREMOVE,
+    hosts: [site.meta],
+    plan: (host, _f, state: RunState) => {
+      const f = readFacts(site, state, host, req.name);
+      return !f || f.lv ? [command(lvremoveArgv(site.vg, req.name), `remove ${lvRef(site.vg, req.name)} and its data`)] : [];
+    },
+  });
+  return { title: `volume delete ${req.name}`, mutating: true, phases, always: [releasePhase(site, deps.owner)], prefetch: site.workers };
+}
+
+export function deleteOutcome(report: RunReport): 'deleted' | 'failed' | 'planned' {
+  if (report.mode !== 'apply') return 'planned';
+  return report.stoppedAt || report.exitCode !== 0 ? 'failed' : 'deleted';
+}

@@ -1,0 +1,255 @@
+import type { Action, Facts, Phase, RunState } from '../engine/types.js';
+import { ConfigError, OperationError, UsageError } from '../errors.js';
+import type { Inventory } from '../inventory/inventory.js';
+import type { RunResult } from '../remote/types.js';
+import { validateName } from '../validate.js';
+import { drbdChecks, drbdProblems, parseDrbdadm } from './drbd.js';
+import { DEFAULT_LOCK_FILE, LOCK_HELD_EXIT, acquireArgv, heldBy, releaseArgv, type LockOwner } from './lock.js';
+import { blkidArgv, lvPath, lvmFailure, lvsArgv, parseBlkid, parseLvs, parseVgs, vgsArgv, type LvInfo, type VgInfo } from './lvm.js';
+import { lioFactsArgv, parseLioFacts, type LioState } from './targets/lio.js';
+import { SCST_MAX_NAME, parseScstConf, readConfArgv, runningConfArgv, type ScstConf } from './targets/scst.js';
+import type { ErrorReport, RunReport } from '../engine/types.js';
+
+/**
+ * What every volume plan shares: the storage side of the inventory, the name
+ * rules, the storage lock phases and the facts read on the storage servers.
+ */
+
+export type TargetDriver = 'scst' | 'lio';
+
+export interface StorageServer {
+  name: string;
+  address: string;
+  /** This server's iSCSI portal, "10.66.6.1:3260". */
+  portal: string;
+}
+
+export interface VolumeSite {
+  vg: string;
+  drbd: string;
+  meta: string;
+  servers: StorageServer[];
+  workers: string[];
+  iqnPrefix: string;
+  driver: TargetDriver;
+  lockFile: string;
+}
+
+export function volumeSite(inv: Inventory): VolumeSite {
+  const s = inv.data.storage;
+  const servers = inv.storageServers().map((h) => {
+    const portal = s.portals.find((p) => p.slice(0, p.lastIndexOf(':')) === h.address);
+    if (!portal) throw new ConfigError(`storage server ${h.name} (${h.address}) has no portal in storage.portals of ${inv.file}`);
+    return { name: h.name, address: h.address, portal };
+  });
+  if (servers.length === 0) throw new ConfigError(`no storage server in ${inv.file}`);
+  const meta = inv.metadataHost().name;
+  if (!servers.some((x) => x.name === meta)) throw new ConfigError(`the metadata host ${meta} is not a storage server`);
+  return {
+    vg: s.volumeGroup,
+    drbd: s.drbdResource,
+    meta,
+    servers,
+    workers: inv.workers().map((w) => w.name),
+    iqnPrefix: s.iqnPrefix,
+    driver: s.targetDriver,
+    lockFile: s.lockFile ?? DEFAULT_LOCK_FILE,
+  };
+}
+
+/** IQNs are at most 223 bytes (RFC 3720). */
+const IQN_MAX = 223;
+
+/**
+ * A volume name: a DNS-1123 label (it becomes an LV name, an IQN suffix, a
+ * target device name and a PersistentVolume name) within the driver's limits.
+ */
+export function validateVolumeName(site: Pick<VolumeSite, 'driver' | 'iqnPrefix'>, value: unknown): string {
+  const max = site.driver === 'scst' ? SCST_MAX_NAME : 63;
+  const name = validateName('volume', value, 63);
+  if (name.length > max) {
+    throw new UsageError(`volume name "${name}" is ${name.length} characters long; with the ${site.driver} target driver at most ${max} are allowed`, [
+      `SCST names its vdisk devices with at most ${SCST_MAX_NAME} characters (older SCST versions); choose a shorter name.`,
+    ]);
+  }
+  if (iqnOf(site, name).length > IQN_MAX) throw new UsageError(`the IQN of volume "${name}" would be longer than ${IQN_MAX} bytes`);
+  return name;
+}
+
+export function iqnOf(site: Pick<VolumeSite, 'iqnPrefix'>, name: string): string {
+  return `${site.iqnPrefix}:${name}`;
+}
+
+export function otherServers(site: VolumeSite): StorageServer[] {
+  return site.servers.filter((s) => s.name !== site.meta);
+}
+
+// ---------------------------------------------------------------- lock
+
+export const PHASE_LOCK = 'take the storage lock';
+export const PHASE_RELEASE = 'release the storage lock';
+
+export function lockPhase(site: VolumeSite, owner: LockOwner, waitS: number): Phase {
+  return {
+    title: PHASE_LOCK,
+    hosts: [site.meta],
+    plan: () => [{ kind: 'command', argv: acquireArgv(site.lockFile, owner, waitS), label: `lock ${site.lockFile}`, timeoutMs: (waitS + 60) * 1000 }],
+  };
+}
+
+export function releasePhase(site: VolumeSite, owner: LockOwner): Phase {
+  return {
+    title: PHASE_RELEASE,
+    hosts: [site.meta],
+    plan: () => [{ kind: 'command', argv: releaseArgv(site.lockFile, owner), label: `unlock ${site.lockFile}` }],
+  };
+}
+
+/** Turns a run stopped by a held lock into the error the user reads. */
+export function lockError(report: RunReport, site: VolumeSite): OperationError | null {
+  const o = report.phases.find((p) => p.title === PHASE_LOCK)?.hosts[0];
+  if (o?.status !== 'failed' || !o.error) return null;
+  if (o.error.exitCode === LOCK_HELD_EXIT) {
+    const who = heldBy(o.error.details.join('\n')) ?? 'another enssib command';
+    return new OperationError(`the storage lock on ${site.meta} is held by ${who}`, [
+      'Nothing was changed. Wait for that command to finish, or give --lock-wait SECONDS to wait longer.',
+      `If no enssib command is running any more (it was killed), remove the lock: ssh ${site.meta} rm ${site.lockFile}`,
+    ]);
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------- storage facts
+
+export const PHASE_READ = 'read DRBD, LVM and target state on the storage servers';
+
+export interface StorageFacts {
+  host: string;
+  drbdProblems: string[];
+  vg: VgInfo | null;
+  vgProblem: string | null;
+  lvs: LvInfo[];
+  /** The named volume's LV, when a name was given. */
+  lv: LvInfo | null;
+  /** Filesystem signature on the named LV (blkid), or null. */
+  fsType: string | null;
+  scst?: { conf: ScstConf; text: string; exists: boolean; running: ScstConf; runningError: string | null; mode: string };
+  lio?: LioState;
+}
+
+/** Read-only commands run on each storage server; the order is what `parseStorageFacts` reads. */
+export function storageChecks(site: VolumeSite, name: string | null, opts: { drbd?: boolean } = {}): string[][] {
+  const checks: string[][] = [];
+  if (opts.drbd !== false) checks.push(...drbdChecks(site.drbd));
+  checks.push(vgsArgv(site.vg), lvsArgv(site.vg));
+  if (site.driver === 'scst') {
+    checks.push(readConfArgv(), runningConfArgv(), ['stat', '-c', '%a %U:%G', '/etc/scst.conf']);
+  } else {
+    checks.push(lioFactsArgv());
+  }
+  if (name !== null) checks.push(blkidArgv(lvPath(site.vg, name)));
+  return checks;
+}
+
+export function parseStorageFacts(site: VolumeSite, host: string, name: string | null, facts: Facts, opts: { drbd?: boolean } = {}): StorageFacts {
+  let i = 0;
+  const next = (): RunResult => {
+    const r = facts[i++];
+    if (!r) throw new Error(`storage facts of ${host}: missing check result #${i}`);
+    return r;
+  };
+  const out: StorageFacts = { host, drbdProblems: [], vg: null, vgProblem: null, lvs: [], lv: null, fsType: null };
+  if (opts.drbd !== false) {
+    const [role, cstate, dstate] = [next(), next(), next()];
+    out.drbdProblems = drbdProblems(site.drbd, parseDrbdadm(role, cstate, dstate));
+  }
+  const vgs = next();
+  const lvs = next();
+  try {
+    if (vgs.exitCode !== 0) out.vgProblem = lvmFailure(vgs, site.vg);
+    else out.vg = parseVgs(vgs.stdout).find((v) => v.name === site.vg) ?? null;
+    if (!out.vgProblem && !out.vg) out.vgProblem = `volume group ${site.vg} not found`;
+    if (lvs.exitCode === 0) out.lvs = parseLvs(lvs.stdout).filter((l) => l.vg === site.vg);
+    else if (!out.vgProblem) out.vgProblem = lvmFailure(lvs, site.vg);
+  } catch (e) {
+    throw new OperationError(`${host}: ${(e as Error).message}`);
+  }
+  if (name !== null) out.lv = out.lvs.find((l) => l.name === name) ?? null;
+  if (site.driver === 'scst') {
+    const [file, running, stat] = [next(), next(), next()];
+    if (file.exitCode !== 0) throw new OperationError(`${host}: cannot read /etc/scst.conf`, [file.stderr.trim()]);
+    let conf: ScstConf;
+    let runningConf: ScstConf;
+    try {
+      conf = parseScstConf(file.stdout);
+    } catch (e) {
+      throw new OperationError(`${host}: ${(e as Error).message}`, ['enssib edits /etc/scst.conf as data and will not write a file it cannot read.']);
+    }
+    let runningError: string | null = null;
+    try {
+      runningConf = parseScstConf(running.exitCode === 0 ? running.stdout : '');
+      if (running.exitCode !== 0) runningError = running.stderr.trim().split('\n').pop() ?? `exit code ${running.exitCode}`;
+    } catch (e) {
+      runningConf = parseScstConf('');
+      runningError = (e as Error).message;
+    }
+    const mode = stat.exitCode === 0 ? (stat.stdout.trim().split(' ')[0] ?? '600') : '600';
+    out.scst = { conf, text: file.stdout, exists: stat.exitCode === 0, running: runningConf, runningError, mode: mode.padStart(4, '0') };
+  } else {
+    const f = next();
+    try {
+      if (f.exitCode !== 0) throw new Error(f.stderr.trim() || `exit code ${f.exitCode}`);
+      out.lio = parseLioFacts(f.stdout);
+    } catch (e) {
+      throw new OperationError(`${host}: cannot read the LIO configuration: ${(e as Error).message}`);
+    }
+  }
+  if (name !== null) out.fsType = parseBlkid(next());
+  return out;
+}
+
+/** The storage facts of a host read in PHASE_READ (apply and server dry run), or null (client dry run). */
+export function readFacts(site: VolumeSite, state: RunState, host: string, name: string | null, opts: { drbd?: boolean } = {}): StorageFacts | null {
+  const f = state.facts(PHASE_READ, host);
+  return f ? parseStorageFacts(site, host, name, f, opts) : null;
+}
+
+export function readPhase(site: VolumeSite, name: string | null, decide: (host: string, facts: StorageFacts | null, state: RunState) => void, opts: { drbd?: boolean } = {}): Phase {
+  return {
+    title: PHASE_READ,
+    hosts: site.servers.map((s) => s.name),
+    checks: () => storageChecks(site, name, opts),
+    plan: (host, facts, state) => {
+      const f = facts ? parseStorageFacts(site, host, name, facts, opts) : null;
+      if (f) {
+        if (f.drbdProblems.length > 0) throw new OperationError(`${host}: DRBD is not ready for a volume change`, f.drbdProblems);
+        if (f.vgProblem) throw new OperationError(`${host}: ${f.vgProblem}`);
+      }
+      decide(host, f, state);
+      return [];
+    },
+  };
+}
+
+/** A run stopped while reading the storage servers: which server, and that nothing changed. */
+export function readError(report: RunReport): OperationError | UsageError | null {
+  const p = report.phases.find((x) => x.title === PHASE_READ);
+  const failed = p?.hosts.filter((h) => h.status === 'failed') ?? [];
+  if (failed.length === 0) return null;
+  const first = failed[0]?.error as ErrorReport;
+  if (first.exitCode === 2) return new UsageError(first.message, first.details);
+  const unreachable = failed.filter((h) => /ssh|connection|cannot reach|no answer|timed out|refused|no route/i.test(h.error?.message ?? ''));
+  const head =
+    unreachable.length > 0
+      ? `storage server ${unreachable.map((h) => h.host).join(' and ')} ${unreachable.length > 1 ? 'are' : 'is'} unreachable: nothing was changed`
+      : `${failed.map((h) => h.error?.message).join('; ')}: nothing was changed`;
+  const prefixed = (h: (typeof failed)[number]) => {
+    const m = h.error?.message ?? 'failed';
+    return m.startsWith(`${h.host}: `) ? m : `${h.host}: ${m}`;
+  };
+  return new OperationError(head, failed.flatMap((h) => [prefixed(h), ...(h.error?.details ?? []).map((d) => `  ${d}`)]));
+}
+
+export function command(argv: string[], label: string, extra: Partial<Omit<Action & { kind: 'command' }, 'kind' | 'argv' | 'label'>> = {}): Action {
+  return { kind: 'command', argv, label, ...extra };
+}

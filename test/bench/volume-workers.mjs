@@ -1,0 +1,120 @@
+// Benchmark: the worker phase of `enssib volume create` (discovery of the new
+// target on both portals, on every worker in parallel) on 1, 3 and 20 workers.
+// Targets: 3 workers at most 1.3x the time of 1 worker; 20 workers at most 1.5x.
+//
+// Real ssh to hosts-lab containers (up.sh --workers 20: data1, data2, node01..node20);
+// the storage tools are the stand-ins of the hosts tests, each call taking 0.2 s
+// (per worker: `iscsiadm -m node`, then discovery + record check on both portals =
+// 5 calls = 1 s, in 3 ssh commands). Measured inside a real `volume create` (where
+// the workers' ssh connections open in the background while the storage servers
+// work), and, for reference, the phase alone from cold connections.
+// Prints the figures; asserts nothing.
+// Takes over the hosts lab (replaces its containers) and stops it at the end (KEEP=1 keeps it).
+//
+//   npm run build && node test/bench/volume-workers.mjs
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { hostsLabDown, hostsLabUp, median, requireBuild, timeIt, ROOT } from './lib.mjs';
+
+requireBuild();
+const { loadInventory } = await import(join(ROOT, 'dist/inventory/load.js'));
+const { sshPool } = await import(join(ROOT, 'dist/remote/pool.js'));
+const { runPlan } = await import(join(ROOT, 'dist/engine/runner.js'));
+const { volumeSite } = await import(join(ROOT, 'dist/storage/volume.js'));
+const { createPlan, PHASE_DISCOVERY } = await import(join(ROOT, 'dist/storage/volume-create.js'));
+const { newIdentity } = await import(join(ROOT, 'dist/storage/identity.js'));
+const { lockOwner } = await import(join(ROOT, 'dist/storage/lock.js'));
+
+const TOOLS = ['drbdadm', 'vgs', 'lvs', 'lvcreate', 'lvchange', 'lvextend', 'lvremove', 'blockdev', 'blkid', 'mkfs.ext4', 'mkfs.xfs', 'scstadmin', 'iscsiadm', 'multipath', 'multipathd', 'dmsetup', 'udevadm'];
+const state = process.env.STATE ?? '/tmp/enssib-bench-volume';
+const file = hostsLabUp(state, ['--workers', '20']);
+const standIns = join(state, 'stand-ins', 'bin');
+copyFileSync(join(ROOT, 'test/integration/hosts/stand-ins/storage.sh'), join(standIns, 'enssib-storage-stand-in'));
+chmodSync(join(standIns, 'enssib-storage-stand-in'), 0o755);
+for (const t of TOOLS) {
+  rmSync(join(standIns, t), { force: true });
+  symlinkSync('enssib-storage-stand-in', join(standIns, t));
+}
+writeFileSync(join(standIns, 'stand-in.conf'), 'DELAY=0.2\n');
+const containers = JSON.parse(readFileSync(join(state, 'hosts.json'), 'utf8'));
+
+const inv = loadInventory({ path: file, source: '--inventory' }, {});
+const site = volumeSite(inv);
+const workers = site.workers;
+if (workers.length !== 20) throw new Error(`expected 20 workers, got ${workers.length}`);
+
+const resetAll = () => {
+  for (const c of containers) execFileSync('docker', ['exec', c.container, 'sh', '-c', 'rm -rf /var/lib/enssib-stand-in /etc/scst.conf /run/lock/enssib-storage.lock']);
+};
+const resetWorkers = () => {
+  for (const c of containers.filter((h) => h.name.startsWith('node'))) execFileSync('docker', ['exec', c.container, 'rm', '-rf', '/var/lib/enssib-stand-in']);
+};
+
+/** The lab inventory with only the first n workers. */
+const inventoryWith = (n) => {
+  const keep = new Set(workers.slice(0, n));
+  const text = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => {
+      const m = /name: (node\d+),/.exec(l);
+      return !m || keep.has(m[1]);
+    })
+    .join('\n');
+  const f = join(state, `inventory-${n}.yaml`);
+  writeFileSync(f, text);
+  return f;
+};
+
+/** 1. The worker phase inside a real `volume create` (CLI, -o json): the phase's wall time is its slowest worker (all start at once). */
+let serial = 0;
+const inRun = (n) => {
+  resetAll();
+  const out = execFileSync(process.execPath, [join(ROOT, 'bin/enssib.js'), '-i', inventoryWith(n), '-o', 'json', 'volume', 'create', `bench${serial++}`, '1G'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', CI: '1' } });
+  const doc = JSON.parse(out);
+  const phase = doc.phases.find((p) => p.title === PHASE_DISCOVERY);
+  if (doc.exitCode !== 0 || phase.hosts.length !== n || phase.hosts.some((h) => h.status !== 'done')) throw new Error(out);
+  return { worker: Math.max(...phase.hosts.map((h) => h.durationMs)), total: doc.durationMs };
+};
+
+/** 2. The same phase alone, from cold connections (no earlier phase to overlap the ssh set-up with). */
+const phaseFor = (subset) => {
+  const plan = createPlan({ ...site, workers: subset }, { name: 'bench', sizeBytes: 1024 ** 3, fs: 'ext4', verifyOn: null, pv: false, keepOnFailure: false, lockWaitS: 0, workerConcurrency: 32 }, { identity: newIdentity(), owner: lockOwner(['bench']) });
+  return plan.phases.find((p) => p.title === PHASE_DISCOVERY);
+};
+const alone = async (subset) => {
+  resetWorkers();
+  const pool = sshPool(inv);
+  try {
+    return await timeIt(async () => {
+      const r = await runPlan({ title: 'bench', mutating: false, phases: [phaseFor(subset)] }, { mode: 'apply', concurrency: 10, hosts: pool, renderer: 'silent' });
+      if (r.exitCode !== 0 || r.phases[0].hosts.some((h) => h.status !== 'done')) throw new Error(JSON.stringify(r.phases, null, 2));
+    });
+  } finally {
+    await pool.closeAll();
+  }
+};
+
+const sizes = [1, 3, 20];
+const runs = Object.fromEntries(sizes.map((n) => [n, []]));
+const totals = Object.fromEntries(sizes.map((n) => [n, []]));
+const cold = Object.fromEntries(sizes.map((n) => [n, []]));
+inRun(1); // warm the containers' caches
+for (let i = 0; i < 5; i++) {
+  for (const n of sizes) {
+    const r = inRun(n);
+    runs[n].push(r.worker);
+    totals[n].push(r.total);
+    cold[n].push(await alone(workers.slice(0, n)));
+  }
+}
+if (!process.env.KEEP) hostsLabDown(state);
+const m = Object.fromEntries(sizes.map((n) => [n, median(runs[n])]));
+const c = Object.fromEntries(sizes.map((n) => [n, median(cold[n])]));
+console.log('worker phase of `volume create` (discovery on both portals; 3 ssh commands, 5 stand-in calls of 0.2 s per worker):');
+for (const n of sizes) console.log(`  ${String(n).padStart(2)} worker(s): median of 5 ${m[n].toFixed(0)} ms  (runs: ${runs[n].map((x) => x.toFixed(0)).join(', ')}; whole create ${median(totals[n]).toFixed(0)} ms)`);
+console.log(`  ratio  3/1: ${(m[3] / m[1]).toFixed(2)}x (target <= 1.3x) ${m[3] / m[1] <= 1.3 ? 'OK' : 'OVER TARGET'}`);
+console.log(`  ratio 20/1: ${(m[20] / m[1]).toFixed(2)}x (target <= 1.5x) ${m[20] / m[1] <= 1.5 ? 'OK' : 'OVER TARGET'}`);
+console.log('the same phase alone, from cold ssh connections (nothing earlier to overlap their set-up with):');
+for (const n of sizes) console.log(`  ${String(n).padStart(2)} worker(s): median of 5 ${c[n].toFixed(0)} ms`);
+console.log(`  ratios 3/1 ${(c[3] / c[1]).toFixed(2)}x, 20/1 ${(c[20] / c[1]).toFixed(2)}x`);

@@ -1,0 +1,32 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { inject } from 'vitest';
+import { enssib, type CliResult } from '../../support/cli.js';
+
+/** Helpers for the kernel lab tests: ssh to the VMs, the CLI against the lab inventory, the VMs' qemu pids. */
+export function kernelLab() {
+  const state = inject('kernelLab');
+  const inventory = join(state, 'inventory.yaml');
+  return {
+    state,
+    inventory,
+    /** Runs a bash script on a VM (script on stdin, so nothing needs quoting). */
+    sh(host: string, script: string, timeoutMs = 120_000): { code: number; stdout: string; stderr: string } {
+      const r = spawnSync('ssh', ['-F', join(state, 'ssh_config'), host, 'bash', '-s'], { input: script, encoding: 'utf8', timeout: timeoutMs });
+      return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+    },
+    /** Like sh, but throws with the output when the script fails. */
+    must(host: string, script: string, timeoutMs = 120_000): string {
+      const r = this.sh(host, script, timeoutMs);
+      if (r.code !== 0) throw new Error(`${host}: script failed (${r.code}):\n${script}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
+      return r.stdout;
+    },
+    enssib(args: string[], timeoutMs = 900_000): Promise<CliResult> {
+      return enssib(['-i', inventory, ...args], { timeoutMs });
+    },
+    pid(vm: string): number {
+      return Number(readFileSync(join(state, `${vm}.pid`), 'utf8').trim());
+    },
+  };
+}
