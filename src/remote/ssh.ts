@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -67,34 +68,14 @@ export class SshHost implements Host {
     const line = this.remoteLine(argv, opts);
     const timeoutMs = opts.timeoutMs ?? this.t.commandTimeoutS * 1000;
     const started = Date.now();
-    // Loaded on first use: commands that never reach a host (image, service) do not pay for execa.
-    const { execa } = await import('execa');
-    const sub = execa('ssh', [...this.sshArgs(), '--', this.t.target, line], {
-      reject: false,
-      stripFinalNewline: false,
-      ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
-      env: { LC_ALL: 'C' },
-    });
-    // Our own timer rather than execa's: a shared connection's master holds the
-    // command's output pipes, so after killing the client the pipes must be
-    // closed too, or a host that froze keeps us waiting until ssh gives up on it.
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      sub.kill('SIGKILL');
-      sub.stdout?.destroy();
-      sub.stderr?.destroy();
-    }, timeoutMs);
-    const r = await sub;
-    clearTimeout(timer);
-    if (timedOut) throw new TimeoutError(this.name, line, timeoutMs);
+    const r = await spawnSsh([...this.sshArgs(), '--', this.t.target, line], timeoutMs, opts.input);
+    if (r.timedOut) throw new TimeoutError(this.name, line, timeoutMs);
     const durationMs = Date.now() - started;
-    if (r.failed && r.exitCode === undefined) {
-      const msg = r.code === 'ENOENT' ? 'the ssh client is not installed (apt-get install openssh-client)' : (r.shortMessage ?? 'ssh failed to start');
+    if (r.spawnError) {
+      const msg = r.spawnError.code === 'ENOENT' ? 'the ssh client is not installed (apt-get install openssh-client)' : `ssh failed to start: ${r.spawnError.message}`;
       throw new ConnectionError(this.name, msg);
     }
-    const stdout = String(r.stdout ?? '');
-    const stderr = String(r.stderr ?? '');
+    const { stdout, stderr } = r;
     if (r.exitCode === 255) throw new ConnectionError(this.name, explainSsh(stderr, this.t), sshDetails(stderr));
     if (this.needsSudo(opts) && r.exitCode === 1 && /^sudo: (a password is required|a terminal is required)/m.test(stderr)) {
       throw new OperationError(`${this.name}: sudo asks user "${this.t.user}" for a password; enssib never types one`, [
@@ -124,9 +105,62 @@ export class SshHost implements Host {
 
   async close(): Promise<void> {
     if (!this.share || this.dir === undefined) return;
-    const { execa } = await import('execa');
-    await execa('ssh', [...this.sshArgs(), '-O', 'exit', '--', this.t.target], { reject: false, timeout: 5000, stdin: 'ignore' });
+    await spawnSsh([...this.sshArgs(), '-O', 'exit', '--', this.t.target], 5000);
   }
+}
+
+interface SpawnResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  spawnError?: NodeJS.ErrnoException;
+}
+
+/**
+ * Runs the ssh client. node's spawn rather than execa here: this is the hot path
+ * of every fan-out, and execa's extra work per process is measurable on 20 hosts
+ * (test/bench/fanout.mjs). On timeout the client is killed and its pipes closed:
+ * a shared connection's master holds the command's output pipes, so without that
+ * a host that froze keeps us waiting until ssh itself gives up on it.
+ */
+function spawnSsh(args: string[], timeoutMs: number, input?: string | Buffer): Promise<SpawnResult> {
+  return new Promise((resolve) => {
+    const child = spawn('ssh', args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let timedOut = false;
+    let spawnError: NodeJS.ErrnoException | undefined;
+    child.stdout?.on('data', (b: Buffer) => out.push(b));
+    child.stderr?.on('data', (b: Buffer) => err.push(b));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+    }, timeoutMs);
+    const finish = (code: number | null) => {
+      clearTimeout(timer);
+      resolve({
+        exitCode: code ?? 255,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+        timedOut,
+        ...(spawnError ? { spawnError } : {}),
+      });
+    };
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      spawnError = e;
+      if (child.pid === undefined) finish(null);
+    });
+    child.on('close', finish);
+    if (input !== undefined && child.stdin) {
+      child.stdin.on('error', () => {
+        /* the remote side closed early; its exit code tells the story */
+      });
+      child.stdin.end(input);
+    }
+  });
 }
 
 const PROBE_SCRIPT = 'if [ -f "$1" ]; then sha256sum < "$1"; stat -c "%a %U:%G" "$1"; fi';

@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { ConnectionError } from '../../../src/errors.js';
+import { SshHost } from '../../../src/remote/ssh.js';
+
+const target = { name: 'data1', target: 'data1', connectTimeoutS: 1, commandTimeoutS: 5, controlPersistS: 1 };
+
+describe('SshHost without a host', () => {
+  it('sends sudo -n only for a user other than root, and quotes each argument', () => {
+    expect(new SshHost(target).describe(['lvs', 'a b'])).toBe("lvs 'a b'");
+    expect(new SshHost({ ...target, user: 'admin' }).describe(['lvs', '$(id)'])).toBe("sudo -n -- lvs '$(id)'");
+    expect(new SshHost({ ...target, user: 'root' }).describe(['true'])).toBe('true');
+  });
+
+  it('never turns host-key checking off and passes the inventory settings to ssh', () => {
+    const args = new SshHost({ ...target, port: 2222, user: 'admin', configFile: '/lab/ssh_config', knownHostsFile: '/lab/kh' }).sshArgs();
+    expect(args.join(' ')).not.toMatch(/StrictHostKeyChecking=no|UserKnownHostsFile=\/dev\/null/);
+    expect(args).toEqual(expect.arrayContaining(['-F', '/lab/ssh_config', '-p', '2222', '-l', 'admin', 'BatchMode=yes', 'UserKnownHostsFile=/lab/kh']));
+  });
+
+  it('says so when the ssh client is not installed', async () => {
+    const path = process.env.PATH;
+    process.env.PATH = '/nonexistent';
+    try {
+      const err = await new SshHost(target, { share: false }).exec(['true']).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ConnectionError);
+      expect((err as Error).message).toBe('data1: the ssh client is not installed (apt-get install openssh-client)');
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+});
