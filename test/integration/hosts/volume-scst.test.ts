@@ -37,6 +37,17 @@ afterAll(async () => {
   await kube?.close();
 });
 
+
+/** The read-only checks `volume create mail` runs on each storage server, in order. */
+const FACTS_MAIL = [
+  'drbdadm role r0',
+  'drbdadm cstate r0',
+  'drbdadm dstate r0',
+  'vgs --reportformat json --units b --nosuffix -o vg_name,vg_size,vg_free,vg_extent_size,vg_extent_count,vg_free_count vg_cluster',
+  'lvs --reportformat json --units b --nosuffix -o lv_name,vg_name,lv_size,lv_tags,lv_attr,lv_active,lv_path,lv_device_open vg_cluster',
+  'blkid -p -o value -s TYPE /dev/vg_cluster/mail',
+];
+
 describe('volume create on SCST (stand-ins) over real ssh', () => {
   it('creates the LV, exports it on both servers with one identity, and tells every worker', async () => {
     const r = await v.enssib(['volume', 'create', 'mail', '10G']);
@@ -49,12 +60,7 @@ describe('volume create on SCST (stand-ins) over real ssh', () => {
     // data1, the metadata host: facts, lvcreate with the identity tag, mkfs, the SCST edit applied once
     const d1 = v.lines('data1');
     expect(d1.filter((l) => !l.startsWith('scstadmin -noprompt -write_config'))).toEqual([
-      'drbdadm role r0',
-      'drbdadm cstate r0',
-      'drbdadm dstate r0',
-      'vgs --reportformat json --units b --nosuffix -o vg_name,vg_size,vg_free,vg_extent_size,vg_extent_count,vg_free_count vg_cluster',
-      'lvs --reportformat json --units b --nosuffix -o lv_name,vg_name,lv_size,lv_tags,lv_attr,lv_active,lv_path,lv_device_open vg_cluster',
-      'blkid -p -o value -s TYPE /dev/vg_cluster/mail',
+      ...FACTS_MAIL,
       `lvcreate --yes --wipesignatures y --zero y --activate y --name mail --size 10g --addtag enssib --addtag enssib_id_${identity} --addtag enssib_fs_ext4 vg_cluster`,
       'mkfs.ext4 -q -F /dev/vg_cluster/mail',
       'scstadmin -noprompt -config /etc/scst.conf',
@@ -62,12 +68,7 @@ describe('volume create on SCST (stand-ins) over real ssh', () => {
     expect(d1.filter((l) => l.startsWith('scstadmin -noprompt -write_config /tmp/'))).toHaveLength(1);
     // data2: facts, activation, the SCST edit applied once; never lvcreate
     expect(v.lines('data2').filter((l) => !l.startsWith('scstadmin -noprompt -write_config'))).toEqual([
-      'drbdadm role r0',
-      'drbdadm cstate r0',
-      'drbdadm dstate r0',
-      'vgs --reportformat json --units b --nosuffix -o vg_name,vg_size,vg_free,vg_extent_size,vg_extent_count,vg_free_count vg_cluster',
-      'lvs --reportformat json --units b --nosuffix -o lv_name,vg_name,lv_size,lv_tags,lv_attr,lv_active,lv_path,lv_device_open vg_cluster',
-      'blkid -p -o value -s TYPE /dev/vg_cluster/mail',
+      ...FACTS_MAIL,
       'lvchange --activate y vg_cluster/mail',
       'scstadmin -noprompt -config /etc/scst.conf',
     ]);

@@ -134,15 +134,17 @@ export async function startKubeStandIn(opts: StandInOptions = {}): Promise<KubeS
     return isObj(l) ? (Object.fromEntries(Object.entries(l).map(([k, v]) => [k, String(v)])) as Record<string, string>) : {};
   };
 
-  function listItems(rt: Route, q: URLSearchParams): Obj[] {
-    let labelSel: (l: Record<string, string>) => boolean;
-    let fieldSel: (o: Obj) => boolean;
+  /** The label and field selectors of a LIST or WATCH; a malformed one is a 400, as on a real API server. */
+  function selectors(q: URLSearchParams): { labelSel: (l: Record<string, string>) => boolean; fieldSel: (o: Obj) => boolean } {
     try {
-      labelSel = parseLabelSelector(q.get('labelSelector'));
-      fieldSel = parseFieldSelector(q.get('fieldSelector'));
+      return { labelSel: parseLabelSelector(q.get('labelSelector')), fieldSel: parseFieldSelector(q.get('fieldSelector')) };
     } catch (e) {
       throw new HttpError(400, 'BadRequest', (e as SelectorError).message);
     }
+  }
+
+  function listItems(rt: Route, q: URLSearchParams): Obj[] {
+    const { labelSel, fieldSel } = selectors(q);
     return store
       .list(rt.type, rt.namespace)
       .map((s) => store.render(s))
@@ -430,14 +432,7 @@ export async function startKubeStandIn(opts: StandInOptions = {}): Promise<KubeS
   }
 
   function watch(rt: Route, q: URLSearchParams, req: IncomingMessage, res: ServerResponse): void {
-    let labelSel: (l: Record<string, string>) => boolean;
-    let fieldSel: (o: Obj) => boolean;
-    try {
-      labelSel = parseLabelSelector(q.get('labelSelector'));
-      fieldSel = parseFieldSelector(q.get('fieldSelector'));
-    } catch (e) {
-      throw new HttpError(400, 'BadRequest', (e as SelectorError).message);
-    }
+    const { labelSel, fieldSel } = selectors(q);
     const matches = (c: Change) =>
       c.resource === rt.type && (rt.namespace === undefined || !rt.type.namespaced || c.namespace === rt.namespace) && labelSel(labelsOf(c.object)) && fieldSel(c.object);
     res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private', 'Transfer-Encoding': 'chunked' });
