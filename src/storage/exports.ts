@@ -5,6 +5,7 @@ import { lvPath } from './lvm.js';
 import { lioExportActions, lioMatches, lioRemoveActions, lioUndoActions, lioVolumeState } from './targets/lio.js';
 import {
   SCST_CONF,
+  SCST_HANDLER,
   applyArgv,
   closeDeviceArgv,
   deviceMatches,
@@ -156,9 +157,19 @@ export function unexportActions(site: VolumeSite, f: StorageFacts | null, name: 
       ];
     }
     const actions: Action[] = [];
-    const text = renderScstConf(removeVolume(f.scst.conf, name, iqn));
-    if (text !== f.scst.text) actions.push({ kind: 'file', file: { path: SCST_CONF, content: text, mode: f.scst.mode, owner: 'root:root' }, label: 'without the volume' });
+    const own = { name, filename: lvPath(site.vg, name), iqn };
+    let text: string;
+    try {
+      text = renderScstConf(removeVolume(f.scst.conf, own));
+      removeVolume(f.scst.running, own);
+    } catch (e) {
+      throw new OperationError(`${f.host}: ${(e as Error).message}`, ['Nothing was changed.']);
+    }
     const running = volumeState(f.scst.running, name, iqn);
+    if (running.device && running.device.handler !== SCST_HANDLER) {
+      throw new OperationError(`${f.host}: SCST runs a device "${name}" under HANDLER ${running.device.handler}; enssib manages ${SCST_HANDLER} devices only and leaves it alone`, ['Nothing was changed.']);
+    }
+    if (text !== f.scst.text) actions.push({ kind: 'file', file: { path: SCST_CONF, content: text, mode: f.scst.mode, owner: 'root:root' }, label: 'without the volume' });
     if (running.target) actions.push(...removeTargetArgv(iqn).map((a) => command(a, 'remove the target')));
     if (running.device) actions.push(command(closeDeviceArgv(name), 'close the device'));
     return actions;

@@ -133,7 +133,7 @@ export interface StorageFacts {
   lv: LvInfo | null;
   /** Filesystem signature on the named LV (blkid), or null. */
   fsType: string | null;
-  scst?: { conf: ScstConf; text: string; exists: boolean; running: ScstConf; runningError: string | null; mode: string };
+  scst?: { conf: ScstConf; text: string; exists: boolean; running: ScstConf; mode: string };
   lio?: LioState;
 }
 
@@ -185,16 +185,19 @@ export function parseStorageFacts(site: VolumeSite, host: string, name: string |
     } catch (e) {
       throw new OperationError(`${host}: ${(e as Error).message}`, ['enssib edits /etc/scst.conf as data and will not write a file it cannot read.']);
     }
-    let runningError: string | null = null;
+    // The configuration in force decides what is stale; one that cannot be read is an error, never "empty".
+    const inForce = 'cannot read the SCST configuration in force (scstadmin -write_config)';
+    if (running.exitCode !== 0) {
+      const why = running.stderr.trim().split('\n').filter(Boolean).pop() ?? `exit code ${running.exitCode}`;
+      throw new OperationError(`${host}: ${inForce}: ${why}`, ['Nothing was changed. enssib decides from the state in force and stops when it cannot read it.']);
+    }
     try {
-      runningConf = parseScstConf(running.exitCode === 0 ? running.stdout : '');
-      if (running.exitCode !== 0) runningError = running.stderr.trim().split('\n').pop() ?? `exit code ${running.exitCode}`;
+      runningConf = parseScstConf(running.stdout);
     } catch (e) {
-      runningConf = parseScstConf('');
-      runningError = (e as Error).message;
+      throw new OperationError(`${host}: ${inForce}: ${(e as Error).message}`, ['Nothing was changed.']);
     }
     const mode = stat.exitCode === 0 ? (stat.stdout.trim().split(' ')[0] ?? '600') : '600';
-    out.scst = { conf, text: file.stdout, exists: stat.exitCode === 0, running: runningConf, runningError, mode: mode.padStart(4, '0') };
+    out.scst = { conf, text: file.stdout, exists: stat.exitCode === 0, running: runningConf, mode: mode.padStart(4, '0') };
   } else {
     const f = next();
     try {

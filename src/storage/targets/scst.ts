@@ -149,14 +149,31 @@ export function devices(conf: ScstConf): { handler: string; device: ScstSection 
   return sections(conf.items, 'HANDLER').flatMap((h) => sections(h.items, 'DEVICE').map((d) => ({ handler: h.args[0] ?? '', device: d })));
 }
 
-/** A target's LUNs: number → device (a LUN line is an attr "LUN 0 dev" or a section "LUN 0 dev {"). */
-export function luns(target: ScstSection): { lun: string; device: string }[] {
-  const out: { lun: string; device: string }[] = [];
+/** A LUN line: an attr "LUN 0 dev" or a section "LUN 0 dev {". */
+function lunOf(i: ScstItem): { lun: string; device: string } | null {
+  if (i.kind === 'attr' && i.name === 'LUN') {
+    const [lun = '', device = ''] = tokens(i.value);
+    return { lun, device };
+  }
+  if (i.kind === 'section' && i.keyword === 'LUN') return { lun: i.args[0] ?? '', device: i.args[1] ?? '' };
+  return null;
+}
+
+/**
+ * A target's LUNs: number → device, with the access group that sees it (null:
+ * the target's default group, which every initiator allowed to log in sees).
+ */
+export function luns(target: ScstSection): { lun: string; device: string; group: string | null }[] {
+  const out: { lun: string; device: string; group: string | null }[] = [];
   for (const i of target.items) {
-    if (i.kind === 'attr' && i.name === 'LUN') {
-      const [lun = '', device = ''] = tokens(i.value);
-      out.push({ lun, device });
-    } else if (i.kind === 'section' && i.keyword === 'LUN') out.push({ lun: i.args[0] ?? '', device: i.args[1] ?? '' });
+    const l = lunOf(i);
+    if (l) out.push({ ...l, group: null });
+    else if (i.kind === 'section' && i.keyword === 'GROUP') {
+      for (const g of i.items) {
+        const gl = lunOf(g);
+        if (gl) out.push({ ...gl, group: i.args[0] ?? '' });
+      }
+    }
   }
   return out;
 }
@@ -222,94 +239,169 @@ export function volumeBlocks(v: ScstVolume): string[] {
   return out;
 }
 
-function sameDevice(d: ScstSection, v: ScstVolume): boolean {
-  const a = attrs(d);
-  return deviceAttributes(v).every(([k, val]) => (a.get(k) ?? []).length === 1 && a.get(k)?.[0] === val) && [...a.keys()].every((k) => deviceAttributes(v).some(([n]) => n === k));
+/** The leading blanks of a line. */
+function leading(text: string): string {
+  return /^[ \t]*/.exec(text)?.[0] ?? '';
 }
 
-function sameTarget(t: ScstSection, v: ScstVolume): boolean {
-  const a = attrs(t);
-  const l = luns(t);
-  return a.get('enabled')?.[0] === '1' && l.length === 1 && l[0]?.lun === '0' && l[0]?.device === v.name;
+/** The indentation of a section's children: that of its first child line, else one tab more than its header. */
+function childIndent(s: ScstSection): string {
+  const first = s.items.find((i) => i.kind !== 'raw' || i.text.trim() !== '');
+  if (first && first.kind !== 'raw') return leading(first.kind === 'attr' ? first.text : first.header);
+  return `${leading(s.header)}\t`;
 }
 
-/** Adds a section's child before the closing brace, after the last non-blank item. */
-function appendChild(s: ScstSection, child: ScstItem): void {
+/** Adds a section's child before the closing brace, after the last non-blank item (after a blank line when `gap`). */
+function appendChild(s: ScstSection, child: ScstItem, gap = true): void {
   let i = s.items.length;
   while (i > 0 && s.items[i - 1]?.kind === 'raw' && (s.items[i - 1] as ScstRaw).text.trim() === '') i--;
-  const needsGap = i > 0;
+  const needsGap = gap && i > 0;
   s.items.splice(i, 0, ...(needsGap ? [{ kind: 'raw', text: '' } as ScstRaw] : []), child);
+}
+
+/** A line `NAME value` at an indentation. */
+function attrLine(indentation: string, name: string, value: string): ScstAttr {
+  return { kind: 'attr', name, value, text: `${indentation}${name} ${quoteValue(value)}` };
+}
+
+/**
+ * Sets one attribute of a section to a value: a line that already says so is
+ * kept as it is (spacing, comment), a line that says otherwise is rewritten at
+ * its own indentation, repeated lines of that attribute are dropped, and a
+ * missing one is added at the end. Every other line of the section is kept.
+ */
+function setAttribute(s: ScstSection, name: string, value: string): void {
+  const lines = s.items.filter((i): i is ScstAttr => i.kind === 'attr' && i.name === name);
+  const [first, ...more] = lines;
+  if (!first) {
+    appendChild(s, attrLine(childIndent(s), name, value), false);
+    return;
+  }
+  if (first.value !== value) s.items[s.items.indexOf(first)] = attrLine(leading(first.text), name, value);
+  for (const m of more) s.items.splice(s.items.indexOf(m), 1);
 }
 
 function clone(conf: ScstConf): ScstConf {
   return structuredClone(conf);
 }
 
+/** Every DEVICE of that name, under any handler (the file must have at most one). */
+function devicesNamed(conf: ScstConf, name: string): { handler: string; device: ScstSection; parent: ScstSection }[] {
+  return sections(conf.items, 'HANDLER').flatMap((h) => sections(h.items, 'DEVICE', name).map((d) => ({ handler: h.args[0] ?? '', device: d, parent: h })));
+}
+
+/** The one DEVICE of that name under vdisk_blockio, or null; throws when another handler has the name or it is defined twice. */
+function ownDevice(conf: ScstConf, name: string): { device: ScstSection; parent: ScstSection } | null {
+  const all = devicesNamed(conf, name);
+  const foreign = all.find((d) => d.handler !== SCST_HANDLER);
+  if (foreign) throw new Error(`${SCST_CONF} already has a device "${name}" under HANDLER ${foreign.handler}; enssib manages ${SCST_HANDLER} devices only`);
+  if (all.length > 1) throw new Error(`${SCST_CONF} defines device "${name}" ${all.length} times under HANDLER ${SCST_HANDLER}; keep one and run the command again`);
+  return all[0] ?? null;
+}
+
+/** The one TARGET of that IQN under the iSCSI driver, or null; throws when it is defined twice. */
+function ownTarget(conf: ScstConf, iqn: string): { target: ScstSection; parent: ScstSection } | null {
+  const all = sections(conf.items, 'TARGET_DRIVER', SCST_DRIVER).flatMap((d) => sections(d.items, 'TARGET', iqn).map((t) => ({ target: t, parent: d })));
+  if (all.length > 1) throw new Error(`${SCST_CONF} defines target "${iqn}" ${all.length} times`);
+  return all[0] ?? null;
+}
+
+/** Throws when a device of that name in the file is not this volume's block device (another file behind the same name). */
+function assertSameFile(device: ScstSection, v: { name: string; filename: string }): void {
+  const files = attrs(device).get('filename') ?? [];
+  if (files.length > 0 && files.some((f) => f !== v.filename)) {
+    throw new Error(`device "${v.name}" in ${SCST_CONF} serves ${files.join(', ')}, not ${v.filename}: it is not this volume's; enssib leaves it alone`);
+  }
+}
+
 /**
- * The file with the volume's device and target as enssib writes them; every
- * other object untouched. Throws when the name is used by another handler or
- * the LUN number of the target is taken by another device.
+ * The file with the volume's device and target as enssib writes them. Only the
+ * volume's own lines change: its DEVICE block under vdisk_blockio (attributes
+ * enssib sets are corrected in place, other lines of the block kept), and in
+ * its TARGET the `enabled` line and the LUN line of its device. Everything
+ * else — other devices and targets, and inside the volume's target its
+ * IncomingUser (CHAP), GROUP/INITIATOR access lists, comments, spacing — stays
+ * byte for byte. Throws (and changes nothing) when the name is used by another
+ * handler or another file, is defined twice, when the target maps LUN 0 to
+ * another device or the device to another LUN, or when the target has access
+ * groups but no LUN of the device (enssib does not choose who sees a volume).
  */
 export function upsertVolume(conf: ScstConf, v: ScstVolume): ScstConf {
   const next = clone(conf);
-  for (const { handler, device } of devices(next)) {
-    if (device.args[0] === v.name && handler !== SCST_HANDLER) {
-      throw new Error(`${SCST_CONF} already has a device "${v.name}" under HANDLER ${handler}; enssib manages ${SCST_HANDLER} devices only`);
+  const own = ownDevice(next, v.name);
+  if (own) {
+    assertSameFile(own.device, v);
+    for (const [k, val] of deviceAttributes(v)) setAttribute(own.device, k, val);
+  } else {
+    let handler = sections(next.items, 'HANDLER', SCST_HANDLER)[0];
+    if (!handler) {
+      handler = section(0, 'HANDLER', [SCST_HANDLER], []);
+      const gap: ScstRaw = { kind: 'raw', text: '' };
+      const firstDriver = next.items.findIndex((i) => i.kind === 'section' && i.keyword === 'TARGET_DRIVER');
+      if (firstDriver < 0) {
+        if (next.items.length > 0) next.items.push(gap);
+        next.items.push(handler);
+      } else next.items.splice(firstDriver, 0, handler, gap);
     }
+    appendChild(handler, deviceSection(v, 1));
   }
-  let handler = sections(next.items, 'HANDLER', SCST_HANDLER)[0];
-  if (!handler) {
-    handler = section(0, 'HANDLER', [SCST_HANDLER], []);
-    const gap: ScstRaw = { kind: 'raw', text: '' };
-    const firstDriver = next.items.findIndex((i) => i.kind === 'section' && i.keyword === 'TARGET_DRIVER');
-    if (firstDriver < 0) {
-      if (next.items.length > 0) next.items.push(gap);
-      next.items.push(handler);
-    } else next.items.splice(firstDriver, 0, handler, gap);
-  }
-  const depth = 1;
-  const devs = sections(handler.items, 'DEVICE', v.name);
-  if (devs.length > 1) throw new Error(`${SCST_CONF} defines device "${v.name}" ${devs.length} times`);
-  const existing = devs[0];
-  if (!existing) appendChild(handler, deviceSection(v, depth));
-  else if (!sameDevice(existing, v)) handler.items[handler.items.indexOf(existing)] = deviceSection(v, depth);
 
-  let driver = sections(next.items, 'TARGET_DRIVER', SCST_DRIVER)[0];
-  if (!driver) {
-    driver = section(0, 'TARGET_DRIVER', [SCST_DRIVER], [attr(1, 'enabled', '1')]);
-    if (next.items.length > 0) next.items.push({ kind: 'raw', text: '' });
-    next.items.push(driver);
-  }
-  const tgts = sections(driver.items, 'TARGET', v.iqn);
-  if (tgts.length > 1) throw new Error(`${SCST_CONF} defines target "${v.iqn}" ${tgts.length} times`);
-  const tgt = tgts[0];
-  if (!tgt) appendChild(driver, targetSection(v, depth));
-  else if (!sameTarget(tgt, v)) {
-    const other = luns(tgt).find((l) => l.lun === '0' && l.device !== v.name);
-    if (other) throw new Error(`target ${v.iqn} in ${SCST_CONF} maps LUN 0 to device "${other.device}", not "${v.name}"`);
-    driver.items[driver.items.indexOf(tgt)] = targetSection(v, depth);
+  const tgt = ownTarget(next, v.iqn);
+  if (!tgt) {
+    let driver = sections(next.items, 'TARGET_DRIVER', SCST_DRIVER)[0];
+    if (!driver) {
+      driver = section(0, 'TARGET_DRIVER', [SCST_DRIVER], [attr(1, 'enabled', '1')]);
+      if (next.items.length > 0) next.items.push({ kind: 'raw', text: '' });
+      next.items.push(driver);
+    }
+    appendChild(driver, targetSection(v, 1));
+  } else {
+    const t = tgt.target;
+    const all = luns(t);
+    const mine = all.filter((l) => l.device === v.name);
+    const elsewhere = mine.find((l) => l.lun !== '0');
+    if (elsewhere) throw new Error(`target ${v.iqn} in ${SCST_CONF} maps device "${v.name}" to LUN ${elsewhere.lun}${elsewhere.group ? ` in GROUP ${elsewhere.group}` : ''}; enssib volumes are LUN 0`);
+    if (mine.length === 0) {
+      const other = all.find((l) => l.lun === '0' && l.group === null);
+      if (other) throw new Error(`target ${v.iqn} in ${SCST_CONF} maps LUN 0 to device "${other.device}", not "${v.name}"`);
+      const groups = sections(t.items, 'GROUP');
+      if (groups.length > 0) {
+        throw new Error(`target ${v.iqn} in ${SCST_CONF} has access groups (${groups.map((g) => `GROUP ${g.args[0] ?? ''}`).join(', ')}) and no LUN of device "${v.name}"; enssib does not choose which initiators see a volume: add "LUN 0 ${v.name}" where it belongs`);
+      }
+      appendChild(t, { kind: 'attr', name: 'LUN', value: `0 ${v.name}`, text: `${childIndent(t)}LUN 0 ${v.name}` }, false);
+    }
+    setAttribute(t, 'enabled', '1');
   }
   next.finalNewline = true;
   assertSafe(next, [v.name]);
   return next;
 }
 
-/** The file without the volume's device and target (every other object untouched). */
-export function removeVolume(conf: ScstConf, name: string, iqn: string): ScstConf {
+/**
+ * The file without the volume's device and target; every other object
+ * untouched. Throws (and changes nothing) when the name belongs to another
+ * handler or another file, or when the target also exports another device.
+ */
+export function removeVolume(conf: ScstConf, v: { name: string; filename: string; iqn: string }): ScstConf {
   const next = clone(conf);
-  const drop = (items: ScstItem[], pred: (s: ScstSection) => boolean) => {
-    const kept: ScstItem[] = [];
-    for (const it of items) {
-      if (it.kind === 'section' && pred(it)) {
-        // Also drop the blank line left before it, so that add + remove gives back the file.
-        const prev = kept[kept.length - 1];
-        if (prev?.kind === 'raw' && prev.text.trim() === '') kept.pop();
-      } else kept.push(it);
+  const own = ownDevice(next, v.name);
+  if (own) assertSameFile(own.device, v);
+  const tgt = ownTarget(next, v.iqn);
+  if (tgt) {
+    const others = luns(tgt.target).filter((l) => l.device !== v.name);
+    if (others.length > 0) {
+      throw new Error(`target ${v.iqn} in ${SCST_CONF} also exports ${others.map((l) => `device "${l.device}" (LUN ${l.lun}${l.group ? `, GROUP ${l.group}` : ''})`).join(', ')}; enssib removes only a target that exports the volume alone`);
     }
-    items.splice(0, items.length, ...kept);
+  }
+  const drop = (items: ScstItem[], victim: ScstSection) => {
+    const at = items.indexOf(victim);
+    // Also drop the blank line left before it, so that add + remove gives back the file.
+    const prev = items[at - 1];
+    const from = prev?.kind === 'raw' && prev.text.trim() === '' ? at - 1 : at;
+    items.splice(from, at - from + 1);
   };
-  for (const h of sections(next.items, 'HANDLER')) drop(h.items, (s) => s.keyword === 'DEVICE' && s.args[0] === name);
-  for (const d of sections(next.items, 'TARGET_DRIVER', SCST_DRIVER)) drop(d.items, (s) => s.keyword === 'TARGET' && s.args[0] === iqn);
+  if (own) drop(own.parent.items, own.device);
+  if (tgt) drop(tgt.parent.items, tgt.target);
   return next;
 }
 

@@ -57,8 +57,8 @@ describe('scst.conf parsing and rendering', () => {
     const driver = sections(c.items, 'TARGET_DRIVER', 'iscsi')[0];
     expect(driver && attrs(driver).get('IncomingUser')).toEqual(['joe 12charsecret']);
     expect(volumeState(c, 'ldap', 'iqn.2016-04.fr.enssib:ldap').target?.luns).toEqual([
-      { lun: '0', device: 'ldap' },
-      { lun: '1', device: 'legacy' },
+      { lun: '0', device: 'ldap', group: null },
+      { lun: '1', device: 'legacy', group: null },
     ]);
   });
 
@@ -83,7 +83,7 @@ describe('editing keeps every object enssib does not manage', () => {
     const v = vol('mail');
     const once = upsertVolume(parseScstConf(SITE), v);
     expect(renderScstConf(upsertVolume(once, v))).toBe(renderScstConf(once));
-    expect(renderScstConf(removeVolume(once, 'mail', v.iqn))).toBe(SITE);
+    expect(renderScstConf(removeVolume(once, v))).toBe(SITE);
   });
 
   it('replaces a device written with other attributes (an earlier identity) and keeps the rest', () => {
@@ -104,7 +104,7 @@ describe('editing keeps every object enssib does not manage', () => {
 
   it('removes only the volume (LUN sections, groups and other targets stay)', () => {
     const c = parseScstConf(SITE);
-    const text = renderScstConf(removeVolume(c, 'legacy', 'iqn.2016-04.fr.enssib:legacy'));
+    const text = renderScstConf(removeVolume(c, vol('legacy')));
     expect(text).not.toContain('DEVICE legacy {');
     expect(text).toContain('LUN 1 legacy {'); // a LUN of another target is not enssib's to remove
     expect(text).toContain('DEVICE_GROUP dgroup1 {');
