@@ -140,7 +140,6 @@ function outside(text: string, edit: 'add' | 'remove'): string[] {
     const parent = stack[stack.length - 1] ?? '';
     let own = false;
     if (dropDepth >= 0) {
-      own = true;
       if (opens) stack.push(head.join(' '));
       if (closes) {
         stack.pop();
