@@ -5,6 +5,7 @@ import type { ProgressRenderer } from './engine/runner.js';
 import { sshPool, type HostPool } from './remote/pool.js';
 import type { Output } from './ui/output.js';
 import type { Prompter } from './ui/prompt.js';
+import type { EnsureImages } from './site/image.js';
 
 export type DryRun = false | 'client' | 'server';
 
@@ -39,6 +40,8 @@ export interface Context {
   hosts(): HostPool;
   /** The Kubernetes client configuration (loads @kubernetes/client-node on first use). */
   kube(): Promise<KubeConfig>;
+  /** Builds or finds the services' images (the Images use case, loaded on first use): how service commands reach it. */
+  ensureImages: EnsureImages;
 }
 
 export interface ContextParts {
@@ -85,6 +88,10 @@ export function createContext(p: ContextParts): Context {
     kube() {
       kc ??= import('./k8s/config.js').then((m) => m.loadKubeConfig(ctx));
       return kc;
+    },
+    async ensureImages(services, opts) {
+      const m = await import('./images/usecases.js');
+      return m.ensureImages(ctx, services, opts);
     },
   };
   return ctx;

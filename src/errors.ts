@@ -117,3 +117,19 @@ export function formatMs(ms: number): string {
 export function isEnssibError(e: unknown): e is EnssibError {
   return e instanceof EnssibError;
 }
+
+/**
+ * Any thrown value as an EnssibError: an EnssibError as it is; anything else is
+ * a bug, shown as "internal error" with the top of its stack.
+ */
+export function asEnssibError(e: unknown): EnssibError {
+  if (isEnssibError(e)) return e;
+  const err = e instanceof Error ? e : new Error(String(e));
+  return new OperationError(`internal error: ${err.message}`, (err.stack ?? '').split('\n').slice(1, 6), err);
+}
+
+/** An error's message and detail lines, as reports and JSON output carry them. */
+export function errorSummary(e: unknown): { message: string; details: string[] } {
+  const err = asEnssibError(e);
+  return { message: err.message, details: err.details };
+}

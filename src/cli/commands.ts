@@ -1,4 +1,5 @@
 import type { Context } from '../context.js';
+import type { Invocation } from '../usecase.js';
 
 /**
  * Every command of enssib as data: the CLI, the interactive menu and shell
@@ -19,12 +20,6 @@ export interface OptionSpec {
   description: string;
   default?: string | boolean;
   choices?: string[];
-}
-
-/** Positional arguments and command-specific options as commander parsed them. */
-export interface Invocation {
-  args: (string | string[] | undefined)[];
-  opts: Record<string, unknown>;
 }
 
 export interface CommandSpec {

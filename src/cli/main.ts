@@ -2,7 +2,8 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { createRequire } from 'node:module';
 import type { DryRun, GlobalOptions } from '../context.js';
 import { ExitCode, UsageError } from '../errors.js';
-import { COMMANDS, type CommandSpec, type Invocation } from './commands.js';
+import { COMMANDS, type CommandSpec } from './commands.js';
+import type { Invocation } from '../usecase.js';
 
 const GROUPS: Record<string, string> = {
   node: 'workers: bootstrap and list',

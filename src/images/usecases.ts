@@ -1,13 +1,14 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, relative } from 'node:path';
-import type { Invocation } from '../cli/commands.js';
+import type { Invocation } from '../usecase.js';
 import type { Context } from '../context.js';
 import { writeJournal } from '../engine/journal.js';
-import { ConfigError, EnssibError, ExitCode, InterruptedError, OperationError, PartialFailureError, UsageError, isEnssibError, tail } from '../errors.js';
+import { ConfigError, EnssibError, ExitCode, InterruptedError, OperationError, PartialFailureError, UsageError, asEnssibError, tail } from '../errors.js';
 import type { Inventory } from '../inventory/inventory.js';
-import { listServices, loadService, servicesRoot, type ServiceFolder } from '../services/folder.js';
+import { listServices, loadService, servicesRoot, type ServiceFolder } from '../site/folder.js';
 import { printError } from '../ui/errors.js';
+import { mapLimit } from '../limit.js';
 import { validateName } from '../validate.js';
 import { contentTag, HashCache, hashContext, readBuildContext, type BuildContext } from './context.js';
 import { registryCredentials, type Credentials } from './credentials.js';
@@ -17,9 +18,8 @@ import { gitCommit } from './git.js';
 import { withProgress, type ServiceProgress, type ServiceResult } from './progress.js';
 import { RegistryClient, type TagInfo } from './registry.js';
 import type { StreamFailure } from './stream.js';
-import type { ServiceImage } from './types.js';
+import type { ServiceImage } from '../site/image.js';
 
-export type { ServiceImage } from './types.js';
 
 export interface EnsureOptions {
   /** false (deploy --no-build): only look the content tag up in the registry; absent is an error. */
@@ -117,7 +117,7 @@ export async function runImages(ctx: Context, services: string[], opts: EnsureOp
   const failures: ImageFailure[] = [];
   for (const r of results) {
     if (r.result.status === 'fulfilled') images.push(r.result.value);
-    else failures.push({ service: r.service, error: asEnssib(r.result.reason) });
+    else failures.push({ service: r.service, error: asEnssibError(r.result.reason) });
   }
   return { images, failures, interrupted: ctx.signal.aborted || results.length < names.length, durationMs: Date.now() - started };
 }
@@ -403,12 +403,6 @@ function clip(s: string, n: number): string {
   return s.length > n ? `${s.slice(0, n - 1)}…` : s;
 }
 
-function asEnssib(e: unknown): EnssibError {
-  if (isEnssibError(e)) return e;
-  const err = e instanceof Error ? e : new Error(String(e));
-  return new OperationError(`internal error: ${err.message}`, (err.stack ?? '').split('\n').slice(1, 6), err);
-}
-
 function combined(run: ImageRun): EnssibError {
   const [first, ...rest] = run.failures;
   if (!first) return new OperationError('image work failed');
@@ -554,19 +548,6 @@ export async function listImages(ctx: Context, services: string[]): Promise<Serv
   } finally {
     registry.close();
   }
-}
-
-async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 export async function listCommand(ctx: Context, inv: Invocation): Promise<number> {

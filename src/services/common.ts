@@ -2,7 +2,7 @@ import type { Context } from '../context.js';
 import { UsageError } from '../errors.js';
 import type { KubeApi } from '../k8s/api.js';
 import { validateName } from '../validate.js';
-import { listServices, servicesRoot } from './folder.js';
+import { listServices, servicesRoot } from '../site/folder.js';
 
 /** What the service use cases get from outside; tests replace parts (a stand-in image resolver). */
 export interface ServiceDeps {
@@ -41,24 +41,6 @@ export function chosenServices(ctx: Context, args: unknown, all: boolean): strin
     return found;
   }
   return [...new Set(given)];
-}
-
-export function requireName(kind: string, v: unknown): string {
-  return validateName(kind, v);
-}
-
-/** Runs fn over items, at most `limit` at once, keeping the order of results. */
-export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return out;
 }
 
 /** --timeout <seconds>: a whole number of seconds from 1 to 86400. */

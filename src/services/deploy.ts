@@ -1,14 +1,15 @@
 import { join, relative } from 'node:path';
-import type { Invocation } from '../cli/commands.js';
+import type { Invocation } from '../usecase.js';
 import type { Context } from '../context.js';
-import { ExitCode, InterruptedError, isEnssibError, UsageError } from '../errors.js';
-import type { ServiceImage } from '../images/types.js';
+import { errorSummary, ExitCode, InterruptedError, UsageError } from '../errors.js';
+import type { ServiceImage } from '../site/image.js';
 import type { KubeApi } from '../k8s/api.js';
 import { diagnoseWorkload, findingLines, type Finding } from '../k8s/diagnose.js';
 import { objectDiff, redacted, toYaml } from '../k8s/diff.js';
 import { deepEqual, FIELD_MANAGER, isWorkload, showRef, at, type KObject, type ObjectRef } from '../k8s/types.js';
 import { kindWord, waitForRollout, type WaitResult } from '../k8s/wait.js';
-import { chosenServices, connect, defaultNamespace, mapLimit, parseTimeout, seconds, servicesDir, type ServiceDeps } from './common.js';
+import { chosenServices, connect, defaultNamespace, parseTimeout, seconds, servicesDir, type ServiceDeps } from './common.js';
+import { mapLimit } from '../limit.js';
 import { writeJournal } from '../engine/journal.js';
 import { ensureImagesLazily, pinnedReference } from './images.js';
 import { manifestFiles } from './manifests.js';
@@ -186,11 +187,6 @@ function plannedOutcome(p: PreparedService, ns: string): ServiceOutcome {
   };
 }
 
-function errorOf(e: unknown): { message: string; details: string[] } {
-  if (isEnssibError(e)) return { message: e.message, details: e.details };
-  return { message: e instanceof Error ? e.message : String(e), details: [] };
-}
-
 /** Applies every object of one service, waits for its workloads, explains and (if asked) rolls back a failure. */
 async function deployOne(ctx: Context, api: KubeApi, p: PreparedService, namespace: string, o: DeployOptions): Promise<ServiceOutcome> {
   const started = performance.now();
@@ -213,7 +209,7 @@ async function deployOne(ctx: Context, api: KubeApi, p: PreparedService, namespa
       applied.push(r.object);
     }
   } catch (e) {
-    out.error = errorOf(e);
+    out.error = errorSummary(e);
     out.status = e instanceof InterruptedError || ctx.signal.aborted ? 'interrupted' : 'failed';
     out.durationMs = performance.now() - started;
     return out;
@@ -237,7 +233,7 @@ async function deployOne(ctx: Context, api: KubeApi, p: PreparedService, namespa
     try {
       out.findings.push(...(await diagnoseWorkload(api, r.object)));
     } catch (e) {
-      out.findings.push({ kind: 'not-ready', pods: [], message: `could not gather the pods' state: ${errorOf(e).message}`, details: [] });
+      out.findings.push({ kind: 'not-ready', pods: [], message: `could not gather the pods' state: ${errorSummary(e).message}`, details: [] });
     }
   }
   if (o.rollbackOnFailure) {
@@ -278,7 +274,7 @@ async function rollback(ctx: Context, api: KubeApi, w: KObject, current: KObject
     const r = await watchRollout(ctx, api, patched, o, say);
     return { ref, ok: r.ok, message: r.ok ? `rolled back: ${r.message}` : `the rollback did not finish either: ${r.message}`, details: r.details };
   } catch (e) {
-    const err = errorOf(e);
+    const err = errorSummary(e);
     return { ref, ok: false, message: `rollback failed: ${err.message}`, details: err.details };
   }
 }
@@ -298,7 +294,7 @@ async function serverDryRun(api: KubeApi, p: PreparedService, namespace: string)
     }
   } catch (e) {
     out.status = 'failed';
-    out.error = errorOf(e);
+    out.error = errorSummary(e);
   }
   return out;
 }

@@ -1,11 +1,12 @@
 import { relative } from 'node:path';
-import type { Invocation } from '../cli/commands.js';
+import type { Invocation } from '../usecase.js';
 import type { Context } from '../context.js';
 import { ExitCode, UsageError } from '../errors.js';
 import { ApplyConflictError, type FieldConflict, type KubeApi } from '../k8s/api.js';
 import { objectDiff } from '../k8s/diff.js';
 import { showRef, type KObject, type ObjectRef } from '../k8s/types.js';
-import { connect, defaultNamespace, requireName, type ServiceDeps } from './common.js';
+import { connect, defaultNamespace, type ServiceDeps } from './common.js';
+import { validateName } from '../validate.js';
 import { prepareServices, readServices } from './deploy.js';
 import { ensureImagesLazily } from './images.js';
 import { targetRef, type PreparedObject } from './prepare.js';
@@ -32,7 +33,7 @@ export interface DiffReport {
 
 /** `enssib service diff <svc>`: exit 0 when a deploy would change nothing, 4 when it would. */
 export async function diffCommand(ctx: Context, inv: Invocation, deps: ServiceDeps = {}): Promise<number> {
-  const name = requireName('service', inv.args[0]);
+  const name = validateName('service', inv.args[0]);
   const report = await diffService(ctx, name, deps);
   const c = ctx.out.c;
   ctx.out.result(

@@ -1,10 +1,11 @@
 import ipaddr from 'ipaddr.js';
-import type { Invocation } from '../cli/commands.js';
+import type { Invocation } from '../usecase.js';
 import type { Context } from '../context.js';
 import { ConfigError, ExitCode, UsageError } from '../errors.js';
 import { objectDiff } from '../k8s/diff.js';
 import { isRecord, type KObject } from '../k8s/types.js';
-import { connect, defaultNamespace, requireName, servicesDir, type ServiceDeps } from './common.js';
+import { connect, defaultNamespace, servicesDir, type ServiceDeps } from './common.js';
+import { validateName } from '../validate.js';
 import { writeJournal } from '../engine/journal.js';
 import { loadSource } from './prepare.js';
 
@@ -55,7 +56,7 @@ export interface ExposeReport {
 
 /** `enssib service expose <svc> --ip <address>` */
 export async function exposeCommand(ctx: Context, inv: Invocation, deps: Pick<ServiceDeps, 'connect'> = {}): Promise<number> {
-  const r = await exposeService(ctx, requireName('service', inv.args[0]), inv.opts.ip, deps);
+  const r = await exposeService(ctx, validateName('service', inv.args[0]), inv.opts.ip, deps);
   ctx.out.result(
     () => r,
     () => {

@@ -1,6 +1,6 @@
 import type { Context } from '../context.js';
 import { ConfigError } from '../errors.js';
-import type { ServiceImage } from '../images/types.js';
+import type { ServiceImage } from '../site/image.js';
 import { isRecord, type KObject } from '../k8s/types.js';
 import type { Manifest } from './manifests.js';
 
@@ -13,11 +13,8 @@ import type { Manifest } from './manifests.js';
 /** Builds or finds the images of some services (the Images use case; tests pass a stand-in). */
 export type ImageResolver = (ctx: Context, services: string[], opts: { build: boolean; push: boolean }) => Promise<ServiceImage[]>;
 
-/** The real resolver, loaded only when a deploy needs it. */
-export const ensureImagesLazily: ImageResolver = async (ctx, services, opts) => {
-  const m = await import('../images/usecases.js');
-  return m.ensureImages(ctx, services, opts);
-};
+/** The real resolver: the Images use case the Context loads when a deploy needs it. */
+export const ensureImagesLazily: ImageResolver = (ctx, services, opts) => ctx.ensureImages(services, opts);
 
 /** Where pod specs live in each kind of object. */
 export function podSpecPaths(o: { apiVersion: string; kind: string }): string[][] {

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Invocation } from '../cli/commands.js';
+import type { Invocation } from '../usecase.js';
 import type { Context } from '../context.js';
 import { ConfigError, ExitCode, UsageError } from '../errors.js';
 import { validateName } from '../validate.js';

@@ -1,7 +1,7 @@
 import { ConfigError } from '../errors.js';
-import type { ServiceImage } from '../images/types.js';
+import type { ServiceImage } from '../site/image.js';
 import { cloneJson, MANAGED_BY, NAME_LABEL, type KObject, type ObjectRef } from '../k8s/types.js';
-import { listServices, loadService, type ServiceFolder } from './folder.js';
+import { listServices, loadService, type ServiceFolder } from '../site/folder.js';
 import { imageTarget, imageUses, pinnedReference, setImage, type ImageUse } from './images.js';
 import { readManifests, type Manifest } from './manifests.js';
 

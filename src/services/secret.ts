@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import type { Invocation } from '../cli/commands.js';
+import type { Invocation } from '../usecase.js';
 import type { Context } from '../context.js';
 import { ExitCode, UsageError } from '../errors.js';
 import { comparable } from '../k8s/diff.js';

@@ -1,13 +1,15 @@
-import type { Invocation } from '../cli/commands.js';
+import type { Invocation } from '../usecase.js';
 import type { Context } from '../context.js';
-import { ExitCode, isEnssibError, UsageError } from '../errors.js';
-import type { ServiceImage } from '../images/types.js';
+import { asEnssibError, ExitCode, UsageError } from '../errors.js';
+import type { ServiceImage } from '../site/image.js';
 import { rolloutStatus } from '../k8s/rollout.js';
 import { at, isRecord, isWorkload, MANAGED_BY, NAME_LABEL, num, records, showRef, str, type KObject, type ObjectRef } from '../k8s/types.js';
-import { connect, defaultNamespace, mapLimit, requireName, servicesDir, type ServiceDeps } from './common.js';
+import { connect, defaultNamespace, servicesDir, type ServiceDeps } from './common.js';
+import { mapLimit } from '../limit.js';
+import { validateName } from '../validate.js';
 import { prepareServices, readServices } from './deploy.js';
 import { diffObject } from './diff.js';
-import { listServices } from './folder.js';
+import { listServices } from '../site/folder.js';
 import { ensureImagesLazily, parseImageRef, podSpecPaths } from './images.js';
 import { loadSource, targetRef } from './prepare.js';
 
@@ -65,7 +67,7 @@ export interface StatusReport {
 
 /** `enssib service status <svc>` */
 export async function statusCommand(ctx: Context, inv: Invocation, deps: ServiceDeps = {}): Promise<number> {
-  const name = requireName('service', inv.args[0]);
+  const name = validateName('service', inv.args[0]);
   const r = await serviceStatus(ctx, name, deps);
   const c = ctx.out.c;
   ctx.out.result(
@@ -104,7 +106,7 @@ export async function serviceStatus(ctx: Context, name: string, deps: ServiceDep
     try {
       return await resolver(ctx, services, { build: false, push: false });
     } catch (e) {
-      note = `image not found: ${isEnssibError(e) ? e.message : String(e)}`;
+      note = `image not found: ${asEnssibError(e).message}`;
       const registry = ctx.inventory().data.registry.host;
       placeholder = `${registry}/(unknown)`;
       return services.map((s): ServiceImage => ({ service: s, name: s, tag: 'unknown', reference: `${registry}/${s}:unknown`, status: 'planned' }));
@@ -189,7 +191,7 @@ export async function listServicesState(ctx: Context, deps: ServiceDeps = {}): P
     try {
       objects = loadSource(root, name).manifests.map((m) => m.object);
     } catch (e) {
-      return { service: name, folder: true, objects: { inFolder: 0, inCluster: 0 }, ready: '-', image: '-', status: 'invalid folder', note: isEnssibError(e) ? e.message : String(e) };
+      return { service: name, folder: true, objects: { inFolder: 0, inCluster: 0 }, ready: '-', image: '-', status: 'invalid folder', note: asEnssibError(e).message };
     }
     let present = 0;
     const states: WorkloadState[] = [];

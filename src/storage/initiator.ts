@@ -69,10 +69,6 @@ export function resizeMapArgv(map: string): string[] {
   return ['multipathd', 'resize', 'map', map];
 }
 
-export function flushMapArgv(map: string): string[] {
-  return ['multipath', '-f', map];
-}
-
 /**
  * Waits (up to `seconds`) until udev has settled and every SCSI disk of the
  * target's sessions sits in a multipath map, so that the check that follows

@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import type { RunResult } from '../remote/types.js';
-import { formatBytes } from '../validate.js';
-import { FS_TAG_PREFIX, VOLUME_TAG, identityFromTags, identityTag, type Identity } from './identity.js';
+import { FS_TAG_PREFIX, VOLUME_TAG, identityTag, type Identity } from './identity.js';
 
 /**
  * LVM as data: the JSON reports of `lvs`/`vgs` parsed into plain objects, sizes
@@ -196,10 +195,4 @@ export function fsFromTags(tags: readonly string[]): Filesystem | null {
   const t = tags.find((x) => x.startsWith(FS_TAG_PREFIX));
   const v = t?.slice(FS_TAG_PREFIX.length);
   return v && (FILESYSTEMS as readonly string[]).includes(v) ? (v as Filesystem) : null;
-}
-
-export { identityFromTags };
-
-export function describeSize(sizeBytes: number): string {
-  return formatBytes(sizeBytes);
 }

@@ -1,9 +1,9 @@
-import type { Invocation } from '../cli/commands.js';
+import type { Invocation } from '../usecase.js';
 import type { Context } from '../context.js';
 import { execute } from '../engine/execute.js';
 import { runPlan } from '../engine/runner.js';
 import { ExitCode, OperationError, PartialFailureError, UsageError } from '../errors.js';
-import { parseSize, formatBytes } from '../validate.js';
+import { parseSize } from '../validate.js';
 import { newIdentity } from './identity.js';
 import { createPersistentVolume, volumeUsers, type VolumeUser } from './kube.js';
 import { lockOwner } from './lock.js';
@@ -197,4 +197,3 @@ export async function listCommand(ctx: Context): Promise<number> {
   return unreachable.length > 0 ? ExitCode.partial : ExitCode.ok;
 }
 
-export { formatBytes };

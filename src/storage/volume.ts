@@ -80,10 +80,6 @@ export function iqnOf(site: Pick<VolumeSite, 'iqnPrefix'>, name: string): string
   return `${site.iqnPrefix}:${name}`;
 }
 
-export function otherServers(site: VolumeSite): StorageServer[] {
-  return site.servers.filter((s) => s.name !== site.meta);
-}
-
 // ---------------------------------------------------------------- lock
 
 export const PHASE_LOCK = 'take the storage lock';

@@ -1,4 +1,3 @@
-import type { RunResult } from '../../remote/types.js';
 import { scstIdentity, type Identity } from '../identity.js';
 
 /**
@@ -481,10 +480,4 @@ export function removeTargetArgv(iqn: string): string[][] {
 
 export function closeDeviceArgv(name: string): string[] {
   return ['scstadmin', '-noprompt', '-close_dev', name, '-handler', SCST_HANDLER];
-}
-
-/** The parsed file from `readConfArgv`'s result (an absent file is empty). */
-export function confFromResult(r: RunResult, what = SCST_CONF): ScstConf {
-  if (r.exitCode !== 0) throw new Error(`cannot read ${what}: ${r.stderr.trim() || `exit code ${r.exitCode}`}`);
-  return parseScstConf(r.stdout);
 }

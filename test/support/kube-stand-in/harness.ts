@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { stringify } from 'yaml';
 import { createContext, type Context, type GlobalOptions } from '../../../src/context.js';
-import type { ServiceImage } from '../../../src/images/types.js';
+import type { ServiceImage } from '../../../src/site/image.js';
 import type { ImageResolver } from '../../../src/services/images.js';
 import { createOutput } from '../../../src/ui/output.js';
 import { createPrompter } from '../../../src/ui/prompt.js';

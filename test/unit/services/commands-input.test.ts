@@ -2,7 +2,8 @@ import { mkdtempSync, writeFileSync, mkdirSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { mapLimit, parseTimeout } from '../../../src/services/common.js';
+import { mapLimit } from '../../../src/limit.js';
+import { parseTimeout } from '../../../src/services/common.js';
 import { addToVip } from '../../../src/services/expose.js';
 import { renderServiceTemplate, templateDir } from '../../../src/services/new.js';
 import { parseFromFiles } from '../../../src/services/secret.js';

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { ServiceImage } from '../../../src/images/types.js';
+import type { ServiceImage } from '../../../src/site/image.js';
 import { imageTarget, imageUses, parseImageRef, pinnedReference } from '../../../src/services/images.js';
 import { parseManifests } from '../../../src/services/manifests.js';
 import { kindRank, labelled, planImages, prepareService, targetRef, type ServiceSource } from '../../../src/services/prepare.js';
-import type { ServiceFolder } from '../../../src/services/folder.js';
+import type { ServiceFolder } from '../../../src/site/folder.js';
 import { at } from '../../../src/k8s/types.js';
 
 const REG = 'registry.cluster.enssib.fr:5000';

@@ -19,3 +19,6 @@ export interface ServiceImage {
   commit?: string;
 }
 
+
+/** Builds or finds the images of some services: the Images use case, reached through the Context. */
+export type EnsureImages = (services: string[], opts: { build: boolean; push: boolean }) => Promise<ServiceImage[]>;
