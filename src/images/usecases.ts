@@ -3,7 +3,8 @@ import { homedir } from 'node:os';
 import { join, relative } from 'node:path';
 import type { Invocation } from '../usecase.js';
 import type { Context } from '../context.js';
-import { writeJournal } from '../engine/journal.js';
+import type { RunReport } from '../engine/types.js';
+import { journalTaskRun, runMode, taskJson, taskReport } from '../engine/task-report.js';
 import { ConfigError, EnssibError, ExitCode, InterruptedError, OperationError, PartialFailureError, UsageError, asEnssibError, tail } from '../errors.js';
 import type { Inventory } from '../inventory/inventory.js';
 import { listServices, loadService, servicesRoot, type ServiceFolder } from '../site/folder.js';
@@ -53,7 +54,8 @@ export interface ImageRun {
   images: ServiceImage[];
   failures: ImageFailure[];
   interrupted: boolean;
-  durationMs: number;
+  /** Date.now() at the start. */
+  started: number;
 }
 
 /** Per service: its folder, what will be sent to the engine, and the hash of it. */
@@ -90,7 +92,7 @@ export async function runImages(ctx: Context, services: string[], opts: EnsureOp
             : 'would look this tag up in the registry';
       return image(p, registryHost, tag, 'planned', note);
     });
-    return { images, failures: [], interrupted: false, durationMs: Date.now() - started };
+    return { images, failures: [], interrupted: false, started };
   }
 
   const lookup = registryCredentials(inv, ctx.env);
@@ -119,7 +121,7 @@ export async function runImages(ctx: Context, services: string[], opts: EnsureOp
     if (r.result.status === 'fulfilled') images.push(r.result.value);
     else failures.push({ service: r.service, error: asEnssibError(r.result.reason) });
   }
-  return { images, failures, interrupted: ctx.signal.aborted || results.length < names.length, durationMs: Date.now() - started };
+  return { images, failures, interrupted: ctx.signal.aborted || results.length < names.length, started };
 }
 
 function uniqueNames(services: string[]): string[] {
@@ -457,15 +459,14 @@ async function imageCommand(ctx: Context, inv: Invocation, opts: EnsureOptions, 
     exit = run.images.length > 0 ? ExitCode.partial : run.failures.every((f) => f.error.exitCode === first.error.exitCode) ? first.error.exitCode : ExitCode.failed;
   }
   if (run.interrupted) exit = ExitCode.interrupted;
+  const report = imageReport(ctx, title, run, exit);
   out.result(
-    () => ({
-      command: title,
-      dryRun: dry,
-      exitCode: exit,
-      durationMs: run.durationMs,
-      images: run.images,
-      failed: run.failures.map((f) => ({ service: f.service, message: f.error.message, details: f.error.details })),
-    }),
+    () =>
+      taskJson(report, {
+        command: title,
+        images: run.images,
+        failed: run.failures.map((f) => ({ service: f.service, message: f.error.message, details: f.error.details })),
+      }),
     () => {
       const lines: string[] = [];
       if (dry === 'client') lines.push(c.bold(`Dry run of "${title}": nothing was contacted (no engine, no registry).`));
@@ -486,22 +487,33 @@ async function imageCommand(ctx: Context, inv: Invocation, opts: EnsureOptions, 
     if (out.format === 'text') printError(out, f.error);
   }
   if (run.interrupted) out.note('interrupted: the services not started were left alone');
-  if (dry === false) journal(ctx, title, run, exit);
   return exit;
 }
 
-function journal(ctx: Context, title: string, run: ImageRun, exitCode: number): void {
-  const changed = run.images.some((i) => i.status === 'pushed' || (i.status === 'built' && i.note === 'built'));
-  if (!changed && run.failures.length === 0) return;
-  const hosts = [
-    ...run.images.map((i) => ({
-      host: i.service,
-      status: i.status === 'present' ? 'unchanged' : 'done',
-      actions: [i.status === 'pushed' ? `push ${i.reference} → ${i.digest ?? '?'}` : i.status === 'built' ? `build ${i.reference}` : `present ${i.reference}`],
-    })),
-    ...run.failures.map((f) => ({ host: f.service, status: 'failed', actions: [], error: f.error.message })),
-  ];
-  writeJournal(ctx, { plan: title, durationMs: run.durationMs, exitCode, phases: [{ title: 'images', hosts }], undo: [] });
+/** The images' work as a run report (one item per service), journaled when real. */
+function imageReport(ctx: Context, title: string, run: ImageRun, exitCode: number): RunReport {
+  const report = taskReport({
+    plan: title,
+    mode: runMode(ctx),
+    started: run.started,
+    exitCode,
+    phases: [
+      {
+        title: 'images',
+        items: [
+          ...run.images.map((i) => ({
+            item: i.service,
+            status: i.status === 'present' ? ('unchanged' as const) : i.status === 'planned' ? ('planned' as const) : ('done' as const),
+            actions: [i.status === 'pushed' ? `push ${i.reference} → ${i.digest ?? '?'}` : i.status === 'built' ? `build ${i.reference}` : `${i.status} ${i.reference}`],
+            ...(i.note ? { note: i.note } : {}),
+          })),
+          ...run.failures.map((f) => ({ item: f.service, status: 'failed' as const, actions: [], error: f.error })),
+        ],
+      },
+    ],
+  });
+  journalTaskRun(ctx, report);
+  return report;
 }
 
 // ---------------------------------------------------------------- image list

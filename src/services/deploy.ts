@@ -1,7 +1,9 @@
 import { join, relative } from 'node:path';
 import type { Invocation } from '../usecase.js';
 import type { Context } from '../context.js';
-import { errorSummary, ExitCode, InterruptedError, UsageError } from '../errors.js';
+import { journalTaskRun, runMode, taskJson, taskReport, type ItemOutcome } from '../engine/task-report.js';
+import type { RunReport } from '../engine/types.js';
+import { errorSummary, ExitCode, InterruptedError, OperationError, UsageError } from '../errors.js';
 import type { ServiceImage } from '../site/image.js';
 import type { KubeApi } from '../k8s/api.js';
 import { diagnoseWorkload, findingLines, type Finding } from '../k8s/diagnose.js';
@@ -10,7 +12,6 @@ import { deepEqual, FIELD_MANAGER, isWorkload, showRef, at, type KObject, type O
 import { kindWord, waitForRollout, type WaitResult } from '../k8s/wait.js';
 import { chosenServices, connect, defaultNamespace, parseTimeout, seconds, servicesDir, type ServiceDeps } from './common.js';
 import { mapLimit } from '../limit.js';
-import { writeJournal } from '../engine/journal.js';
 import { ensureImagesLazily, pinnedReference } from './images.js';
 import { manifestFiles } from './manifests.js';
 import { imageCatalogue, loadSource, planImages, prepareService, targetRef, type ImagePlan, type PreparedService, type ServiceSource } from './prepare.js';
@@ -66,6 +67,8 @@ export interface DeployReport {
   services: ServiceOutcome[];
   exitCode: number;
   durationMs: number;
+  /** The run as every command that changes the world reports it (journaled when real). */
+  run: RunReport;
 }
 
 /** `enssib service deploy <svc...>|--all [--no-build] [--timeout s] [--rollback-on-failure]` */
@@ -108,7 +111,7 @@ export async function prepareServices(read: { sources: ServiceSource[]; plan: Im
 }
 
 export async function deployServices(ctx: Context, names: string[], o: DeployOptions, deps: ServiceDeps = {}): Promise<DeployReport> {
-  const started = performance.now();
+  const started = Date.now();
   const resolver = deps.images ?? ensureImagesLazily;
   const read = readServices(ctx, names);
   // the API server first: when it is down or refuses the token, nothing is built or pushed
@@ -117,9 +120,9 @@ export async function deployServices(ctx: Context, names: string[], o: DeployOpt
   if (!api) {
     const ns = ctx.inventory().data.kubernetes.namespace ?? 'default';
     const services = prepared.map((p) => plannedOutcome(p, ns));
-    const report: DeployReport = { dryRun: 'client', services, exitCode: ExitCode.ok, durationMs: performance.now() - started };
+    const report = deployReport(ctx, names, services, ExitCode.ok, started);
     ctx.out.result(
-      () => ({ ...report, services: services.map((s, i) => ({ ...s, manifests: (prepared[i] as PreparedService).objects.map((x) => redacted(x.object)) })) }),
+      () => taskJson(report.run, { services: services.map((s, i) => ({ ...s, manifests: (prepared[i] as PreparedService).objects.map((x) => redacted(x.object)) })) }),
       () => clientPlanLines(ctx, prepared, ns),
     );
     return report;
@@ -129,8 +132,8 @@ export async function deployServices(ctx: Context, names: string[], o: DeployOpt
 
   if (ctx.opts.dryRun === 'server') {
     const services = await mapLimit(prepared, ctx.opts.concurrency, (p) => serverDryRun(api, p, namespace));
-    const report: DeployReport = { dryRun: 'server', services, exitCode: services.some((s) => s.status === 'failed') ? ExitCode.failed : ExitCode.ok, durationMs: performance.now() - started };
-    ctx.out.result(() => report, () => serverPlanLines(ctx, report));
+    const report = deployReport(ctx, names, services, services.some((s) => s.status === 'failed') ? ExitCode.failed : ExitCode.ok, started);
+    ctx.out.result(() => taskJson(report.run, { services }), () => serverPlanLines(ctx, report));
     return report;
   }
 
@@ -143,31 +146,42 @@ export async function deployServices(ctx: Context, names: string[], o: DeployOpt
       : failed.length === services.length
         ? ExitCode.failed
         : ExitCode.partial;
-  const report: DeployReport = { dryRun: false, services, exitCode, durationMs: performance.now() - started };
-  writeJournal(ctx, {
+  const report = deployReport(ctx, names, services, exitCode, started);
+  ctx.out.result(() => taskJson(report.run, { services }), () => summaryLines(ctx, report));
+  return report;
+}
+
+const ITEM_STATUS: Record<ServiceOutcome['status'], ItemOutcome['status']> = { deployed: 'done', failed: 'failed', interrupted: 'failed', planned: 'planned' };
+
+/** The deploy as a run report (one item per service; rollbacks as its undo), journaled when real. */
+function deployReport(ctx: Context, names: string[], services: ServiceOutcome[], exitCode: number, started: number): DeployReport {
+  const mode = runMode(ctx);
+  const run = taskReport({
     plan: `service deploy ${names.join(' ')}`,
-    durationMs: Math.round(report.durationMs),
+    mode,
+    started,
     exitCode,
     phases: [
       {
-        title: 'apply (server-side) and wait for the rollouts',
-        hosts: services.map((s) => ({
-          host: s.service,
-          status: s.status === 'deployed' ? 'done' : 'failed',
+        title: mode === 'apply' ? 'apply (server-side) and wait for the rollouts' : 'apply (server-side dry run)',
+        items: services.map((s) => ({
+          item: s.service,
+          status: s.status === 'planned' && mode === 'server' ? (s.objects.some((x) => x.action === 'would change') ? 'would-change' : 'unchanged') : ITEM_STATUS[s.status],
           actions: [
             ...s.images.map((i) => `image ${i.reference}${i.digest ? ` (${i.digest})` : ''}: ${i.status}`),
             ...s.objects.map((x) => `apply ${showRef(x.ref)}: ${x.action}`),
             ...s.rollouts.map((r) => `rollout ${showRef(r.ref)}: ${r.message}`),
             ...s.rollbacks.map((r) => `rollback ${showRef(r.ref)}: ${r.message}`),
           ],
-          ...(s.error ? { error: s.error.message } : s.status !== 'deployed' ? { error: s.rollouts.find((r) => !r.ok)?.message ?? 'failed' } : {}),
+          ...(s.error ? { error: new OperationError(s.error.message, s.error.details) } : s.status === 'failed' ? { error: new OperationError(s.rollouts.find((r) => !r.ok)?.message ?? 'failed') } : {}),
+          durationMs: s.durationMs,
         })),
       },
     ],
-    undo: services.flatMap((s) => s.rollbacks.map((r) => ({ phase: 'rollback', host: s.service, ok: r.ok }))),
+    undo: services.flatMap((s) => s.rollbacks.map((r) => ({ phase: 'rollback', host: s.service, ok: r.ok, actions: [`rollback ${showRef(r.ref)}: ${r.message}`] }))),
   });
-  ctx.out.result(() => report, () => summaryLines(ctx, report));
-  return report;
+  journalTaskRun(ctx, run);
+  return { dryRun: ctx.opts.dryRun, services, exitCode, durationMs: run.durationMs, run };
 }
 
 function imageInfo(p: PreparedService): ServiceOutcome['images'] {

@@ -1,12 +1,13 @@
 import ipaddr from 'ipaddr.js';
 import type { Invocation } from '../usecase.js';
 import type { Context } from '../context.js';
+import { journalTaskRun, runMode, taskJson, taskReport } from '../engine/task-report.js';
+import type { RunReport } from '../engine/types.js';
 import { ConfigError, ExitCode, UsageError } from '../errors.js';
 import { objectDiff } from '../k8s/diff.js';
 import { isRecord, type KObject } from '../k8s/types.js';
 import { connect, defaultNamespace, servicesDir, type ServiceDeps } from './common.js';
 import { validateName } from '../validate.js';
-import { writeJournal } from '../engine/journal.js';
 import { loadSource } from './prepare.js';
 
 /**
@@ -52,13 +53,15 @@ export interface ExposeReport {
   changed: boolean;
   dryRun: false | 'client' | 'server';
   diff?: string;
+  /** The run as every command that changes the world reports it (journaled when real). */
+  run: RunReport;
 }
 
 /** `enssib service expose <svc> --ip <address>` */
 export async function exposeCommand(ctx: Context, inv: Invocation, deps: Pick<ServiceDeps, 'connect'> = {}): Promise<number> {
-  const r = await exposeService(ctx, validateName('service', inv.args[0]), inv.opts.ip, deps);
+  const { run, ...r } = await exposeService(ctx, validateName('service', inv.args[0]), inv.opts.ip, deps);
   ctx.out.result(
-    () => r,
+    () => taskJson(run, r),
     () => {
       if (r.dryRun === 'client') return [`Dry run: nothing was contacted.`, `would add ${r.entry} to key ${r.address} of ConfigMap ${r.configMap} (kept beside the services already on that address), applied server-side (field manager enssib)`];
       const lines = r.changed
@@ -72,6 +75,7 @@ export async function exposeCommand(ctx: Context, inv: Invocation, deps: Pick<Se
 }
 
 export async function exposeService(ctx: Context, name: string, ipOpt: unknown, deps: Pick<ServiceDeps, 'connect'> = {}): Promise<ExposeReport> {
+  const started = Date.now();
   const address = checkVipAddress(ctx, ipOpt);
   const vip = ctx.inventory().data.keepalivedVip;
   if (!vip) throw new ConfigError(`${ctx.inventory().file}: no keepalivedVip section`, ['Name the keepalived-vip ConfigMap there: keepalivedVip: { configMap: vip-configmap, namespace: kube-system }']);
@@ -82,10 +86,22 @@ export async function exposeService(ctx: Context, name: string, ipOpt: unknown, 
   if (!svc) throw new ConfigError(`${source.folder.dir}: several Service objects (${services.map((m) => m.object.metadata.name).join(', ')}) and none is named "${name}"`);
   const cmRef = `${vip.namespace}/${vip.configMap}`;
   const base = { service: name, address, configMap: cmRef };
+  /** The run report: one item, the ConfigMap; journaled when real. */
+  const run = (status: 'planned' | 'would-change' | 'done' | 'unchanged', entries: string[]): RunReport => {
+    const report = taskReport({
+      plan: `service expose ${name} --ip ${address}`,
+      mode: runMode(ctx),
+      started,
+      exitCode: ExitCode.ok,
+      phases: [{ title: 'keepalived-vip ConfigMap', items: [{ item: `ConfigMap ${cmRef}`, status, actions: status === 'unchanged' ? [] : [`apply v1 ConfigMap ${cmRef}: ${address} = ${entries.join(',')}`] }] }],
+    });
+    journalTaskRun(ctx, report);
+    return report;
+  };
   if (ctx.opts.dryRun === 'client') {
     const ns = svc.object.metadata.namespace ?? ctx.inventory().data.kubernetes.namespace ?? 'default';
     const entry = `${ns}/${svc.object.metadata.name}`;
-    return { ...base, entry, entries: [entry], changed: true, dryRun: 'client' };
+    return { ...base, entry, entries: [entry], changed: true, dryRun: 'client', run: run('planned', [entry]) };
   }
   const api = await (deps.connect ?? connect)(ctx);
   const ns = svc.object.metadata.namespace ?? defaultNamespace(ctx, api);
@@ -95,7 +111,7 @@ export async function exposeService(ctx: Context, name: string, ipOpt: unknown, 
   const data: Record<string, string> = {};
   if (live && isRecord(live.data)) for (const [k, v] of Object.entries(live.data)) data[k] = String(v);
   const merged = addToVip(data, address, entry);
-  if (!merged.changed) return { ...base, entry, entries: merged.entries, changed: false, dryRun: ctx.opts.dryRun };
+  if (!merged.changed) return { ...base, entry, entries: merged.entries, changed: false, dryRun: ctx.opts.dryRun, run: run('unchanged', merged.entries) };
   const cm: KObject = {
     apiVersion: 'v1',
     kind: 'ConfigMap',
@@ -105,14 +121,5 @@ export async function exposeService(ctx: Context, name: string, ipOpt: unknown, 
   };
   const r = await api.apply(cm, { force: true, dryRun: ctx.opts.dryRun === 'server' });
   const diff = objectDiff(live, r.object, { live: `live/ConfigMap ${cmRef}`, result: `ConfigMap ${cmRef}` });
-  if (ctx.opts.dryRun === false) {
-    writeJournal(ctx, {
-      plan: `service expose ${name} --ip ${address}`,
-      durationMs: 0,
-      exitCode: 0,
-      phases: [{ title: 'keepalived-vip ConfigMap', hosts: [{ host: name, status: 'done', actions: [`apply v1 ConfigMap ${cmRef}: ${address} = ${merged.entries.join(',')}`] }] }],
-      undo: [],
-    });
-  }
-  return { ...base, entry, entries: merged.entries, changed: true, dryRun: ctx.opts.dryRun, ...(diff ? { diff } : {}) };
+  return { ...base, entry, entries: merged.entries, changed: true, dryRun: ctx.opts.dryRun, ...(diff ? { diff } : {}), run: run(ctx.opts.dryRun === 'server' ? 'would-change' : 'done', merged.entries) };
 }

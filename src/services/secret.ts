@@ -2,12 +2,13 @@ import { readFileSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import type { Invocation } from '../usecase.js';
 import type { Context } from '../context.js';
+import { journalTaskRun, runMode, taskJson, taskReport } from '../engine/task-report.js';
+import type { RunReport } from '../engine/types.js';
 import { ExitCode, UsageError } from '../errors.js';
 import { comparable } from '../k8s/diff.js';
 import { deepEqual, MANAGED_BY, type KObject } from '../k8s/types.js';
 import { validateName } from '../validate.js';
 import { connect, defaultNamespace, type ServiceDeps } from './common.js';
-import { writeJournal } from '../engine/journal.js';
 
 /** The API server refuses Secrets above 1 MiB. */
 export const MAX_SECRET_BYTES = 1024 * 1024;
@@ -56,20 +57,23 @@ export interface SecretReport {
   keys: { key: string; bytes: number }[];
   action: 'created' | 'configured' | 'unchanged' | 'planned' | 'would change';
   dryRun: false | 'client' | 'server';
+  /** The run as every command that changes the world reports it (journaled when real; never the contents). */
+  run: RunReport;
 }
 
 /** `enssib secret create <name> --from-file key=path…` */
 export async function secretCreateCommand(ctx: Context, inv: Invocation, deps: Pick<ServiceDeps, 'connect'> = {}): Promise<number> {
-  const r = await createSecret(ctx, inv.args[0], inv.opts.fromFile, { namespace: inv.opts.namespace, type: inv.opts.type }, deps);
+  const { run, ...r } = await createSecret(ctx, inv.args[0], inv.opts.fromFile, { namespace: inv.opts.namespace, type: inv.opts.type }, deps);
   const keys = r.keys.map((k) => `${k.key} (${k.bytes} bytes)`).join(', ');
   ctx.out.result(
-    () => r,
+    () => taskJson(run, r),
     () => [r.dryRun === 'client' ? `Dry run: nothing was contacted; would apply v1 Secret ${r.namespace}/${r.name} (server-side, field manager enssib) with ${keys}` : `Secret ${r.namespace}/${r.name}: ${r.action}${r.dryRun ? ' (dry run)' : ''} — ${keys}`],
   );
   return ExitCode.ok;
 }
 
 export async function createSecret(ctx: Context, nameArg: unknown, fromFile: unknown, o: { namespace?: unknown; type?: unknown } = {}, deps: Pick<ServiceDeps, 'connect'> = {}): Promise<SecretReport> {
+  const started = Date.now();
   const name = validateName('secret', nameArg, 253);
   if (o.namespace !== undefined) validateName('namespace', o.namespace);
   const type = o.type === undefined ? 'Opaque' : String(o.type);
@@ -77,9 +81,22 @@ export async function createSecret(ctx: Context, nameArg: unknown, fromFile: unk
   const files = parseFromFiles(fromFile, ctx.cwd);
   if (type === 'kubernetes.io/tls' && !['tls.crt', 'tls.key'].every((k) => files.some((f) => f.key === k))) throw new UsageError('a kubernetes.io/tls Secret needs the keys tls.crt and tls.key');
   const keys = files.map((f) => ({ key: f.key, bytes: f.bytes }));
+  /** The run report: one item, the Secret, with its key names only; journaled when real. */
+  const run = (namespace: string, action: SecretReport['action']): RunReport => {
+    const status = action === 'planned' ? 'planned' : action === 'would change' ? 'would-change' : action === 'unchanged' ? 'unchanged' : 'done';
+    const report = taskReport({
+      plan: `secret create ${name}`,
+      mode: runMode(ctx),
+      started,
+      exitCode: ExitCode.ok,
+      phases: [{ title: 'apply the Secret', items: [{ item: `Secret ${namespace}/${name}`, status, actions: [`apply v1 Secret ${namespace}/${name}: ${action} (keys: ${files.map((f) => f.key).join(', ')}; contents not recorded)`] }] }],
+    });
+    journalTaskRun(ctx, report);
+    return report;
+  };
   if (ctx.opts.dryRun === 'client') {
     const namespace = typeof o.namespace === 'string' ? o.namespace : ctx.inventory().data.kubernetes.namespace ?? 'default';
-    return { name, namespace, keys, action: 'planned', dryRun: 'client' };
+    return { name, namespace, keys, action: 'planned', dryRun: 'client', run: run(namespace, 'planned') };
   }
   const api = await (deps.connect ?? connect)(ctx);
   const namespace = typeof o.namespace === 'string' ? o.namespace : defaultNamespace(ctx, api);
@@ -91,14 +108,5 @@ export async function createSecret(ctx: Context, nameArg: unknown, fromFile: unk
   const r = await api.apply(secret, { force: true, dryRun: ctx.opts.dryRun === 'server' });
   const same = live !== null && deepEqual(comparable(live), comparable(r.object));
   const action: SecretReport['action'] = ctx.opts.dryRun === 'server' ? (same ? 'unchanged' : 'would change') : !live ? 'created' : same ? 'unchanged' : 'configured';
-  if (ctx.opts.dryRun === false) {
-    writeJournal(ctx, {
-      plan: `secret create ${name}`,
-      durationMs: 0,
-      exitCode: 0,
-      phases: [{ title: 'apply the Secret', hosts: [{ host: 'local', status: action === 'unchanged' ? 'unchanged' : 'done', actions: [`apply v1 Secret ${namespace}/${name}: ${action} (keys: ${files.map((f) => f.key).join(', ')}; contents not recorded)`] }] }],
-      undo: [],
-    });
-  }
-  return { name, namespace, keys, action, dryRun: ctx.opts.dryRun };
+  return { name, namespace, keys, action, dryRun: ctx.opts.dryRun, run: run(namespace, action) };
 }
