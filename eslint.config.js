@@ -16,6 +16,12 @@ export default tseslint.config(
     },
   },
   {
+    // The launcher is CommonJS (bin/package.json): node starts it without its ES module loader.
+    files: ['bin/**'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', __dirname: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     files: ['src/ui/**', 'bin/**', 'test/**'],
     rules: { 'no-console': 'off' },
   },

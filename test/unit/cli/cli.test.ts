@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../../src/cli/commands.js';
+import { topLevelHelp } from '../../../src/cli/help-text.js';
 import { expandDryRun } from '../../../src/cli/main.js';
 import { enssib } from '../../support/cli.js';
 import { VALID_INVENTORY } from '../../support/inventory-text.js';
@@ -13,6 +14,15 @@ describe('enssib CLI', () => {
     expect(r.code).toBe(0);
     for (const g of ['node', 'image', 'service', 'volume', 'backup', 'inventory', 'doctor', 'completion']) expect(r.stdout).toMatch(new RegExp(`^  ${g}\\b`, 'm'));
     expect(r.stdout).toContain('Exit codes: 0 ok, 1 failed, 2 usage');
+  });
+
+  it('--help and -h print the help the build cached (dist/cli/help.json), identical to the CLI\'s own', async () => {
+    const own = topLevelHelp(80);
+    for (const flag of ['--help', '-h']) {
+      const r = await enssib([flag]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe(own.replace(/\n$/, '')); // execa drops the final newline
+    }
   });
 
   it('every command has help with examples', async () => {
