@@ -1,5 +1,4 @@
 import type { KubeConfig } from '@kubernetes/client-node';
-import { locateInventory, loadInventory } from './inventory/load.js';
 import type { Inventory } from './inventory/inventory.js';
 import type { ProgressRenderer } from './engine/runner.js';
 import { sshPool, type HostPool } from './remote/pool.js';
@@ -54,6 +53,11 @@ export interface ContextParts {
   signal?: AbortSignal;
   renderer?: ProgressRenderer;
   hosts?: (inv: Inventory) => HostPool;
+  /**
+   * Loads the inventory, on first use: `inventoryLoader` (inventory/cache.ts) for
+   * the command line, `loadInventory` (inventory/load.ts) in tests.
+   */
+  inventory: () => Inventory;
 }
 
 export function chooseRenderer(opts: GlobalOptions, env: NodeJS.ProcessEnv, stderrTTY: boolean): ProgressRenderer {
@@ -78,7 +82,7 @@ export function createContext(p: ContextParts): Context {
     signal: p.signal ?? new AbortController().signal,
     renderer: p.renderer ?? chooseRenderer(p.opts, env, process.stderr.isTTY === true),
     inventory() {
-      inv ??= loadInventory(locateInventory(p.opts.inventory, env, cwd), env);
+      inv ??= p.inventory();
       return inv;
     },
     hosts() {

@@ -167,11 +167,12 @@ export async function main(argv: string[], io: MainIO = {}): Promise<number> {
   };
   const program = buildProgram(async (spec, inv, cmd) => {
     const opts = globalOptions(cmd);
-    const [{ createOutput }, { createPrompter }, { createContext }, { printError }] = await Promise.all([
+    const [{ createOutput }, { createPrompter }, { createContext }, { printError }, { inventoryLoader }] = await Promise.all([
       import('../ui/output.js'),
       import('../ui/prompt.js'),
       import('../context.js'),
       import('../ui/errors.js'),
+      import('../inventory/cache.js'),
     ]);
     const out = createOutput({ format: opts.output, color: opts.color && !(env.NO_COLOR ?? '').length, verbose: opts.verbose });
     const ctx = createContext({
@@ -181,6 +182,7 @@ export async function main(argv: string[], io: MainIO = {}): Promise<number> {
       env,
       argv: ['enssib', ...argv],
       signal: abort.signal,
+      inventory: await inventoryLoader(opts.inventory, env, process.cwd()),
     });
     process.on('SIGINT', onSigint);
     try {

@@ -1,8 +1,8 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join, relative } from 'node:path';
+import { relative } from 'node:path';
 import type { Invocation } from '../usecase.js';
 import type { Context } from '../context.js';
+import { cacheDir } from '../cache-dir.js';
 import type { RunReport } from '../engine/types.js';
 import { journalTaskRun, runMode, taskJson, taskReport } from '../engine/task-report.js';
 import { ConfigError, EnssibError, ExitCode, InterruptedError, OperationError, PartialFailureError, UsageError, asEnssibError, tail } from '../errors.js';
@@ -136,8 +136,7 @@ function uniqueNames(services: string[]): string[] {
 
 /** Where file hashes are kept between runs ($ENSSIB_CACHE_DIR, else $XDG_CACHE_HOME or ~/.cache, then enssib/contexts). */
 export function hashCacheDir(env: NodeJS.ProcessEnv): string {
-  if (env.ENSSIB_CACHE_DIR) return join(env.ENSSIB_CACHE_DIR, 'contexts');
-  return join(env.XDG_CACHE_HOME || join(env.HOME ?? homedir(), '.cache'), 'enssib', 'contexts');
+  return cacheDir(env, 'contexts');
 }
 
 function prepare(root: string, name: string, cacheDir: string, saveCache: boolean, debug: (line: string) => void): Prepared {

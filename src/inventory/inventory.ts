@@ -1,3 +1,5 @@
+import { homedir } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { HostData, InventoryData, Role } from './schema.js';
 import { ConfigError } from '../errors.js';
 
@@ -102,4 +104,12 @@ export class Inventory {
       controlPersistS: s.controlPersist ?? 60,
     };
   }
+}
+
+/** The inventory of validated data read from `file`: paths in it are relative to its folder, `~` is $HOME. */
+export function inventoryOf(data: InventoryData, file: string, env: NodeJS.ProcessEnv): Inventory {
+  const dir = dirname(file);
+  const home = env.HOME ?? homedir();
+  const resolvePath = (p: string) => (p === '~' ? home : p.startsWith('~/') ? join(home, p.slice(2)) : isAbsolute(p) ? p : resolve(dir, p));
+  return new Inventory(data, file, resolvePath, env);
 }

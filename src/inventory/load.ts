@@ -1,50 +1,28 @@
-import { readFileSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { crossCheck, type Finding } from './checks.js';
-import { Inventory } from './inventory.js';
+import { rememberInventory } from './cache.js';
+import { inventoryOf, type Inventory } from './inventory.js';
+import { readInventory, type InventoryLocation } from './locate.js';
 import { inventorySchema } from './schema.js';
 
-/** An inventory is a few kilobytes; anything this large is a wrong file. */
-export const MAX_INVENTORY_BYTES = 1024 * 1024;
+export { MAX_INVENTORY_BYTES, locateInventory, readInventory, type InventoryLocation } from './locate.js';
 
-export interface InventoryLocation {
-  path: string;
-  /** How the path was chosen, for error messages. */
-  source: '--inventory' | 'ENSSIB_INVENTORY' | 'default';
+/**
+ * Reads, parses and validates the inventory. `remember`: keep the validated
+ * data in the cache (cache.ts), so that the next command skips this module.
+ */
+export function loadInventory(loc: InventoryLocation, env: NodeJS.ProcessEnv = process.env, opts: { remember?: boolean } = {}): Inventory {
+  const text = readInventory(loc);
+  const inv = parseInventory(text, loc.path, env);
+  if (opts.remember) rememberInventory(loc.path, text, inv.data, env);
+  return inv;
 }
 
-export function locateInventory(flag: string | undefined, env: NodeJS.ProcessEnv, cwd: string): InventoryLocation {
-  if (flag) return { path: resolve(cwd, flag), source: '--inventory' };
-  if (env.ENSSIB_INVENTORY) return { path: resolve(cwd, env.ENSSIB_INVENTORY), source: 'ENSSIB_INVENTORY' };
-  return { path: resolve(cwd, 'inventory.yaml'), source: 'default' };
-}
-
-export function loadInventory(loc: InventoryLocation, env: NodeJS.ProcessEnv = process.env): Inventory {
-  const file = loc.path;
-  let size: number;
-  try {
-    const st = statSync(file);
-    if (st.isDirectory()) throw new ConfigError(`${file}: is a directory, not an inventory file`, hint(loc));
-    size = st.size;
-  } catch (e) {
-    if (e instanceof ConfigError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new ConfigError(`${file}: ${code === 'ENOENT' ? 'no such file' : `cannot read (${code ?? String(e)})`}`, hint(loc));
-  }
-  if (size > MAX_INVENTORY_BYTES) {
-    throw new ConfigError(`${file}: the file is ${(size / 1024 / 1024).toFixed(1)} MiB; an inventory is at most 1 MiB — is this the right file?`);
-  }
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new ConfigError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
-  return parseInventory(text, file, env);
+/** A loader of the inventory at `path` for createContext (tests; the CLI uses inventoryLoader, which caches). */
+export function fileInventory(path: string, env: NodeJS.ProcessEnv = process.env): () => Inventory {
+  return () => loadInventory({ path, source: '--inventory' }, env);
 }
 
 export function parseInventory(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Inventory {
@@ -70,15 +48,7 @@ export function parseInventory(text: string, file: string, env: NodeJS.ProcessEn
     throw new ConfigError(lines[0] as string, lines.slice(1));
   }
   if (!parsed.success) throw new ConfigError(`${file}: invalid inventory`);
-  const dir = dirname(file);
-  const home = env.HOME ?? homedir();
-  const resolvePath = (p: string) => (p === '~' ? home : p.startsWith('~/') ? join(home, p.slice(2)) : isAbsolute(p) ? p : resolve(dir, p));
-  return new Inventory(parsed.data, file, resolvePath, env);
-}
-
-function hint(loc: InventoryLocation): string[] {
-  if (loc.source === 'default') return ['enssib looks for --inventory PATH, then $ENSSIB_INVENTORY, then ./inventory.yaml.'];
-  return [`(the path came from ${loc.source})`];
+  return inventoryOf(parsed.data, file, env);
 }
 
 function firstLine(s: string): string {

@@ -11,7 +11,7 @@ import { execute } from '../../../src/engine/execute.js';
 import { runPlan } from '../../../src/engine/runner.js';
 import type { Plan } from '../../../src/engine/types.js';
 import { ExitCode } from '../../../src/errors.js';
-import { loadInventory } from '../../../src/inventory/load.js';
+import { fileInventory, loadInventory } from '../../../src/inventory/load.js';
 import { sshPool } from '../../../src/remote/pool.js';
 import { SshHost } from '../../../src/remote/ssh.js';
 import { createOutput } from '../../../src/ui/output.js';
@@ -114,7 +114,7 @@ describe('hosts lab: engine over real ssh', () => {
     let text = '';
     stdout.on('data', (b: Buffer) => (text += b.toString()));
     const opts: GlobalOptions = { inventory: lab.inventoryFile, dryRun: false, yes: true, output: 'text', concurrency: 5, color: false, verbose: false };
-    const ctx = createContext({ opts, out: createOutput({ format: 'text', color: false, verbose: false, stdout }), prompt: createPrompter({ yes: true, isTTY: false }), env: {}, argv: ['enssib', 'test'], renderer: 'silent' });
+    const ctx = createContext({ opts, out: createOutput({ format: 'text', color: false, verbose: false, stdout }), prompt: createPrompter({ yes: true, isTTY: false }), env: {}, argv: ['enssib', 'test'], renderer: 'silent', inventory: fileInventory(lab.inventoryFile, {}) });
     const report = await execute(ctx, { title: 'journal test', mutating: true, phases: [{ title: 'touch', hosts: ['data1'], plan: () => [{ kind: 'command', argv: ['touch', '/tmp/enssib-journal-test'] }] }] });
     expect(report.exitCode).toBe(0);
     expect(text).toMatch(/Summary of "journal test"[\s\S]*data1\s+done/);

@@ -272,6 +272,7 @@ describe('ensureImages (the API service deploy calls)', () => {
     const { createContext } = await import('../../../src/context.js');
     const { createOutput } = await import('../../../src/ui/output.js');
     const { createPrompter } = await import('../../../src/ui/prompt.js');
+    const { fileInventory } = await import('../../../src/inventory/load.js');
     const { Writable } = await import('node:stream');
     let stderr = '';
     const sink = new Writable({
@@ -287,6 +288,7 @@ describe('ensureImages (the API service deploy calls)', () => {
       env: { ...process.env, DOCKER_CONFIG: join(site.dir, '.docker-empty'), ENSSIB_CACHE_DIR: join(site.dir, '.cache') },
       cwd: site.dir,
       renderer: 'silent',
+      inventory: fileInventory(site.inventory),
     });
     return { ctx, stderr: () => stderr };
   }

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { stringify } from 'yaml';
 import { createContext, type Context, type GlobalOptions } from '../../../src/context.js';
+import { fileInventory } from '../../../src/inventory/load.js';
 import type { ServiceImage } from '../../../src/site/image.js';
 import type { ImageResolver } from '../../../src/services/images.js';
 import { createOutput } from '../../../src/ui/output.js';
@@ -93,6 +94,7 @@ export function siteContext(site: Site, opts: Partial<GlobalOptions> = {}): Capt
     prompt: createPrompter({ yes: true, isTTY: false }),
     env: { HOME: site.dir, PATH: process.env.PATH ?? '' },
     cwd: site.dir,
+    inventory: fileInventory(site.inventory, { HOME: site.dir }),
     argv: ['enssib', 'test'],
     signal: abort.signal,
     renderer: 'silent',

@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createContext, type GlobalOptions } from '../../../src/context.js';
 import { ensureImages } from '../../../src/images/usecases.js';
+import { fileInventory } from '../../../src/inventory/load.js';
 import { createOutput } from '../../../src/ui/output.js';
 import { createPrompter } from '../../../src/ui/prompt.js';
 import { VALID_INVENTORY } from '../../support/inventory-text.js';
@@ -44,6 +45,7 @@ function ctxFor(dir: string, dryRun: GlobalOptions['dryRun']) {
     prompt: createPrompter({ yes: false, isTTY: false }),
     env: { DOCKER_HOST: 'unix:///nonexistent/enssib-test.sock', HOME: dir },
     cwd: dir,
+    inventory: fileInventory(join(dir, 'inventory.yaml'), { HOME: dir }),
     hosts: () => {
       throw new Error('image work must not open ssh connections');
     },
