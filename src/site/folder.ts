@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { parseDocument } from 'yaml';
-import { z } from 'zod';
+import type * as Yaml from 'yaml';
+import type * as Zod from 'zod';
 import { ConfigError, UsageError } from '../errors.js';
 import { validateName } from '../validate.js';
 
@@ -13,18 +14,35 @@ export interface ServiceFolder {
   settings: ServiceSettings;
 }
 
-const settingsSchema = z.strictObject({
-  /** Image name in the registry; default: the folder name. */
-  image: z
-    .string()
-    .regex(/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, { message: 'expected an image name such as "ldap" or "site/ldap"' })
-    .optional(),
-  buildArgs: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).optional(),
-  target: z.string().min(1).optional(),
-  /** Hooks run by enssib with the service's context (e.g. flush a database before a snapshot). */
-  hooks: z.record(z.string(), z.string()).optional(),
-});
-export type ServiceSettings = z.infer<typeof settingsSchema> & { image: string };
+const settingsSchemaOf = (z: typeof Zod.z) =>
+  z.strictObject({
+    /** Image name in the registry; default: the folder name. */
+    image: z
+      .string()
+      .regex(/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, { message: 'expected an image name such as "ldap" or "site/ldap"' })
+      .optional(),
+    buildArgs: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).optional(),
+    target: z.string().min(1).optional(),
+    /** Hooks run by enssib with the service's context (e.g. flush a database before a snapshot). */
+    hooks: z.record(z.string(), z.string()).optional(),
+  });
+export type ServiceSettings = Zod.infer<ReturnType<typeof settingsSchemaOf>> & { image: string };
+
+/**
+ * The YAML parser and the settings schema, loaded (synchronously) the first
+ * time a folder has an enssib.yaml: most have none, and a command such as an
+ * unchanged `image push` then loads neither yaml nor zod.
+ */
+let settingsParser: { parseDocument: typeof Yaml.parseDocument; schema: ReturnType<typeof settingsSchemaOf> } | undefined;
+function settingsTools(): NonNullable<typeof settingsParser> {
+  if (!settingsParser) {
+    const require = createRequire(import.meta.url);
+    const { parseDocument } = require('yaml') as typeof Yaml;
+    const { z } = require('zod') as typeof Zod;
+    settingsParser = { parseDocument, schema: settingsSchemaOf(z) };
+  }
+  return settingsParser;
+}
 
 export function servicesRoot(inventoryRoot: string): string {
   return join(inventoryRoot, 'services');
@@ -55,9 +73,16 @@ export function loadService(root: string, name: string): ServiceFolder {
   }
   if (!st.isDirectory()) throw new ConfigError(`${dir} is not a folder`);
   const settingsFile = join(dir, 'enssib.yaml');
-  let raw: unknown = {};
+  let text: string;
   try {
-    const text = readFileSync(settingsFile, 'utf8');
+    text = readFileSync(settingsFile, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { name, dir, dockerfile: join(dir, 'Dockerfile'), settings: { image: name } };
+    throw new ConfigError(`${settingsFile}: cannot read (${(e as Error).message})`);
+  }
+  const { parseDocument, schema } = settingsTools();
+  let raw: unknown;
+  try {
     const doc = parseDocument(text, { prettyErrors: false });
     if (doc.errors.length) {
       const e = doc.errors[0];
@@ -66,9 +91,9 @@ export function loadService(root: string, name: string): ServiceFolder {
     raw = doc.toJS() ?? {};
   } catch (e) {
     if (e instanceof ConfigError) throw e;
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new ConfigError(`${settingsFile}: cannot read (${(e as Error).message})`);
+    throw new ConfigError(`${settingsFile}: cannot read (${(e as Error).message})`);
   }
-  const parsed = settingsSchema.safeParse(raw);
+  const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     const i = parsed.error.issues[0];
     throw new ConfigError(`${settingsFile}: ${i?.path.join('.') || '(top level)'}: ${i?.message}`);
