@@ -1,18 +1,35 @@
 import type { Context } from '../context.js';
 import type { Invocation } from '../usecase.js';
+import { SIZE_HELP } from '../validate.js';
 
 /**
  * Every command of enssib as data: the CLI, the interactive menu and shell
  * completion are all built from this one table. Handlers are loaded lazily so
  * that `enssib --help` loads nothing heavy.
  */
-export type Completion = 'hosts' | 'workers' | 'services' | 'none';
+/**
+ * What a value is: it decides how it is checked before anything runs (the CLI
+ * and the menu's prompts use the same check, `values.ts`) and what completion
+ * offers for it.
+ */
+export type ValueKind =
+  | 'volume' // a volume name (completion: the names of the last `volume list`)
+  | 'service' // a service folder
+  | 'host' // a host of the inventory
+  | 'hosts' // comma-separated hosts of the inventory
+  | 'worker' // a worker of the inventory
+  | 'size' // 200G
+  | 'name' // a DNS-1123 label (secret, new service)
+  | 'seconds'
+  | 'ipv4'
+  | 'file'
+  | 'text';
 
 export interface ArgSpec {
   /** e.g. "<name>", "[svc...]" */
   syntax: string;
   description: string;
-  complete?: Completion;
+  value?: ValueKind;
 }
 
 export interface OptionSpec {
@@ -20,11 +37,16 @@ export interface OptionSpec {
   description: string;
   default?: string | boolean;
   choices?: string[];
+  value?: ValueKind;
 }
 
 export interface CommandSpec {
   path: string[];
   summary: string;
+  /** It changes something: it takes --dry-run seriously, and the menu offers a dry run first. */
+  changes?: boolean;
+  /** Not in this version yet (its handler says so with exit 69). */
+  notYet?: true;
   args?: ArgSpec[];
   options?: OptionSpec[];
   examples: string[];
@@ -32,34 +54,13 @@ export interface CommandSpec {
   handler: () => Promise<(ctx: Context, inv: Invocation) => Promise<number>>;
 }
 
-const notYet = (name: string, validate?: (inv: Invocation) => Promise<void>) => async () => {
-  const { notImplemented } = await import('./not-implemented.js');
-  return notImplemented(name, validate);
-};
+/** A command of the mission not in this version: listed (help, menu, completion), says so with exit 69. */
+const notYet = (name: string) => ({
+  notYet: true as const,
+  handler: async () => (await import('./not-implemented.js')).notImplemented(name),
+});
 
-const names = (kind: 'volume' | 'service', ...positions: number[]) => async (inv: Invocation) => {
-  const { validateName } = await import('../validate.js');
-  for (const p of positions) {
-    const v = inv.args[p];
-    for (const one of Array.isArray(v) ? v : v === undefined ? [] : [v]) validateName(kind, one);
-  }
-};
-
-const nameAndSize = async (inv: Invocation) => {
-  const { validateName, parseSize } = await import('../validate.js');
-  validateName('volume', inv.args[0]);
-  parseSize(inv.args[1]);
-};
-
-/** The volume commands: name and size are checked before the use case (and the inventory) loads. */
-const volumeHandler =
-  (fn: 'createCommand' | 'resizeCommand' | 'listCommand' | 'deleteCommand', validate?: (inv: Invocation) => Promise<void>) => async () => {
-    const m = await import('../storage/usecases.js');
-    return async (ctx: Context, inv: Invocation): Promise<number> => {
-      if (validate) await validate(inv);
-      return m[fn](ctx, inv);
-    };
-  };
+const volumeHandler = (fn: 'createCommand' | 'resizeCommand' | 'listCommand' | 'deleteCommand') => async () => (await import('../storage/usecases.js'))[fn];
 
 const allOrServices: OptionSpec = { flags: '--all', description: 'every service under services/' };
 
@@ -79,7 +80,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     path: ['doctor'],
     summary: 'check that every host answers over ssh, with its kernel and system (read-only)',
-    options: [{ flags: '--host <names>', description: 'only these hosts (comma-separated)' }],
+    options: [{ flags: '--host <names>', description: 'only these hosts (comma-separated)', value: 'hosts' }],
     examples: ['enssib doctor', 'enssib doctor --host data1,data2', 'enssib doctor -o json'],
     handler: async () => (await import('../doctor/usecases.js')).doctorCommand,
   },
@@ -92,62 +93,45 @@ export const COMMANDS: CommandSpec[] = [
   {
     path: ['node', 'bootstrap'],
     summary: 'prepare a new Debian worker over ssh and join it to the cluster',
-    args: [{ syntax: '<host>', description: 'worker name from the inventory', complete: 'workers' }],
+    changes: true,
+    args: [{ syntax: '<host>', description: 'worker name from the inventory', value: 'worker' }],
     examples: ['enssib node bootstrap node04 --dry-run', 'enssib node bootstrap node04 --yes'],
-    handler: notYet('node bootstrap', async (inv) => {
-      const { validateName } = await import('../validate.js');
-      validateName('host', inv.args[0]);
-    }),
+    ...notYet('node bootstrap'),
   },
   {
     path: ['image', 'build'],
+    changes: true,
     summary: 'build service images with the Docker engine (content-addressed tags)',
-    args: [{ syntax: '[svc...]', description: 'service folders under services/', complete: 'services' }],
+    args: [{ syntax: '[svc...]', description: 'service folders under services/', value: 'service' }],
     options: [allOrServices, { flags: '--pull', description: 'refresh the base image first' }],
     examples: ['enssib image build ldap', 'enssib image build --all', 'enssib image build ldap --verbose'],
-    handler: async () => {
-      const [{ buildCommand }, validate] = [await import('../images/usecases.js'), names('service', 0)];
-      return async (ctx, inv) => {
-        await validate(inv);
-        return buildCommand(ctx, inv);
-      };
-    },
+    handler: async () => (await import('../images/usecases.js')).buildCommand,
   },
   {
     path: ['image', 'push'],
+    changes: true,
     summary: 'push service images to the private registry (builds first when needed)',
-    args: [{ syntax: '[svc...]', description: 'service folders under services/', complete: 'services' }],
+    args: [{ syntax: '[svc...]', description: 'service folders under services/', value: 'service' }],
     options: [allOrServices, { flags: '--pull', description: 'refresh the base image first' }],
     examples: ['enssib image push ldap', 'enssib image push --all --dry-run', 'enssib image push ldap -o json'],
-    handler: async () => {
-      const [{ pushCommand }, validate] = [await import('../images/usecases.js'), names('service', 0)];
-      return async (ctx, inv) => {
-        await validate(inv);
-        return pushCommand(ctx, inv);
-      };
-    },
+    handler: async () => (await import('../images/usecases.js')).pushCommand,
   },
   {
     path: ['image', 'list'],
     summary: 'the tags in the registry for each service, newest first',
-    args: [{ syntax: '[svc]', description: 'one service (default: every service with a Dockerfile)', complete: 'services' }],
+    args: [{ syntax: '[svc]', description: 'one service (default: every service with a Dockerfile)', value: 'service' }],
     examples: ['enssib image list', 'enssib image list ldap', 'enssib image list -o json'],
-    handler: async () => {
-      const [{ listCommand }, validate] = [await import('../images/usecases.js'), names('service', 0)];
-      return async (ctx, inv) => {
-        await validate(inv);
-        return listCommand(ctx, inv);
-      };
-    },
+    handler: async () => (await import('../images/usecases.js')).listCommand,
   },
   {
     path: ['service', 'deploy'],
+    changes: true,
     summary: 'build, push, apply (server-side) and wait for the rollout; explain failures',
-    args: [{ syntax: '[svc...]', description: 'service folders under services/', complete: 'services' }],
+    args: [{ syntax: '[svc...]', description: 'service folders under services/', value: 'service' }],
     options: [
       allOrServices,
       { flags: '--no-build', description: 'use the image already in the registry' },
-      { flags: '--timeout <seconds>', description: 'rollout deadline (default: progressDeadlineSeconds)' },
+      { flags: '--timeout <seconds>', description: 'rollout deadline (default: progressDeadlineSeconds)', value: 'seconds' },
       { flags: '--rollback-on-failure', description: 'put back the previous pod template when the rollout fails' },
     ],
     examples: ['enssib service deploy ldap --dry-run', 'enssib service deploy --all --no-build', 'enssib service deploy mail --rollback-on-failure --timeout 300'],
@@ -156,14 +140,14 @@ export const COMMANDS: CommandSpec[] = [
   {
     path: ['service', 'diff'],
     summary: 'what a deploy would change: server-side dry-run apply against the live objects (exit 4 when it differs)',
-    args: [{ syntax: '<svc>', description: 'service name', complete: 'services' }],
+    args: [{ syntax: '<svc>', description: 'service name', value: 'service' }],
     examples: ['enssib service diff ldap', 'enssib service diff ldap -o json'],
     handler: async () => (await import('../services/diff.js')).diffCommand,
   },
   {
     path: ['service', 'status'],
     summary: 'folder vs cluster: image running, ready replicas, last rollout, drift',
-    args: [{ syntax: '<svc>', description: 'service name', complete: 'services' }],
+    args: [{ syntax: '<svc>', description: 'service name', value: 'service' }],
     examples: ['enssib service status ldap', 'enssib service status ldap -o json'],
     handler: async () => (await import('../services/status.js')).statusCommand,
   },
@@ -175,26 +159,29 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     path: ['service', 'expose'],
+    changes: true,
     summary: "put a service behind a routable address (keepalived-vip's ConfigMap)",
-    args: [{ syntax: '<svc>', description: 'service name', complete: 'services' }],
-    options: [{ flags: '--ip <address>', description: "address on the users' network, e.g. 192.168.66.20" }],
+    args: [{ syntax: '<svc>', description: 'service name', value: 'service' }],
+    options: [{ flags: '--ip <address>', description: "address on the users' network, e.g. 192.168.66.20", value: 'ipv4' }],
     examples: ['enssib service expose www --ip 192.168.66.20 --dry-run', 'enssib service expose www --ip 192.168.66.20'],
     handler: async () => (await import('../services/expose.js')).exposeCommand,
   },
   {
     path: ['service', 'new'],
+    changes: true,
     summary: 'a new service folder (Dockerfile, Deployment, Service, Calico policy) that deploys as it is',
-    args: [{ syntax: '<name>', description: 'service name (DNS-1123 label), e.g. wiki' }],
+    args: [{ syntax: '<name>', description: 'service name (DNS-1123 label), e.g. wiki', value: 'name' }],
     examples: ['enssib service new wiki', 'enssib service new wiki --dry-run'],
     handler: async () => (await import('../services/new.js')).newServiceCommand,
   },
   {
     path: ['secret', 'create'],
+    changes: true,
     summary: 'create or update a Secret from files (contents never printed nor journaled)',
-    args: [{ syntax: '<name>', description: 'Secret name, e.g. cert-ldap' }],
+    args: [{ syntax: '<name>', description: 'Secret name, e.g. cert-ldap', value: 'name' }],
     options: [
       { flags: '--from-file <key=path...>', description: 'a key and the file holding its value (repeatable; key defaults to the file name)' },
-      { flags: '--namespace <ns>', description: 'namespace (default: the inventory\'s kubernetes.namespace)' },
+      { flags: '--namespace <ns>', description: 'namespace (default: the inventory\'s kubernetes.namespace)', value: 'name' },
       { flags: '--type <type>', description: 'Secret type (default Opaque; kubernetes.io/tls needs tls.crt and tls.key)' },
     ],
     examples: ['enssib secret create cert-ldap --from-file tls.crt=ldap.crt --from-file tls.key=ldap.key', 'enssib secret create cert-ldap --from-file ca.crt --dry-run'],
@@ -202,34 +189,36 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     path: ['volume', 'create'],
+    changes: true,
     summary: 'LV on the DRBD-backed VG, iSCSI export on both storage servers, known to every worker on both paths',
     args: [
-      { syntax: '<name>', description: 'volume name (DNS-1123 label), e.g. mail' },
-      { syntax: '<size>', description: 'size in binary units: 512M, 200G, 1.5T' },
+      { syntax: '<name>', description: 'volume name (DNS-1123 label; not starting "snapshot" or "pvmove", which LVM reserves), e.g. mail', value: 'volume' },
+      { syntax: '<size>', description: `size: ${SIZE_HELP}`, value: 'size' },
     ],
     options: [
       { flags: '--fs <type>', description: 'filesystem to create', default: 'ext4', choices: ['ext4', 'xfs', 'none'] },
       { flags: '--keep-on-failure', description: 'leave what was created when a later step fails' },
-      { flags: '--verify-on <worker>', description: 'worker that checks the two paths (default: the first)' },
+      { flags: '--verify-on <worker>', description: 'worker that checks the two paths (default: the first)', value: 'worker' },
       { flags: '--pv', description: 'also create a PersistentVolume' },
-      { flags: '--lock-wait <seconds>', description: 'how long to wait for the storage lock (default 60)' },
+      { flags: '--lock-wait <seconds>', description: 'how long to wait for the storage lock (default 60)', value: 'seconds' },
     ],
     examples: ['enssib volume create mail 200G --dry-run', 'enssib volume create mail 200G --fs xfs', 'enssib volume create mail 200G --pv'],
-    handler: volumeHandler('createCommand', nameAndSize),
+    handler: volumeHandler('createCommand'),
   },
   {
     path: ['volume', 'resize'],
+    changes: true,
     summary: 'grow a volume on both servers and every worker that has it',
     args: [
-      { syntax: '<name>', description: 'volume name' },
-      { syntax: '<size>', description: 'new size (grow only)' },
+      { syntax: '<name>', description: 'volume name', value: 'volume' },
+      { syntax: '<size>', description: `new size (grow only): ${SIZE_HELP}`, value: 'size' },
     ],
     options: [
       { flags: '--grow-fs', description: 'grow the filesystem on the node that has it mounted' },
-      { flags: '--lock-wait <seconds>', description: 'how long to wait for the storage lock (default 60)' },
+      { flags: '--lock-wait <seconds>', description: 'how long to wait for the storage lock (default 60)', value: 'seconds' },
     ],
     examples: ['enssib volume resize mail 300G --dry-run', 'enssib volume resize mail 300G --grow-fs'],
-    handler: volumeHandler('resizeCommand', nameAndSize),
+    handler: volumeHandler('resizeCommand'),
   },
   {
     path: ['volume', 'list'],
@@ -239,43 +228,47 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     path: ['volume', 'delete'],
+    changes: true,
     summary: 'remove a volume everywhere (refused while mounted or bound; asks first)',
-    args: [{ syntax: '<name>', description: 'volume name' }],
+    args: [{ syntax: '<name>', description: 'volume name', value: 'volume' }],
     options: [
       { flags: '--skip-pv-check', description: 'do not ask the API server whether a PersistentVolume uses the volume (when it is down)' },
-      { flags: '--lock-wait <seconds>', description: 'how long to wait for the storage lock (default 60)' },
+      { flags: '--lock-wait <seconds>', description: 'how long to wait for the storage lock (default 60)', value: 'seconds' },
     ],
     examples: ['enssib volume delete old-mail', 'enssib volume delete old-mail --yes'],
-    handler: volumeHandler('deleteCommand', names('volume', 0)),
+    handler: volumeHandler('deleteCommand'),
   },
   {
     path: ['backup', 'snapshot'],
+    changes: true,
     summary: 'LVM snapshot backups of volumes, always cleaned up',
-    args: [{ syntax: '[volume...]', description: 'volumes to back up' }],
+    args: [{ syntax: '[volume...]', description: 'volumes to back up', value: 'volume' }],
     options: [{ flags: '--all', description: 'every volume' }],
     examples: ['enssib backup snapshot --all', 'enssib backup snapshot mail ldap --dry-run'],
-    handler: notYet('backup snapshot', names('volume', 0)),
+    ...notYet('backup snapshot'),
   },
   {
     path: ['backup', 'list'],
     summary: 'backups in the backup destination',
     examples: ['enssib backup list'],
-    handler: notYet('backup list'),
+    ...notYet('backup list'),
   },
   {
     path: ['backup', 'prune'],
+    changes: true,
     summary: 'remove backups beyond the retention the inventory sets',
     examples: ['enssib backup prune --dry-run'],
-    handler: notYet('backup prune'),
+    ...notYet('backup prune'),
   },
   {
     path: ['backup', 'restore'],
+    changes: true,
     summary: 'restore a volume from a backup',
     args: [
-      { syntax: '<volume>', description: 'volume name' },
+      { syntax: '<volume>', description: 'volume name', value: 'volume' },
       { syntax: '<backup>', description: 'backup id from `enssib backup list`' },
     ],
     examples: ['enssib backup restore mail 2026-11-28T02:00Z --dry-run'],
-    handler: notYet('backup restore', names('volume', 0)),
+    ...notYet('backup restore'),
   },
 ];

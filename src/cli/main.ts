@@ -2,8 +2,10 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { createRequire } from 'node:module';
 import type { DryRun, GlobalOptions } from '../context.js';
 import { ExitCode, UsageError } from '../errors.js';
-import { COMMANDS, type CommandSpec } from './commands.js';
+import { quietOnBrokenPipe, writeUnlessClosed } from '../ui/output.js';
 import type { Invocation } from '../usecase.js';
+import { COMMANDS, type CommandSpec } from './commands.js';
+import { exitCodesLine, TOPICS } from './reference.js';
 
 const GROUPS: Record<string, string> = {
   node: 'workers: bootstrap and list',
@@ -22,9 +24,25 @@ export interface MainIO {
   isTTY?: boolean;
 }
 
-function version(): string {
+/** "0.1.0 (commit 287245f…)": the package version and the git commit dist/ was built from (scripts/build-info.mjs). */
+export function version(): string {
   const req = createRequire(import.meta.url);
-  return (req('../../package.json') as { version: string }).version;
+  const v = (req('../../package.json') as { version: string }).version;
+  let build: { commit?: string; modified?: boolean } = {};
+  try {
+    build = req('../build-info.json') as typeof build;
+  } catch {
+    // built without scripts/build-info.mjs (a bare tsc): no commit to show
+  }
+  const commit = build.commit && build.commit !== 'unknown' ? `commit ${build.commit}${build.modified ? ' with uncommitted changes' : ''}` : 'commit unknown';
+  return `${v} (${commit})`;
+}
+
+function nonEmpty(what: string) {
+  return (v: string): string => {
+    if (v.trim() === '') throw new InvalidArgumentError(`${what} is empty`);
+    return v;
+  };
 }
 
 function parseConcurrency(v: string): number {
@@ -33,11 +51,20 @@ function parseConcurrency(v: string): number {
   return n;
 }
 
+const DRY_RUN_MODES = ['client', 'server'] as const;
+
 /** `--dry-run=server` → `--dry-run --dry-run-mode server`, so that a bare --dry-run never swallows the next word. */
 export function expandDryRun(argv: string[]): string[] {
-  return argv.flatMap((a) => {
-    const m = /^--dry-run=(.*)$/.exec(a);
-    return m ? ['--dry-run', '--dry-run-mode', m[1] ?? ''] : [a];
+  const end = argv.indexOf('--');
+  return argv.flatMap((a, i) => {
+    const m = end >= 0 && i > end ? null : /^--dry-run=(.*)$/.exec(a);
+    if (!m) return [a];
+    const mode = m[1] ?? '';
+    if (!(DRY_RUN_MODES as readonly string[]).includes(mode)) {
+      const near = DRY_RUN_MODES.find((d) => d.slice(0, 3) === mode.slice(0, 3));
+      throw new UsageError(`--dry-run takes "client" or "server", not ${JSON.stringify(mode)}`, near ? [`Did you mean --dry-run=${near}?`] : []);
+    }
+    return ['--dry-run', '--dry-run-mode', mode];
   });
 }
 
@@ -46,15 +73,15 @@ export function buildProgram(run: (spec: CommandSpec, inv: Invocation, cmd: Comm
   // Set before any subcommand is added: subcommands copy these settings.
   program.exitOverride();
   program.configureOutput({
-    writeOut: (s) => (io.stdout ?? process.stdout).write(s),
-    writeErr: (s) => (io.stderr ?? process.stderr).write(s),
+    writeOut: (s) => writeUnlessClosed(io.stdout ?? process.stdout, s),
+    writeErr: (s) => writeUnlessClosed(io.stderr ?? process.stderr, s),
   });
   program
     .description('Run the enssib cluster from the files in git: workers, images, services, iSCSI volumes, backups.')
     .version(version(), '-V, --version')
-    .addOption(new Option('-i, --inventory <path>', 'inventory file (default: $ENSSIB_INVENTORY, then ./inventory.yaml)'))
+    .addOption(new Option('-i, --inventory <path>', 'inventory file (default: $ENSSIB_INVENTORY, then ./inventory.yaml)').argParser(nonEmpty('the inventory path')))
     .addOption(new Option('-n, --dry-run', 'show the exact commands per host and contact nothing (--dry-run=server also reads facts)'))
-    .addOption(new Option('--dry-run-mode <mode>').choices(['client', 'server']).hideHelp())
+    .addOption(new Option('--dry-run-mode <mode>').choices([...DRY_RUN_MODES]).hideHelp())
     .addOption(new Option('-y, --yes', 'answer yes to confirmations; never prompt'))
     .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'))
     .addOption(new Option('-c, --concurrency <n>', 'hosts worked on at once').argParser(parseConcurrency).default(10))
@@ -75,8 +102,8 @@ export function buildProgram(run: (spec: CommandSpec, inv: Invocation, cmd: Comm
         '  enssib doctor',
         '  enssib                      (in a terminal: a menu of the commands)',
         '',
-        'Exit codes: 0 ok, 1 failed, 2 usage or configuration error, 3 partial failure,',
-        '4 differences found, 69 not available yet, 130 interrupted.',
+        ...exitCodesLine(),
+        'More: enssib help <command>, enssib help exit-codes|inventory|hazards|sizes',
       ].join('\n'),
     );
 
@@ -108,6 +135,26 @@ export function buildProgram(run: (spec: CommandSpec, inv: Invocation, cmd: Comm
     });
   }
 
+  program.helpCommand(false);
+  program
+    .command('help')
+    .description('help on a command, or a topic: exit-codes, inventory, hazards, sizes')
+    .argument('[topic...]', 'a command (volume create) or a topic')
+    .addHelpText('after', '\nExamples:\n  enssib help volume create\n  enssib help exit-codes\n  enssib help inventory')
+    .action((topic: string[]) => {
+      const write = (t: string) => writeUnlessClosed(io.stdout ?? process.stdout, t);
+      const words = topic ?? [];
+      if (words.length === 0) return program.outputHelp();
+      const t = TOPICS.find((x) => x.name === words.join(' '));
+      if (t) return write([t.title, '', ...t.lines(), ''].join('\n'));
+      let cmd: Command | undefined = program;
+      for (const w of words) cmd = cmd?.commands.find((c) => c.name() === w && c.name() !== '__complete');
+      if (!cmd) {
+        throw new UsageError(`no help on "${words.join(' ')}"`, [`Topics: ${TOPICS.map((x) => x.name).join(', ')}; or a command, e.g. enssib help volume create.`]);
+      }
+      // outputHelp() runs the "after" hooks that add the examples; helpInformation() alone would not.
+      cmd.outputHelp();
+    });
   program
     .command('completion')
     .description('print the shell completion script')
@@ -149,14 +196,30 @@ export function globalOptions(cmd: Command): GlobalOptions {
 /** The whole CLI: parses argv, runs one use case, prints errors, resolves the exit code. */
 export async function main(argv: string[], io: MainIO = {}): Promise<number> {
   const env = io.env ?? process.env;
+  quietOnBrokenPipe(io.stdout ?? process.stdout);
+  quietOnBrokenPipe(io.stderr ?? process.stderr);
   const isTTY = io.isTTY ?? (process.stdin.isTTY === true && process.stdout.isTTY === true);
   if (argv.length === 0 && isTTY) {
-    const { menu } = await import('./menu.js');
-    const chosen = await menu(buildProgram(async () => undefined));
-    if (chosen === null) return ExitCode.ok;
-    return main(chosen, io);
+    const { menu, offerApply } = await import('./menu.js');
+    const chosen = await menu(env);
+    if (chosen === 'quit') return ExitCode.ok;
+    if (chosen === 'interrupted') return ExitCode.interrupted;
+    const code = await main(chosen.argv, io);
+    if (!chosen.dryRun || code !== ExitCode.ok) return code;
+    const again = await offerApply(chosen.argv);
+    if (again === 'no') return code;
+    if (again === 'interrupted') return ExitCode.interrupted;
+    return main(again, io);
   }
   let code: number = ExitCode.ok;
+  let expanded: string[];
+  try {
+    expanded = expandDryRun(argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    writeUnlessClosed(io.stderr ?? process.stderr, [`error: ${e.message}`, ...e.details.map((d) => `  ${d}`), ''].join('\n'));
+    return ExitCode.usage;
+  }
   const abort = new AbortController();
   let interrupts = 0;
   const onSigint = () => {
@@ -186,6 +249,8 @@ export async function main(argv: string[], io: MainIO = {}): Promise<number> {
     });
     process.on('SIGINT', onSigint);
     try {
+      const { checkInvocation } = await import('./values.js');
+      checkInvocation(spec, inv);
       const handler = await spec.handler();
       code = await handler(ctx, inv);
     } catch (e) {
@@ -195,14 +260,13 @@ export async function main(argv: string[], io: MainIO = {}): Promise<number> {
     }
   }, io);
   try {
-    await program.parseAsync(expandDryRun(argv), { from: 'user' });
+    await program.parseAsync(expanded, { from: 'user' });
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return ExitCode.ok;
-      return ExitCode.usage;
+      return e.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
     }
     if (e instanceof UsageError) {
-      (io.stderr ?? process.stderr).write(`error: ${e.message}\n`);
+      writeUnlessClosed(io.stderr ?? process.stderr, [`error: ${e.message}`, ...e.details.map((d) => `  ${d}`), ''].join('\n'));
       return ExitCode.usage;
     }
     throw e;

@@ -417,12 +417,12 @@ function combined(run: ImageRun): EnssibError {
 // ---------------------------------------------------------------- CLI handlers
 
 /** Services named on the command line, or every folder with a Dockerfile for --all. */
-function selectServices(ctx: Context, inv: Invocation): string[] {
+function selectServices(ctx: Context, inv: Invocation, title: string): string[] {
   const given = (Array.isArray(inv.args[0]) ? inv.args[0] : inv.args[0] === undefined ? [] : [inv.args[0]]) as string[];
   for (const s of given) validateName('service', s);
   const all = inv.opts.all === true;
   if (all && given.length > 0) throw new UsageError('give service names or --all, not both');
-  if (!all && given.length === 0) throw new UsageError('no service given', ['Name the services (enssib image push ldap mail) or use --all.']);
+  if (!all && given.length === 0) throw new UsageError('no service given', [`Name the services (enssib ${title} ldap mail) or use --all.`]);
   if (!all) return given;
   const root = servicesRoot(ctx.inventory().root);
   const found = listServices(root).filter((s) => {
@@ -447,7 +447,7 @@ export async function pushCommand(ctx: Context, inv: Invocation): Promise<number
 }
 
 async function imageCommand(ctx: Context, inv: Invocation, opts: EnsureOptions, title: string): Promise<number> {
-  const services = selectServices(ctx, inv);
+  const services = selectServices(ctx, inv, title);
   const run = await runImages(ctx, services, opts);
   const out = ctx.out;
   const c = out.c;

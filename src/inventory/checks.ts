@@ -40,7 +40,9 @@ export function crossCheck(inv: InventoryData): Finding[] {
     }
     if (h.podSubnet) {
       if (!h.roles.includes('worker')) out.push({ path: ['hosts', i, 'podSubnet'], message: `"${h.name}" is not a worker and cannot own a pod subnet` });
-      else if (!overlaps(h.podSubnet, inv.networks.pods) || ipaddr.IPv4.parseCIDR(h.podSubnet)[1] < ipaddr.IPv4.parseCIDR(inv.networks.pods)[1]) {
+      else if (ipaddr.IPv4.parseCIDR(h.podSubnet)[1] !== 24) {
+        out.push({ path: ['hosts', i, 'podSubnet'], message: `pod subnet ${h.podSubnet} is a /${ipaddr.IPv4.parseCIDR(h.podSubnet)[1]}; each worker owns exactly a /24 of ${inv.networks.pods}` });
+      } else if (!overlaps(h.podSubnet, inv.networks.pods) || ipaddr.IPv4.parseCIDR(h.podSubnet)[1] < ipaddr.IPv4.parseCIDR(inv.networks.pods)[1]) {
         out.push({ path: ['hosts', i, 'podSubnet'], message: `pod subnet ${h.podSubnet} is outside the pods network ${inv.networks.pods}` });
       } else {
         inv.hosts.slice(0, i).forEach((o, j) => {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
@@ -51,6 +52,13 @@ export function parseInventory(text: string, file: string, env: NodeJS.ProcessEn
   return inventoryOf(parsed.data, file, env);
 }
 
+/** Findings about an inventory already loaded, each with its file:line:column (the file is read again for positions). */
+export function findingLines(file: string, findings: Finding[]): string[] {
+  const lc = new LineCounter();
+  const doc = parseDocument(readFileSync(file, 'utf8'), { lineCounter: lc, prettyErrors: false });
+  return findings.map((f) => `${locate(doc, lc, f.path, file)}: ${formatPath(f.path)}: ${f.message}`);
+}
+
 function firstLine(s: string): string {
   return s.split('\n')[0] ?? s;
 }
@@ -66,11 +74,30 @@ function zodFinding(issue: z.core.$ZodIssue, data: unknown): Finding {
       return { path: [...path, issue.keys[0] ?? ''], message: `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}` };
     case 'invalid_value':
       return { path, message: `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, found ${describe(found)}` };
+    case 'too_big':
+    case 'too_small':
+      return { path, message: boundMessage(issue, path, found) };
     default: {
       const msg = issue.message.replace(/^Invalid input: /, '');
       return { path, message: `${msg}${found !== undefined && !/found/.test(msg) ? `, found ${describe(found)}` : ''}` };
     }
   }
+}
+
+/** "70000 is not a port (1–65535)", "expected at least one host", "is longer than 63 characters": no library wording. */
+function boundMessage(issue: z.core.$ZodIssueTooBig | z.core.$ZodIssueTooSmall, path: (string | number)[], found: unknown): string {
+  if (!/^Too (big|small)/.test(issue.message)) return issue.message; // the schema's own words
+  const big = issue.code === 'too_big';
+  const limit = Number(big ? (issue as z.core.$ZodIssueTooBig).maximum : (issue as z.core.$ZodIssueTooSmall).minimum);
+  const field = path[path.length - 1];
+  if (issue.origin === 'number') {
+    if (field === 'port') return `${String(found)} is not a port (1–65535)`;
+    if (field === 'mtu') return `${String(found)} is not an MTU enssib accepts (576–65535; the site runs 9000)`;
+    return `${String(found)} is ${big ? 'more' : 'less'} than ${big ? 'the most' : 'the least'} allowed (${limit})`;
+  }
+  if (issue.origin === 'string') return big ? `is longer than ${limit} characters` : limit <= 1 ? 'is empty' : `is shorter than ${limit} characters`;
+  if (issue.origin === 'array') return big ? `has more than ${limit} entries` : limit <= 1 ? 'is empty: expected at least one entry' : `has fewer than ${limit} entries`;
+  return issue.message;
 }
 
 function article(t: string): string {

@@ -29,9 +29,13 @@ const portal = z.string().refine(
   { message: 'expected an iSCSI portal "address:port" such as 10.66.6.1:3260' },
 );
 
-const hostPort = z
-  .string()
-  .regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$/i, { message: 'expected "host:port" such as registry.cluster.enssib.fr:5000' });
+const hostPort = z.string().refine(
+  (v) => {
+    const m = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?:(\d{1,5})$/i.exec(v);
+    return !!m && Number(m[2]) >= 1 && Number(m[2]) <= 65535;
+  },
+  { message: 'expected "name:port" with its port, such as registry.cluster.enssib.fr:5000' },
+);
 
 const path = z.string().min(1, { message: 'expected a file path' });
 const seconds = z.number().int().positive().max(86_400);

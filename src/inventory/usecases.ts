@@ -1,5 +1,7 @@
 import type { Context } from '../context.js';
-import { ExitCode } from '../errors.js';
+import { ConfigError, ExitCode } from '../errors.js';
+import { fileFindings } from './files.js';
+import { findingLines } from './load.js';
 import type { Inventory } from './inventory.js';
 
 export function hostRows(inv: Inventory) {
@@ -19,6 +21,11 @@ export function hostRows(inv: Inventory) {
 export async function checkCommand(ctx: Context): Promise<number> {
   const inv = ctx.inventory();
   const d = inv.data;
+  const files = fileFindings(inv);
+  if (files.length > 0) {
+    const lines = findingLines(inv.file, files);
+    throw new ConfigError(lines[0] as string, lines.slice(1));
+  }
   ctx.out.result(
     () => ({ file: inv.file, valid: true, hosts: inv.hosts.length, workers: inv.workers().length, storageServers: inv.storageServers().length }),
     () => [

@@ -41,7 +41,29 @@ export function checkVipAddress(ctx: Context, address: unknown): string {
     if (ip.match(ipaddr.IPv4.parseCIDR(cidr))) throw new UsageError(`--ip ${address} is inside the ${label} network ${cidr}; a service is exposed on an address of the users' network`);
   }
   if (nets.users && !ip.match(ipaddr.IPv4.parseCIDR(nets.users))) ctx.out.warn(`${address} is outside the users' network ${nets.users} named in the inventory`);
+  else if (nets.users) {
+    const len = ipaddr.IPv4.parseCIDR(nets.users)[1];
+    const network = ipaddr.IPv4.networkAddressFromCIDR(nets.users).toString();
+    const broadcast = ipaddr.IPv4.broadcastAddressFromCIDR(nets.users).toString();
+    if (len < 31 && (address === network || address === broadcast)) {
+      throw new UsageError(`--ip ${address} is the ${address === network ? 'network' : 'broadcast'} address of the users' network ${nets.users}; no host can answer on it`, [
+        `Choose an address from ${firstHost(network)} to ${lastHost(broadcast)}.`,
+      ]);
+    }
+  }
   return address;
+}
+
+function firstHost(network: string): string {
+  const b = ipaddr.IPv4.parse(network).toByteArray();
+  b[3] = (b[3] ?? 0) + 1;
+  return b.join('.');
+}
+
+function lastHost(broadcast: string): string {
+  const b = ipaddr.IPv4.parse(broadcast).toByteArray();
+  b[3] = (b[3] ?? 1) - 1;
+  return b.join('.');
 }
 
 export interface ExposeReport {

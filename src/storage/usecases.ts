@@ -3,6 +3,7 @@ import type { Context } from '../context.js';
 import { execute } from '../engine/execute.js';
 import { runPlan } from '../engine/runner.js';
 import { ExitCode, OperationError, PartialFailureError, UsageError } from '../errors.js';
+import { rememberVolumes } from '../recent-volumes.js';
 import { parseSize } from '../validate.js';
 import { newIdentity } from './identity.js';
 import { createPersistentVolume, volumeUsers, type VolumeUser } from './kube.js';
@@ -110,7 +111,7 @@ export async function createCommand(ctx: Context, inv: Invocation): Promise<numb
 
 export async function resizeCommand(ctx: Context, inv: Invocation): Promise<number> {
   const { site, name } = siteAndName(ctx, inv.args[0]);
-  const sizeBytes = parseSize(inv.args[1]);
+  const sizeBytes = parseSize(inv.args[1], 'new size');
   const req = { name, sizeBytes, growFs: inv.opts.growFs === true, lockWaitS: lockWait(inv.opts), workerConcurrency: workersAtOnce(ctx) };
   const plan = resizePlan(site, req, lockOwner(ctx.argv));
   const report = await execute(ctx, plan, {
@@ -178,6 +179,15 @@ export async function listCommand(ctx: Context): Promise<number> {
   }
   const report = await runPlan(plan, { mode: 'server', concurrency: ctx.opts.concurrency, hosts: ctx.hosts(), renderer: ctx.renderer, signal: ctx.signal });
   const { rows, unreachable } = listRows(site, report);
+  const serversDown = site.servers.filter((sv) => unreachable.includes(sv.name)).map((sv) => sv.name);
+  if (serversDown.length === site.servers.length) {
+    // Nothing to list from: never claim "No volumes." when no storage server answered.
+    throw new OperationError(`no storage server answered (${serversDown.join(', ')}): the volumes are unknown`, [
+      ...report.phases.flatMap((p) => p.hosts.filter((h) => h.status === 'failed' && h.error).map((h) => `${h.host}: ${h.error?.message ?? ''}`)),
+      'Check them with: enssib doctor',
+    ]);
+  }
+  rememberVolumes(ctx.env, ctx.inventory().file, rows.map((r) => r.name));
   let apiNote: string | null = null;
   if (rows.length > 0) {
     try {
@@ -190,10 +200,16 @@ export async function listCommand(ctx: Context): Promise<number> {
       apiNote = `USED BY is unknown: ${(e as Error).message}`;
     }
   }
-  ctx.out.result(
-    () => ({ volumes: rows, unreachable, ...(apiNote ? { usedByUnknown: apiNote } : {}) }),
-    () => [...listLines(site, rows, (h, b) => ctx.out.table(h, b), apiNote), ...(unreachable.length ? ['', `Did not answer: ${unreachable.join(', ')} ("?" above).`] : [])],
-  );
+  const answered = site.servers.map((sv) => sv.name).filter((n) => !serversDown.includes(n));
+  const text = (): string[] => {
+    if (rows.length === 0 && serversDown.length > 0) {
+      return [`No volumes on ${answered.join(', ')}; ${serversDown.join(', ')} did not answer: a volume only ${serversDown.length > 1 ? 'they know' : 'it knows'} of is not listed.`, ...(unreachable.length > serversDown.length ? [`Did not answer either: ${unreachable.filter((u) => !serversDown.includes(u)).join(', ')}.`] : [])];
+    }
+    const lines = listLines(site, rows, (h, b) => ctx.out.table(h, b), apiNote);
+    if (unreachable.length > 0) lines.push('', `Did not answer: ${unreachable.join(', ')}${rows.length > 0 ? ' ("?" above: not confirmed)' : ''}.`);
+    return lines;
+  };
+  ctx.out.result(() => ({ volumes: rows, unreachable, complete: unreachable.length === 0, ...(apiNote ? { usedByUnknown: apiNote } : {}) }), text);
   return unreachable.length > 0 ? ExitCode.partial : ExitCode.ok;
 }
 

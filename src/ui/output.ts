@@ -33,6 +33,26 @@ export interface OutputOptions {
   stderr?: Writable;
 }
 
+/**
+ * A reader that stops early (`enssib … | head`, quitting `less`) closes the pipe:
+ * from then on writes to that stream are dropped instead of crashing with EPIPE,
+ * and the command finishes as it would have (as `git log | head` does).
+ */
+export function quietOnBrokenPipe(stream: NodeJS.WritableStream): void {
+  const s = stream as NodeJS.WritableStream & { enssibPipeGuard?: true };
+  if (s.enssibPipeGuard) return;
+  s.enssibPipeGuard = true;
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') return;
+    throw e;
+  });
+}
+
+/** Writes unless the reader has gone (see quietOnBrokenPipe). */
+export function writeUnlessClosed(stream: NodeJS.WritableStream, text: string): void {
+  if (!(stream as { destroyed?: boolean }).destroyed) stream.write(text);
+}
+
 export function colorLevel(flag: boolean, env: NodeJS.ProcessEnv, isTTY: boolean): 0 | 1 | 2 | 3 {
   if (!flag || (env.NO_COLOR !== undefined && env.NO_COLOR !== '') || env.TERM === 'dumb' || !isTTY) return 0;
   if (env.COLORTERM === 'truecolor' || env.COLORTERM === '24bit') return 3;
@@ -43,7 +63,7 @@ export function createOutput(o: OutputOptions): Output {
   const stdout = o.stdout ?? process.stdout;
   const stderr = o.stderr ?? process.stderr;
   const c = new Chalk({ level: o.color ? colorLevel(true, process.env, (stdout as { isTTY?: boolean }).isTTY === true) : 0 });
-  const write = (s: Writable, t: string) => s.write(`${t}\n`);
+  const write = (s: Writable, t: string) => writeUnlessClosed(s, `${t}\n`);
   return {
     format: o.format,
     verbose: o.verbose,

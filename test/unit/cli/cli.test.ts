@@ -1,10 +1,11 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../../src/cli/commands.js';
 import { topLevelHelp } from '../../../src/cli/help-text.js';
 import { expandDryRun } from '../../../src/cli/main.js';
+import { EXIT_CODES, renderReadme, TOPICS } from '../../../src/cli/reference.js';
 import { enssib } from '../../support/cli.js';
 import { VALID_INVENTORY } from '../../support/inventory-text.js';
 
@@ -143,7 +144,28 @@ describe('enssib CLI', () => {
     const flags = await enssib(['__complete', '--', 'volume', 'create', '--ke']);
     expect(flags.stdout.trim()).toBe('--keep-on-failure');
     const bash = await enssib(['completion', 'bash']);
-    expect(bash.stdout).toContain('complete -o default -F _enssib_complete enssib');
+    expect(bash.stdout).toContain('complete -F _enssib_complete enssib');
     expect((await enssib(['completion', 'fish'])).code).toBe(2);
+  });
+});
+
+describe('one source for the reference text', () => {
+  it("the README's command, exit-code and inventory tables are the ones rendered from the command table (node scripts/readme.mjs)", () => {
+    const readme = readFileSync(join(import.meta.dirname, '..', '..', '..', 'README.md'), 'utf8');
+    expect(renderReadme(readme)).toBe(readme);
+    for (const spec of COMMANDS) expect(readme).toContain(`| \`enssib ${spec.path.join(' ')}`);
+  });
+
+  it('every command of the table is in --help, and every topic has its help', async () => {
+    const help = (await enssib(['--help'])).stdout;
+    for (const g of new Set(COMMANDS.map((c) => c.path[0] as string))) expect(help).toMatch(new RegExp(`^  ${g}\\b`, 'm'));
+    for (const t of TOPICS) {
+      const r = await enssib(['help', t.name]);
+      expect(r.code, t.name).toBe(0);
+      expect(r.stdout.startsWith(t.title)).toBe(true);
+    }
+    const codes = (await enssib(['help', 'exit-codes'])).stdout;
+    for (const e of EXIT_CODES) expect(codes).toMatch(new RegExp(`^\\s+${e.code}  `, 'm'));
+    expect(help).toContain(`${EXIT_CODES.map((e) => `${e.code} ${e.short}`).join(', ')}.`.slice(0, 30));
   });
 });

@@ -1,0 +1,164 @@
+import { ExitCode } from '../errors.js';
+import { SIZE_HELP } from '../validate.js';
+import { COMMANDS } from './commands.js';
+
+/**
+ * The reference text of enssib — commands, exit codes, inventory fields,
+ * hazards, sizes — as data. `--help`, `enssib help <topic>` and the README's
+ * tables are all rendered from here (a test checks that the README agrees).
+ */
+
+export const EXIT_CODES: { code: ExitCode; short: string; meaning: string }[] = [
+  { code: ExitCode.ok, short: 'ok', meaning: 'success (or no differences)' },
+  { code: ExitCode.failed, short: 'failed', meaning: 'failed (nothing answered, or the operation failed and was undone)' },
+  { code: ExitCode.usage, short: 'usage or configuration error', meaning: 'usage or configuration error (bad flag, bad name or size, invalid inventory)' },
+  { code: ExitCode.partial, short: 'partial failure', meaning: 'partial failure: some hosts failed or did not answer, the others are done' },
+  { code: ExitCode.differences, short: 'differences found', meaning: 'differences found (`service diff`, check commands)' },
+  { code: ExitCode.notImplemented, short: 'not available yet', meaning: 'the command is not available in this version yet (nothing was done)' },
+  { code: ExitCode.interrupted, short: 'interrupted', meaning: 'interrupted (Ctrl-C, or a confirmation answered no)' },
+];
+
+/** Commands that are not in the command table (they need the program itself). */
+export const BUILTIN_COMMANDS: { usage: string; summary: string }[] = [
+  { usage: 'enssib completion bash|zsh', summary: 'shell completion: commands, options and their values (hosts, services, volumes, formats, files)' },
+  { usage: 'enssib help [command|topic]', summary: `help on a command, or a topic: ${['exit-codes', 'inventory', 'hazards', 'sizes'].join(', ')}` },
+];
+
+export function commandUsage(path: string[], args: { syntax: string }[] = []): string {
+  return ['enssib', ...path, ...args.map((a) => a.syntax)].join(' ');
+}
+
+/** One row per command: usage and summary, in the table's order. */
+export function commandRows(): { usage: string; summary: string }[] {
+  return [...COMMANDS.map((c) => ({ usage: commandUsage(c.path, c.args), summary: c.notYet ? `${c.summary} (not available yet: exit 69)` : c.summary })), ...BUILTIN_COMMANDS];
+}
+
+export const INVENTORY_FIELDS: { field: string; meaning: string }[] = [
+  { field: 'site', meaning: 'a name for the cluster' },
+  {
+    field: 'ssh.config, ssh.knownHosts',
+    meaning:
+      'an ssh config (`-F`) and known_hosts file; also `ENSSIB_SSH_CONFIG`, `ENSSIB_SSH_KNOWN_HOSTS`. Without them ssh reads `~/.ssh/config` and known_hosts as usual (agent, ProxyJump honoured; host-key checking is never turned off)',
+  },
+  { field: 'ssh.user', meaning: 'ssh user for every host; anything but root runs commands through `sudo -n` (passwordless sudo required — never a password prompt)' },
+  { field: 'ssh.connectTimeout, ssh.commandTimeout, ssh.controlPersist', meaning: 'seconds (defaults 10, 300, 60)' },
+  { field: 'networks.pods, networks.services', meaning: 'CIDRs (10.100.0.0/16, 10.101.0.0/23)' },
+  { field: 'networks.cluster', meaning: '`{ cidr, mtu }` — the unrouted cluster network and its MTU (9000)' },
+  { field: 'networks.users', meaning: "the routed users' network" },
+  {
+    field: 'hosts[]',
+    meaning:
+      '`name` (DNS label), `address` (cluster address, inside `networks.cluster`), `roles` (`master`, `storage`, `worker`), `podSubnet` (workers only: exactly a /24 of the pods network, no overlap), `ssh: { host, port, user }` where ssh reaches the host another way (an alias, a forwarded port)',
+  },
+  {
+    field: 'registry',
+    meaning: '`host` (`name:port`, the port is required), `ca` (CA file of the registry\'s certificate), `auth: { username, passwordFile }` (else `~/.docker/config.json`; the password file must not be world-readable)',
+  },
+  { field: 'kubernetes', meaning: '`api` (URL), `kubeconfig`, `context`, `namespace`' },
+  {
+    field: 'storage',
+    meaning:
+      '`volumeGroup`, `drbdResource`, `metadataHost` (the storage server where LVM metadata changes are made and the storage lock lives), `iqnPrefix`, `portals` (`address:port` of storage servers), `targetDriver` (`scst` or `lio`), `lockFile`',
+  },
+  { field: 'nfs.vip', meaning: 'the keepalived virtual IP of NFS' },
+  { field: 'keepalivedVip', meaning: '`{ configMap, namespace }` of the keepalived-vip ConfigMap' },
+  { field: 'backup', meaning: '`destination`, `retention: { daily, weekly, monthly }`' },
+  { field: 'journal', meaning: 'the JSON-lines journal file (`enssib journal` reads it)' },
+];
+
+export const INVENTORY_NOTES = [
+  "Relative paths are relative to the inventory's folder; `~/` is the home folder.",
+  '`enssib inventory check` also checks every file the inventory names (ssh config, known_hosts, registry CA, password file, kubeconfig): it exists, is readable, is a file, and the password file is not world-readable.',
+  'Checks beyond types: duplicate host names or addresses, a pod subnet outside the pods network, not a /24 or overlapping another, a worker without a pod subnet, no storage server, an unknown role, a portal that is no storage server\'s address, a metadata host that is no storage server, overlapping networks, an NFS VIP taken by a host.',
+];
+
+export const HAZARDS: { hazard: string; what: string }[] = [
+  { hazard: 'SCST write cache', what: 'SCST devices run with `nv_cache 0` and `write_through 1`, or data is corrupted on a power loss; enssib always writes them and refuses to write an scst.conf where a device it exports lacks them.' },
+  { hazard: 'one device identity', what: 'Both storage servers present a volume with the same identity (SCST `t10_dev_id`/`usn`, LIO `wwn`/serial), or multipathd builds two disks instead of two paths to one; enssib stores the identity in the LV tags.' },
+  { hazard: 'MTU 9000', what: 'NFS over UDP needs MTU 9000 on the cluster network, or data is corrupted; `inventory check` warns when the cluster MTU is not 9000.' },
+  { hazard: 'no NFS over UDP', what: "Debian 12's kernel no longer mounts NFS over UDP (`CONFIG_NFS_DISABLE_UDP_SUPPORT=y`): the site's old `nfsmount.conf` must not be copied as it is." },
+  { hazard: 'default route', what: "Every worker's default route goes through the keepalived-vip host." },
+  { hazard: 'snapshots', what: 'A snapshot that fills its copy-on-write area becomes invalid: size it, watch it, and always remove it, failure or not (`enssib backup` is not available yet).' },
+  { hazard: 'snapshot and dual-primary', what: "With DRBD dual-primary, an LVM snapshot on one server does not see writes arriving through the other: while a snapshot exists, the other server's export of that volume must be offline." },
+  { hazard: 'what enssib did not make', what: 'An LV without its tag, a target\'s ACLs, a field another manager owns in the cluster: never changed nor deleted.' },
+];
+
+export const SIZES = [
+  `Sizes are ${SIZE_HELP}.`,
+  'Units are binary: 1G = 1 GiB = 1024 MiB. A bare number ("200") and decimal-looking units ("200GB") are refused with a hint rather than guessed.',
+  'The smallest size is 1M; LVM rounds a size up to its extent size (4 MiB by default).',
+];
+
+export interface Topic {
+  name: string;
+  title: string;
+  lines: () => string[];
+}
+
+const wrap = (text: string, width = 78, indent = ''): string[] => {
+  const out: string[] = [];
+  let line = '';
+  for (const w of text.split(/\s+/)) {
+    if (line && line.length + 1 + w.length > width - indent.length) {
+      out.push(indent + line);
+      line = w;
+    } else line = line ? `${line} ${w}` : w;
+  }
+  if (line) out.push(indent + line);
+  return out;
+};
+
+const plain = (s: string) => s.replace(/`/g, '');
+
+export const TOPICS: Topic[] = [
+  {
+    name: 'exit-codes',
+    title: 'Exit codes',
+    lines: () => EXIT_CODES.map((e) => `  ${String(e.code).padStart(3)}  ${plain(e.meaning)}`),
+  },
+  {
+    name: 'inventory',
+    title: 'inventory.yaml: the fields',
+    lines: () => [
+      ...INVENTORY_FIELDS.flatMap((f) => [`  ${f.field}`, ...wrap(plain(f.meaning), 78, '      ')]),
+      '',
+      ...INVENTORY_NOTES.flatMap((n) => wrap(plain(n), 78, '  ')),
+    ],
+  },
+  {
+    name: 'hazards',
+    title: 'Hazards enssib encodes, checks and refuses to break',
+    lines: () => HAZARDS.flatMap((h) => [`  ${h.hazard}`, ...wrap(plain(h.what), 78, '      ')]),
+  },
+  { name: 'sizes', title: 'Sizes', lines: () => SIZES.flatMap((s) => wrap(s, 78, '  ')) },
+];
+
+/** The short exit-code line at the end of `enssib --help`. */
+export function exitCodesLine(): string[] {
+  return wrap(`Exit codes: ${EXIT_CODES.map((e) => `${e.code} ${e.short}`).join(', ')}.`, 80);
+}
+
+// ------------------------------------------------------------ README tables
+
+const cell = (s: string) => s.replace(/\|/g, '\\|');
+
+export function readmeSections(): Record<string, string> {
+  return {
+    commands: ['| command | what it does |', '| --- | --- |', ...commandRows().map((r) => `| \`${cell(r.usage)}\` | ${cell(r.summary)} |`)].join('\n'),
+    'exit-codes': ['| code | meaning |', '| --- | --- |', ...EXIT_CODES.map((e) => `| ${e.code} | ${cell(e.meaning)} |`)].join('\n'),
+    inventory: ['| field | meaning |', '| --- | --- |', ...INVENTORY_FIELDS.map((f) => `| ${f.field.split(', ').map((x) => `\`${x}\``).join(', ')} | ${cell(f.meaning)} |`), '', ...INVENTORY_NOTES].join(
+      '\n',
+    ),
+  };
+}
+
+/** The README with every generated section (between `<!-- generated:NAME -->` and `<!-- end:NAME -->`) rendered afresh. */
+export function renderReadme(readme: string): string {
+  let out = readme;
+  for (const [name, body] of Object.entries(readmeSections())) {
+    const re = new RegExp(`(<!-- generated:${name} -->\\n)[\\s\\S]*?(<!-- end:${name} -->)`);
+    if (!re.test(out)) throw new Error(`README.md has no <!-- generated:${name} --> section`);
+    out = out.replace(re, (_m, a: string, b: string) => `${a}${body}\n${b}`);
+  }
+  return out;
+}
