@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -12,6 +12,9 @@ function site() {
   const dir = mkdtempSync(join(tmpdir(), 'enssib-inv-cache-'));
   const file = join(dir, 'inventory.yaml');
   writeFileSync(file, VALID_INVENTORY);
+  // the CA file the inventory names (inventory check verifies it)
+  mkdirSync(join(dir, 'certs'));
+  writeFileSync(join(dir, 'certs', 'enssib-ca.crt'), '');
   return { dir, file, env: { ENSSIB_CACHE_DIR: join(dir, 'cache'), HOME: dir } };
 }
 
