@@ -1,5 +1,5 @@
 import { execSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -28,7 +28,6 @@ async function intoHead(args: string[]) {
   const cmd = `node ${BIN} ${args.map((a) => `'${a}'`).join(' ')} 2>"$ERR" | head -1; echo "status=\${PIPESTATUS[0]}"`;
   const errFile = join(dir, `err-${args.join('-').replace(/[^a-z0-9-]/gi, '')}`);
   const r = await execa('bash', ['-c', cmd], { cwd: ROOT, env: { NO_COLOR: '1', CI: '1', ERR: errFile, ENSSIB_SSH_CONFIG: '/nonexistent/ssh_config' }, reject: false });
-  const { readFileSync } = await import('node:fs');
   return { stdout: String(r.stdout), stderr: readFileSync(errFile, 'utf8') };
 }
 
@@ -212,10 +211,13 @@ describe('small ones', () => {
     expect(r.stderr).toContain('enssib image build ldap mail');
     expect(r.stderr).not.toContain('image push');
   });
-  it('--version prints the version and the commit it was built from', async () => {
+  it('--version prints the version and the commit it was built from (recorded by the build)', async () => {
     const r = await enssib(['--version']);
     expect(r.code).toBe(0);
-    const head = execSync('git rev-parse HEAD', { cwd: ROOT, encoding: 'utf8' }).trim();
-    expect(r.stdout).toMatch(new RegExp(`^\\d+\\.\\d+\\.\\d+ \\(commit ${head}( with uncommitted changes)?\\)$`));
+    const built = JSON.parse(readFileSync(join(ROOT, 'dist', 'build-info.json'), 'utf8')) as { commit: string; modified: boolean };
+    expect(built.commit).toMatch(/^[0-9a-f]{40}$/);
+    execSync(`git cat-file -e ${built.commit}^{commit}`, { cwd: ROOT }); // a commit of this repository
+    const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+    expect(r.stdout).toBe(`${version} (commit ${built.commit}${built.modified ? ' with uncommitted changes' : ''})`);
   });
 });
