@@ -63,6 +63,8 @@ const notYet = (name: string) => ({
 const volumeHandler = (fn: 'createCommand' | 'resizeCommand' | 'listCommand' | 'deleteCommand') => async () => (await import('../storage/usecases.js'))[fn];
 
 const allOrServices: OptionSpec = { flags: '--all', description: 'every service under services/' };
+const allowInsecureEngine: OptionSpec = { flags: '--allow-insecure-engine', description: 'send the registry credentials to a Docker engine over plain TCP (DOCKER_HOST=tcp://…:2375)' };
+const forceConflicts: OptionSpec = { flags: '--force-conflicts', description: 'take over fields another manager owns (default: stop and name them)' };
 
 export const COMMANDS: CommandSpec[] = [
   {
@@ -103,7 +105,7 @@ export const COMMANDS: CommandSpec[] = [
     changes: true,
     summary: 'build service images with the Docker engine (content-addressed tags)',
     args: [{ syntax: '[svc...]', description: 'service folders under services/', value: 'service' }],
-    options: [allOrServices, { flags: '--pull', description: 'refresh the base image first' }],
+    options: [allOrServices, { flags: '--pull', description: 'refresh the base image first' }, allowInsecureEngine],
     examples: ['enssib image build ldap', 'enssib image build --all', 'enssib image build ldap --verbose'],
     handler: async () => (await import('../images/usecases.js')).buildCommand,
   },
@@ -112,7 +114,7 @@ export const COMMANDS: CommandSpec[] = [
     changes: true,
     summary: 'push service images to the private registry (builds first when needed)',
     args: [{ syntax: '[svc...]', description: 'service folders under services/', value: 'service' }],
-    options: [allOrServices, { flags: '--pull', description: 'refresh the base image first' }],
+    options: [allOrServices, { flags: '--pull', description: 'refresh the base image first' }, allowInsecureEngine],
     examples: ['enssib image push ldap', 'enssib image push --all --dry-run', 'enssib image push ldap -o json'],
     handler: async () => (await import('../images/usecases.js')).pushCommand,
   },
@@ -133,8 +135,10 @@ export const COMMANDS: CommandSpec[] = [
       { flags: '--no-build', description: 'use the image already in the registry' },
       { flags: '--timeout <seconds>', description: 'rollout deadline (default: progressDeadlineSeconds)', value: 'seconds' },
       { flags: '--rollback-on-failure', description: 'put back the previous pod template when the rollout fails' },
+      forceConflicts,
+      allowInsecureEngine,
     ],
-    examples: ['enssib service deploy ldap --dry-run', 'enssib service deploy --all --no-build', 'enssib service deploy mail --rollback-on-failure --timeout 300'],
+    examples: ['enssib service deploy ldap --dry-run', 'enssib service deploy --all --no-build', 'enssib service deploy mail --rollback-on-failure --timeout 300', 'enssib service deploy ldap --force-conflicts'],
     handler: async () => (await import('../services/deploy.js')).deployCommand,
   },
   {
@@ -162,7 +166,7 @@ export const COMMANDS: CommandSpec[] = [
     changes: true,
     summary: "put a service behind a routable address (keepalived-vip's ConfigMap)",
     args: [{ syntax: '<svc>', description: 'service name', value: 'service' }],
-    options: [{ flags: '--ip <address>', description: "address on the users' network, e.g. 192.168.66.20", value: 'ipv4' }],
+    options: [{ flags: '--ip <address>', description: "address on the users' network, e.g. 192.168.66.20", value: 'ipv4' }, forceConflicts],
     examples: ['enssib service expose www --ip 192.168.66.20 --dry-run', 'enssib service expose www --ip 192.168.66.20'],
     handler: async () => (await import('../services/expose.js')).exposeCommand,
   },
@@ -183,6 +187,7 @@ export const COMMANDS: CommandSpec[] = [
       { flags: '--from-file <key=path...>', description: 'a key and the file holding its value (repeatable; key defaults to the file name)' },
       { flags: '--namespace <ns>', description: 'namespace (default: the inventory\'s kubernetes.namespace)', value: 'name' },
       { flags: '--type <type>', description: 'Secret type (default Opaque; kubernetes.io/tls needs tls.crt and tls.key)' },
+      forceConflicts,
     ],
     examples: ['enssib secret create cert-ldap --from-file tls.crt=ldap.crt --from-file tls.key=ldap.key', 'enssib secret create cert-ldap --from-file ca.crt --dry-run'],
     handler: async () => (await import('../services/secret.js')).secretCreateCommand,

@@ -52,9 +52,9 @@ export const INVENTORY_FIELDS: { field: string; meaning: string }[] = [
   },
   {
     field: 'registry',
-    meaning: '`host` (`name:port`, the port is required), `ca` (CA file of the registry\'s certificate), `auth: { username, passwordFile }` (else `~/.docker/config.json`; the password file must not be world-readable)',
+    meaning: '`host` (`name:port`, the port is required), `ca` (CA file of the registry\'s certificate), `auth: { username, passwordFile }` (else `~/.docker/config.json`; the password file must not be world-readable); the credentials go to a token service only on the registry\'s host, or over https on a host the inventory names, and never to a Docker engine over plain TCP (`DOCKER_HOST=tcp://…:2375`) unless `--allow-insecure-engine`',
   },
-  { field: 'kubernetes', meaning: '`api` (URL), `kubeconfig`, `context`, `namespace`' },
+  { field: 'kubernetes', meaning: "`api` (URL: the kubeconfig context's server must be this one, or every Kubernetes command refuses, naming both), `kubeconfig`, `context`, `namespace`" },
   {
     field: 'storage',
     meaning:

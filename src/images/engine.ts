@@ -18,6 +18,8 @@ export interface EngineTarget {
   /** For messages: unix:///var/run/docker.sock, tcp://host:2376 */
   describe: string;
   options: Dockerode.DockerOptions;
+  /** tcp:// without TLS: whatever is sent to the engine (registry credentials included) crosses the network in clear. */
+  plainTcp: boolean;
 }
 
 export function engineTarget(env: NodeJS.ProcessEnv): EngineTarget {
@@ -26,13 +28,13 @@ export function engineTarget(env: NodeJS.ProcessEnv): EngineTarget {
     const home = env.HOME ?? homedir();
     const user = join(home, '.docker', 'run', 'docker.sock');
     const socketPath = !existsSync('/var/run/docker.sock') && existsSync(user) ? user : '/var/run/docker.sock';
-    return { describe: `unix://${socketPath}`, options: { socketPath } };
+    return { describe: `unix://${socketPath}`, options: { socketPath }, plainTcp: false };
   }
   if (dh.startsWith('unix://')) {
     const socketPath = dh.slice('unix://'.length) || '/var/run/docker.sock';
-    return { describe: `unix://${socketPath}`, options: { socketPath } };
+    return { describe: `unix://${socketPath}`, options: { socketPath }, plainTcp: false };
   }
-  if (dh.startsWith('/')) return { describe: `unix://${dh}`, options: { socketPath: dh } };
+  if (dh.startsWith('/')) return { describe: `unix://${dh}`, options: { socketPath: dh }, plainTcp: false };
   let url: URL;
   try {
     url = new URL(dh.includes('://') ? dh : `tcp://${dh}`);
@@ -54,7 +56,7 @@ export function engineTarget(env: NodeJS.ProcessEnv): EngineTarget {
       throw new OperationError(`DOCKER_HOST=${dh} needs TLS, but ${certDir}/{ca,cert,key}.pem cannot be read (${(e as NodeJS.ErrnoException).code})`);
     }
   }
-  return { describe: `${tls ? 'tcp+tls' : 'tcp'}://${url.hostname}:${options.port}`, options };
+  return { describe: `${tls ? 'tcp+tls' : 'tcp'}://${url.hostname}:${options.port}`, options, plainTcp: !tls };
 }
 
 export interface BuildRequest {

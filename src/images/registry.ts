@@ -16,6 +16,11 @@ export interface RegistryOptions {
   /** The CA file, for messages. */
   caFile?: string;
   credentials?: Credentials;
+  /**
+   * Other hosts (names, addresses) the inventory names: a token realm there may
+   * receive the credentials too. Any other realm is refused.
+   */
+  namedHosts?: readonly string[];
   /** Why there are no credentials (a credential helper), for messages. */
   credentialsHint?: string;
   timeoutMs?: number;
@@ -167,7 +172,13 @@ export class RegistryClient {
     if (cached) return `Bearer ${cached}`;
     const realm = this.challenge.realm;
     if (!realm) throw new OperationError(`registry ${this.host} asks for a token but names no realm`);
-    const url = new URL(realm);
+    let url: URL;
+    try {
+      url = new URL(realm);
+    } catch {
+      throw new OperationError(`registry ${this.host} names a token realm that is not a URL: ${JSON.stringify(realm.slice(0, 200))}`);
+    }
+    if (c) this.checkRealm(url, c);
     if (this.challenge.service) url.searchParams.set('service', this.challenge.service);
     if (scope) url.searchParams.set('scope', scope);
     const r = await this.send('GET', url.pathname + url.search, c ? { authorization: c.basic() } : {}, url);
@@ -178,6 +189,22 @@ export class RegistryClient {
     if (!token) throw new OperationError(`registry ${this.host}: the token service gave no token`);
     this.tokens.set(scope, token);
     return `Bearer ${token}`;
+  }
+
+  /**
+   * The registry's answer chooses where the token request goes, with the Basic
+   * credentials: only to the registry's own host, or over https to a host the
+   * inventory names — never wherever a registry (or whoever answers in its
+   * place) points.
+   */
+  private checkRealm(url: URL, c: Credentials): void {
+    const host = url.hostname.toLowerCase();
+    const own = splitHost(this.host)[0].toLowerCase();
+    const named = (this.opts.namedHosts ?? []).map((h) => h.toLowerCase());
+    if (url.protocol === 'https:' && (host === own || named.includes(host))) return;
+    throw new OperationError(`registry ${this.host} points its token requests at ${url.origin}, which is ${url.protocol !== 'https:' ? 'not https' : 'neither the registry nor a host the inventory names'}: the credentials of user "${c.username}" were not sent`, [
+      'A token service on another host must be named in the inventory (as a host, or as the registry) and served over https.',
+    ]);
   }
 
   private refused(): OperationError {

@@ -14,13 +14,12 @@ import { validateName } from '../validate.js';
 import { contentTag, HashCache, hashContext, readBuildContext, type BuildContext } from './context.js';
 import { registryCredentials, type Credentials } from './credentials.js';
 import { baseImages, instructionLine } from './dockerfile.js';
-import { Engine, StreamError } from './engine.js';
+import { Engine, engineTarget, StreamError, type EngineTarget } from './engine.js';
 import { gitCommit } from './git.js';
 import { withProgress, type ServiceProgress, type ServiceResult } from './progress.js';
 import { RegistryClient, type TagInfo } from './registry.js';
 import type { StreamFailure } from './stream.js';
 import type { ServiceImage } from '../site/image.js';
-
 
 export interface EnsureOptions {
   /** false (deploy --no-build): only look the content tag up in the registry; absent is an error. */
@@ -29,6 +28,8 @@ export interface EnsureOptions {
   push: boolean;
   /** Refresh the base images before hashing and building. */
   pull?: boolean;
+  /** --allow-insecure-engine: send the registry credentials to an engine reached over plain TCP. */
+  allowInsecureEngine?: boolean;
 }
 
 /**
@@ -96,11 +97,12 @@ export async function runImages(ctx: Context, services: string[], opts: EnsureOp
   }
 
   const lookup = registryCredentials(inv, ctx.env);
+  if (opts.build && lookup.credentials) refuseInsecureEngine(engineTarget(ctx.env), lookup.credentials, opts.allowInsecureEngine === true);
   const caFile = inv.data.registry.ca ? inv.path(inv.data.registry.ca) : undefined;
   const registry = new RegistryClient({
     host: registryHost,
     ...(caFile ? { ca: readCa(inv, caFile), caFile } : {}),
-    ...(lookup.credentials ? { credentials: lookup.credentials } : {}),
+    ...(lookup.credentials ? { credentials: lookup.credentials, namedHosts: namedHosts(inv) } : {}),
     ...(lookup.hint ? { credentialsHint: lookup.hint } : {}),
   });
   let enginePromise: Promise<Engine> | undefined;
@@ -122,6 +124,20 @@ export async function runImages(ctx: Context, services: string[], opts: EnsureOp
     else failures.push({ service: r.service, error: asEnssibError(r.result.reason) });
   }
   return { images, failures, interrupted: ctx.signal.aborted || results.length < names.length, started };
+}
+
+/** The host names and addresses the inventory names (hosts, their ssh names, the API server): where a registry's token realm may be. */
+function namedHosts(inv: Inventory): string[] {
+  return [...inv.data.hosts.flatMap((h) => [h.name, h.address, ...(h.ssh?.host ? [h.ssh.host] : [])]), new URL(inv.data.kubernetes.api).hostname];
+}
+
+/** Registry credentials go to the engine with every build, pull and push: never in clear over the network unless the user says so. */
+function refuseInsecureEngine(target: EngineTarget, credentials: Credentials, allowed: boolean): void {
+  if (!target.plainTcp || allowed) return;
+  throw new UsageError(`the Docker engine at ${target.describe} is reached over plain TCP: the registry password of user "${credentials.username}" would cross the network in clear`, [
+    'Nothing was sent. Reach the engine over TLS (DOCKER_HOST=tcp://host:2376 with DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH), a unix socket, or an ssh tunnel to its socket;',
+    'or, on a network you trust, run again with --allow-insecure-engine.',
+  ]);
 }
 
 function uniqueNames(services: string[]): string[] {
@@ -439,11 +455,11 @@ function selectServices(ctx: Context, inv: Invocation, title: string): string[] 
 }
 
 export async function buildCommand(ctx: Context, inv: Invocation): Promise<number> {
-  return imageCommand(ctx, inv, { build: true, push: false, pull: inv.opts.pull === true }, 'image build');
+  return imageCommand(ctx, inv, { build: true, push: false, pull: inv.opts.pull === true, allowInsecureEngine: inv.opts.allowInsecureEngine === true }, 'image build');
 }
 
 export async function pushCommand(ctx: Context, inv: Invocation): Promise<number> {
-  return imageCommand(ctx, inv, { build: true, push: true, pull: inv.opts.pull === true }, 'image push');
+  return imageCommand(ctx, inv, { build: true, push: true, pull: inv.opts.pull === true, allowInsecureEngine: inv.opts.allowInsecureEngine === true }, 'image push');
 }
 
 async function imageCommand(ctx: Context, inv: Invocation, opts: EnsureOptions, title: string): Promise<number> {
@@ -535,7 +551,7 @@ export async function listImages(ctx: Context, services: string[]): Promise<Serv
   const registry = new RegistryClient({
     host,
     ...(caFile ? { ca: readCa(inv, caFile), caFile } : {}),
-    ...(lookup.credentials ? { credentials: lookup.credentials } : {}),
+    ...(lookup.credentials ? { credentials: lookup.credentials, namedHosts: namedHosts(inv) } : {}),
     ...(lookup.hint ? { credentialsHint: lookup.hint } : {}),
   });
   try {

@@ -56,12 +56,19 @@ export interface FieldConflict {
 
 /** A server-side apply refused because other field managers own fields it would change. */
 export class ApplyConflictError extends OperationError {
+  readonly what: string;
+  readonly reason: string;
   readonly conflicts: FieldConflict[];
-  constructor(what: string, conflicts: FieldConflict[], message: string) {
-    super(`${what}: ${message}`, conflicts.map((c) => `${c.field} is managed by "${c.manager}"`));
+  constructor(what: string, conflicts: FieldConflict[], reason: string, hints: string[] = []) {
+    super(`${what}: ${reason}`, [...conflicts.map((c) => `${c.field} is managed by "${c.manager}"`), ...hints]);
+    this.what = what;
+    this.reason = reason;
     this.conflicts = conflicts;
   }
 }
+
+/** The cluster does not serve an API group/version (a custom resource whose software is not installed). */
+export class UnservedApiError extends OperationError {}
 
 /** An HTTP answer other than 2xx, with the API's Status object when it sent one. */
 export class ApiStatusError extends OperationError {
@@ -128,7 +135,9 @@ export async function createKubeApi(kc: KubeConfig, opts: ConnectOptions = {}): 
   if (!cluster) throw new ConfigError('the kubeconfig has no current cluster');
   const server = cluster.server;
   if (server.startsWith('http://') && !cluster.skipTLSVerify) {
-    throw new ConfigError(`the kubeconfig's cluster ${cluster.name} uses plain HTTP (${server})`, ['Use https://, or set insecure-skip-tls-verify: true on that cluster if plain HTTP is really meant.']);
+    throw new ConfigError(`the kubeconfig's cluster ${cluster.name} uses plain HTTP (${server})`, [
+      "Use the API server's https:// address with its certificate-authority (as kubeadm writes /etc/kubernetes/admin.conf): the credentials must not cross the network in clear.",
+    ]);
   }
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const contextNamespace = kc.getContextObject(kc.getCurrentContext())?.namespace;
@@ -153,7 +162,7 @@ export async function createKubeApi(kc: KubeConfig, opts: ConnectOptions = {}): 
         if (e instanceof OperationError) throw e;
         if (opts.signal?.aborted) throw new InterruptedError();
         const m = e instanceof Error ? e.message : String(e);
-        if (/HTTP protocol is not allowed/.test(m)) throw new ConfigError(`the kubeconfig's cluster uses plain HTTP (${server}) without insecure-skip-tls-verify`);
+        if (/HTTP protocol is not allowed/.test(m)) throw new ConfigError(`the kubeconfig's cluster uses plain HTTP (${server})`, ["Use the API server's https:// address with its certificate-authority."]);
         throw networkError(e, server, opts.source) ?? new OperationError(`request to the Kubernetes API server at ${server} failed: ${m}`, [], e);
       }
     }
@@ -223,7 +232,7 @@ export async function createKubeApi(kc: KubeConfig, opts: ConnectOptions = {}): 
       if (list.length === 0) {
         const group = groupOf(apiVersion);
         const crd = group.includes('.') && !group.endsWith('.k8s.io');
-        throw new OperationError(`the cluster does not serve the API ${apiVersion}`, [
+        throw new UnservedApiError(`the cluster does not serve the API ${apiVersion}`, [
           crd ? `${kind} is a custom resource: is the software that defines it installed (for Calico policies: Calico, and its API server for projectcalico.org/v3)?` : `Check the apiVersion of ${kind} against \`kubectl api-versions\`.`,
         ]);
       }

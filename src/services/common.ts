@@ -7,13 +7,18 @@ import { listServices, servicesRoot } from '../site/folder.js';
 /** What the service use cases get from outside; tests replace parts (a stand-in image resolver). */
 export interface ServiceDeps {
   images?: import('./images.js').ImageResolver;
-  connect?: (ctx: Context) => Promise<KubeApi>;
+  connect?: (ctx: Context, o?: { changes?: boolean }) => Promise<KubeApi>;
 }
 
-/** The API client for the kubeconfig the options and inventory name (client-node is loaded here, lazily). */
-export async function connect(ctx: Context): Promise<KubeApi> {
-  const [{ createKubeApi }, { kubeconfigPath }] = await Promise.all([import('../k8s/api.js'), import('../k8s/config.js')]);
+/**
+ * The API client for the kubeconfig the options and inventory name (client-node
+ * is loaded here, lazily). Its server has been checked against the inventory's
+ * kubernetes.api; a command that changes the cluster says first which one.
+ */
+export async function connect(ctx: Context, o: { changes?: boolean } = {}): Promise<KubeApi> {
+  const [{ createKubeApi }, { kubeconfigPath, kubeTarget, targetLine }] = await Promise.all([import('../k8s/api.js'), import('../k8s/config.js')]);
   const kc = await ctx.kube();
+  if (o.changes) ctx.out.note(targetLine(kubeTarget(ctx, kc)));
   const api = await createKubeApi(kc, { signal: ctx.signal, source: kubeconfigPath(ctx).path });
   // one discovery request first: an API server that is down or refuses the token is one clear error, before any work
   await api.resource('v1', 'Namespace');

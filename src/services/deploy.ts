@@ -13,6 +13,7 @@ import { kindWord, waitForRollout, type WaitResult } from '../k8s/wait.js';
 import { chosenServices, connect, defaultNamespace, parseTimeout, seconds, servicesDir, type ServiceDeps } from './common.js';
 import { mapLimit } from '../limit.js';
 import { ensureImagesLazily, pinnedReference } from './images.js';
+import { applyOwned, applyTarget, autoscaledWorkloads, type Autoscaled } from './apply.js';
 import { manifestFiles } from './manifests.js';
 import { imageCatalogue, loadSource, planImages, prepareService, targetRef, type ImagePlan, type PreparedService, type ServiceSource } from './prepare.js';
 
@@ -22,6 +23,10 @@ export interface DeployOptions {
   /** --timeout in seconds (default: each workload's progressDeadlineSeconds without progress). */
   timeoutS?: number;
   rollbackOnFailure: boolean;
+  /** --force-conflicts: take over fields other managers own (default: stop on them). */
+  forceConflicts?: boolean;
+  /** --allow-insecure-engine: registry credentials may go to an engine over plain TCP. */
+  allowInsecureEngine?: boolean;
 }
 
 export type ObjectAction = 'created' | 'configured' | 'unchanged' | 'planned' | 'would change' | 'failed';
@@ -86,6 +91,8 @@ export async function deployCommand(ctx: Context, inv: Invocation, deps: Service
   const report = await deployServices(ctx, names, {
     build: inv.opts.build !== false,
     rollbackOnFailure: inv.opts.rollbackOnFailure === true,
+    forceConflicts: inv.opts.forceConflicts === true,
+    allowInsecureEngine: inv.opts.allowInsecureEngine === true,
     ...(timeoutS !== undefined ? { timeoutS } : {}),
   }, deps);
   return report.exitCode;
@@ -115,8 +122,8 @@ export async function deployServices(ctx: Context, names: string[], o: DeployOpt
   const resolver = deps.images ?? ensureImagesLazily;
   const read = readServices(ctx, names);
   // the API server first: when it is down or refuses the token, nothing is built or pushed
-  const api = ctx.opts.dryRun === 'client' ? undefined : await (deps.connect ?? connect)(ctx);
-  const prepared = await prepareServices(read, (services) => resolver(ctx, services, { build: o.build, push: true }));
+  const api = ctx.opts.dryRun === 'client' ? undefined : await (deps.connect ?? connect)(ctx, { changes: true });
+  const prepared = await prepareServices(read, (services) => resolver(ctx, services, { build: o.build, push: true, ...(o.allowInsecureEngine ? { allowInsecureEngine: true } : {}) }));
   if (!api) {
     const ns = ctx.inventory().data.kubernetes.namespace ?? 'default';
     const services = prepared.map((p) => plannedOutcome(p, ns));
@@ -129,15 +136,17 @@ export async function deployServices(ctx: Context, names: string[], o: DeployOpt
   }
 
   const namespace = defaultNamespace(ctx, api);
+  const autoscaled = await autoscaledWorkloads(api, prepared, namespace);
+  const how = { autoscaled, forceConflicts: o.forceConflicts === true };
 
   if (ctx.opts.dryRun === 'server') {
-    const services = await mapLimit(prepared, ctx.opts.concurrency, (p) => serverDryRun(api, p, namespace));
+    const services = await mapLimit(prepared, ctx.opts.concurrency, (p) => serverDryRun(api, p, namespace, how));
     const report = deployReport(ctx, names, services, services.some((s) => s.status === 'failed') ? ExitCode.failed : ExitCode.ok, started);
     ctx.out.result(() => taskJson(report.run, { services }), () => serverPlanLines(ctx, report));
     return report;
   }
 
-  const services = await mapLimit(prepared, ctx.opts.concurrency, (p) => deployOne(ctx, api, p, namespace, o));
+  const services = await mapLimit(prepared, ctx.opts.concurrency, (p) => deployOne(ctx, api, p, namespace, o, how));
   const failed = services.filter((s) => s.status !== 'deployed');
   const exitCode = services.some((s) => s.status === 'interrupted')
     ? ExitCode.interrupted
@@ -202,7 +211,13 @@ function plannedOutcome(p: PreparedService, ns: string): ServiceOutcome {
 }
 
 /** Applies every object of one service, waits for its workloads, explains and (if asked) rolls back a failure. */
-async function deployOne(ctx: Context, api: KubeApi, p: PreparedService, namespace: string, o: DeployOptions): Promise<ServiceOutcome> {
+/** How objects are applied: what autoscalers scale (replicas left out), and whether conflicts are forced. */
+interface ApplyHow {
+  autoscaled: Autoscaled;
+  forceConflicts: boolean;
+}
+
+async function deployOne(ctx: Context, api: KubeApi, p: PreparedService, namespace: string, o: DeployOptions, how: ApplyHow): Promise<ServiceOutcome> {
   const started = performance.now();
   const out: ServiceOutcome = { service: p.name, status: 'failed', images: imageInfo(p), objects: [], rollouts: [], findings: [], rollbacks: [], durationMs: 0 };
   const say = (t: string) => ctx.out.note(`${p.name}: ${t}`);
@@ -211,11 +226,10 @@ async function deployOne(ctx: Context, api: KubeApi, p: PreparedService, namespa
   try {
     for (const x of p.objects) {
       if (ctx.signal.aborted) throw new InterruptedError();
-      const info = await api.resource(x.object.apiVersion, x.object.kind);
-      const ref = targetRef(x.object, namespace, info.namespaced);
-      const body: KObject = ref.namespace ? { ...x.object, metadata: { ...x.object.metadata, namespace: ref.namespace } } : x.object;
+      const { ref, body, leftOut } = await applyTarget(api, x, namespace, how.autoscaled);
       const live = await api.get(ref);
-      const r = await api.apply(body, { force: true });
+      const r = await applyOwned(api, body, { forceConflicts: how.forceConflicts });
+      for (const l of leftOut) say(`${showRef(ref)}: not applied: ${l}`);
       const action: ObjectAction = r.created || !live ? 'created' : live.metadata.resourceVersion === r.object.metadata.resourceVersion ? 'unchanged' : 'configured';
       out.objects.push({ ref, file: x.manifest.file, line: x.manifest.line, action });
       before.set(showRef(ref), live);
@@ -294,15 +308,13 @@ async function rollback(ctx: Context, api: KubeApi, w: KObject, current: KObject
 }
 
 /** --dry-run=server: every object through a server-side dry-run apply, compared with the live one. */
-async function serverDryRun(api: KubeApi, p: PreparedService, namespace: string): Promise<ServiceOutcome> {
+async function serverDryRun(api: KubeApi, p: PreparedService, namespace: string, how: ApplyHow): Promise<ServiceOutcome> {
   const out: ServiceOutcome = { service: p.name, status: 'planned', images: imageInfo(p), objects: [], rollouts: [], findings: [], rollbacks: [], durationMs: 0 };
   try {
     for (const x of p.objects) {
-      const info = await api.resource(x.object.apiVersion, x.object.kind);
-      const ref = targetRef(x.object, namespace, info.namespaced);
-      const body: KObject = ref.namespace ? { ...x.object, metadata: { ...x.object.metadata, namespace: ref.namespace } } : x.object;
+      const { ref, body } = await applyTarget(api, x, namespace, how.autoscaled);
       const live = await api.get(ref);
-      const r = await api.apply(body, { force: true, dryRun: true });
+      const r = await applyOwned(api, body, { forceConflicts: how.forceConflicts, dryRun: true });
       const diff = objectDiff(live, r.object, { live: `live/${showRef(ref)}`, result: relative(process.cwd(), x.manifest.file) || x.manifest.file });
       out.objects.push({ ref, file: x.manifest.file, line: x.manifest.line, action: !live ? 'would change' : diff ? 'would change' : 'unchanged', ...(diff ? { diff } : {}) });
     }

@@ -9,7 +9,8 @@ import { connect, defaultNamespace, type ServiceDeps } from './common.js';
 import { validateName } from '../validate.js';
 import { prepareServices, readServices } from './deploy.js';
 import { ensureImagesLazily } from './images.js';
-import { targetRef, type PreparedObject } from './prepare.js';
+import { applyTarget, autoscaledWorkloads, type Autoscaled } from './apply.js';
+import type { PreparedObject } from './prepare.js';
 
 export interface ObjectDiff {
   ref: ObjectRef;
@@ -46,7 +47,7 @@ export async function diffCommand(ctx: Context, inv: Invocation, deps: ServiceDe
           continue;
         }
         lines.push(c.bold(`${showRef(o.ref)}: ${o.state === 'new' ? 'would be created' : 'would change'}`));
-        for (const k of o.conflicts) lines.push(c.yellow(`  ! ${k.field} is managed by "${k.manager}"; a deploy takes it over (the repository wins)`));
+        for (const k of o.conflicts) lines.push(c.yellow(`  ! ${k.field} is managed by "${k.manager}"; a deploy stops on it unless given --force-conflicts`));
         if (o.diff) lines.push(...o.diff.split('\n').map((l) => (l.startsWith('+') && !l.startsWith('+++') ? c.green(l) : l.startsWith('-') && !l.startsWith('---') ? c.red(l) : l)));
       }
       lines.push(report.differences ? `${report.service}: a deploy would change ${report.objects.filter((o) => o.state !== 'unchanged').length} object(s)` : `${report.service}: the cluster matches the folder`);
@@ -65,16 +66,19 @@ export async function diffService(ctx: Context, name: string, deps: ServiceDeps 
   if (!p) throw new UsageError(`no service "${name}"`);
   const namespace = defaultNamespace(ctx, api);
   const objects: ObjectDiff[] = [];
-  for (const x of p.objects) objects.push(await diffObject(api, x, namespace));
+  const autoscaled = await autoscaledWorkloads(api, [p], namespace);
+  for (const x of p.objects) objects.push(await diffObject(api, x, namespace, autoscaled));
   const differences = objects.some((o) => o.state !== 'unchanged' || o.conflicts.length > 0);
   return { service: name, differences, objects, exitCode: differences ? ExitCode.differences : ExitCode.ok };
 }
 
-/** Server-side dry-run apply without force (to learn the conflicts), then with force (what a deploy does), against the live object. */
-export async function diffObject(api: KubeApi, x: PreparedObject, namespace: string): Promise<ObjectDiff> {
-  const info = await api.resource(x.object.apiVersion, x.object.kind);
-  const ref = targetRef(x.object, namespace, info.namespaced);
-  const body: KObject = ref.namespace ? { ...x.object, metadata: { ...x.object.metadata, namespace: ref.namespace } } : x.object;
+/**
+ * Server-side dry-run apply of what a deploy applies (fields left to controllers
+ * taken out), without force to learn the conflicts, then with force to show what
+ * --force-conflicts would make of the live object.
+ */
+export async function diffObject(api: KubeApi, x: PreparedObject, namespace: string, autoscaled: Autoscaled): Promise<ObjectDiff> {
+  const { ref, body } = await applyTarget(api, x, namespace, autoscaled);
   const live = await api.get(ref);
   let conflicts: FieldConflict[] = [];
   let result: KObject;

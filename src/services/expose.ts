@@ -8,6 +8,7 @@ import { objectDiff } from '../k8s/diff.js';
 import { isRecord, type KObject } from '../k8s/types.js';
 import { connect, defaultNamespace, servicesDir, type ServiceDeps } from './common.js';
 import { validateName } from '../validate.js';
+import { applyOwned } from './apply.js';
 import { loadSource } from './prepare.js';
 
 /**
@@ -81,7 +82,7 @@ export interface ExposeReport {
 
 /** `enssib service expose <svc> --ip <address>` */
 export async function exposeCommand(ctx: Context, inv: Invocation, deps: Pick<ServiceDeps, 'connect'> = {}): Promise<number> {
-  const { run, ...r } = await exposeService(ctx, validateName('service', inv.args[0]), inv.opts.ip, deps);
+  const { run, ...r } = await exposeService(ctx, validateName('service', inv.args[0]), inv.opts.ip, deps, { forceConflicts: inv.opts.forceConflicts === true });
   ctx.out.result(
     () => taskJson(run, r),
     () => {
@@ -96,7 +97,7 @@ export async function exposeCommand(ctx: Context, inv: Invocation, deps: Pick<Se
   return ExitCode.ok;
 }
 
-export async function exposeService(ctx: Context, name: string, ipOpt: unknown, deps: Pick<ServiceDeps, 'connect'> = {}): Promise<ExposeReport> {
+export async function exposeService(ctx: Context, name: string, ipOpt: unknown, deps: Pick<ServiceDeps, 'connect'> = {}, o: { forceConflicts?: boolean } = {}): Promise<ExposeReport> {
   const started = Date.now();
   const address = checkVipAddress(ctx, ipOpt);
   const vip = ctx.inventory().data.keepalivedVip;
@@ -125,7 +126,7 @@ export async function exposeService(ctx: Context, name: string, ipOpt: unknown, 
     const entry = `${ns}/${svc.object.metadata.name}`;
     return { ...base, entry, entries: [entry], changed: true, dryRun: 'client', run: run('planned', [entry]) };
   }
-  const api = await (deps.connect ?? connect)(ctx);
+  const api = await (deps.connect ?? connect)(ctx, { changes: true });
   const ns = svc.object.metadata.namespace ?? defaultNamespace(ctx, api);
   const entry = `${ns}/${svc.object.metadata.name}`;
   const ref = { apiVersion: 'v1', kind: 'ConfigMap', name: vip.configMap, namespace: vip.namespace };
@@ -141,7 +142,7 @@ export async function exposeService(ctx: Context, name: string, ipOpt: unknown, 
     metadata: { name: vip.configMap, namespace: vip.namespace, ...(live?.metadata.resourceVersion ? { resourceVersion: live.metadata.resourceVersion } : {}) },
     data: merged.data,
   };
-  const r = await api.apply(cm, { force: true, dryRun: ctx.opts.dryRun === 'server' });
+  const r = await applyOwned(api, cm, { forceConflicts: o.forceConflicts === true, dryRun: ctx.opts.dryRun === 'server' });
   const diff = objectDiff(live, r.object, { live: `live/ConfigMap ${cmRef}`, result: `ConfigMap ${cmRef}` });
   return { ...base, entry, entries: merged.entries, changed: true, dryRun: ctx.opts.dryRun, ...(diff ? { diff } : {}), run: run(ctx.opts.dryRun === 'server' ? 'would-change' : 'done', merged.entries) };
 }

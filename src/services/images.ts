@@ -11,7 +11,7 @@ import type { Manifest } from './manifests.js';
  */
 
 /** Builds or finds the images of some services (the Images use case; tests pass a stand-in). */
-export type ImageResolver = (ctx: Context, services: string[], opts: { build: boolean; push: boolean }) => Promise<ServiceImage[]>;
+export type ImageResolver = (ctx: Context, services: string[], opts: { build: boolean; push: boolean; allowInsecureEngine?: boolean }) => Promise<ServiceImage[]>;
 
 /** The real resolver: the Images use case the Context loads when a deploy needs it. */
 export const ensureImagesLazily: ImageResolver = (ctx, services, opts) => ctx.ensureImages(services, opts);

@@ -8,6 +8,7 @@ import { ExitCode, UsageError } from '../errors.js';
 import { comparable } from '../k8s/diff.js';
 import { deepEqual, MANAGED_BY, type KObject } from '../k8s/types.js';
 import { validateName } from '../validate.js';
+import { applyOwned } from './apply.js';
 import { connect, defaultNamespace, type ServiceDeps } from './common.js';
 
 /** The API server refuses Secrets above 1 MiB. */
@@ -63,7 +64,7 @@ export interface SecretReport {
 
 /** `enssib secret create <name> --from-file key=path…` */
 export async function secretCreateCommand(ctx: Context, inv: Invocation, deps: Pick<ServiceDeps, 'connect'> = {}): Promise<number> {
-  const { run, ...r } = await createSecret(ctx, inv.args[0], inv.opts.fromFile, { namespace: inv.opts.namespace, type: inv.opts.type }, deps);
+  const { run, ...r } = await createSecret(ctx, inv.args[0], inv.opts.fromFile, { namespace: inv.opts.namespace, type: inv.opts.type, forceConflicts: inv.opts.forceConflicts === true }, deps);
   const keys = r.keys.map((k) => `${k.key} (${k.bytes} bytes)`).join(', ');
   ctx.out.result(
     () => taskJson(run, r),
@@ -72,7 +73,7 @@ export async function secretCreateCommand(ctx: Context, inv: Invocation, deps: P
   return ExitCode.ok;
 }
 
-export async function createSecret(ctx: Context, nameArg: unknown, fromFile: unknown, o: { namespace?: unknown; type?: unknown } = {}, deps: Pick<ServiceDeps, 'connect'> = {}): Promise<SecretReport> {
+export async function createSecret(ctx: Context, nameArg: unknown, fromFile: unknown, o: { namespace?: unknown; type?: unknown; forceConflicts?: boolean } = {}, deps: Pick<ServiceDeps, 'connect'> = {}): Promise<SecretReport> {
   const started = Date.now();
   const name = validateName('secret', nameArg, 253);
   if (o.namespace !== undefined) validateName('namespace', o.namespace);
@@ -98,14 +99,14 @@ export async function createSecret(ctx: Context, nameArg: unknown, fromFile: unk
     const namespace = typeof o.namespace === 'string' ? o.namespace : ctx.inventory().data.kubernetes.namespace ?? 'default';
     return { name, namespace, keys, action: 'planned', dryRun: 'client', run: run(namespace, 'planned') };
   }
-  const api = await (deps.connect ?? connect)(ctx);
+  const api = await (deps.connect ?? connect)(ctx, { changes: true });
   const namespace = typeof o.namespace === 'string' ? o.namespace : defaultNamespace(ctx, api);
   const data: Record<string, string> = {};
   for (const f of files) data[f.key] = readFileSync(f.path).toString('base64');
   const secret: KObject = { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace, labels: { [MANAGED_BY]: 'enssib' } }, type, data };
   const ref = { apiVersion: 'v1', kind: 'Secret', name, namespace };
   const live = await api.get(ref);
-  const r = await api.apply(secret, { force: true, dryRun: ctx.opts.dryRun === 'server' });
+  const r = await applyOwned(api, secret, { forceConflicts: o.forceConflicts === true, dryRun: ctx.opts.dryRun === 'server' });
   const same = live !== null && deepEqual(comparable(live), comparable(r.object));
   const action: SecretReport['action'] = ctx.opts.dryRun === 'server' ? (same ? 'unchanged' : 'would change') : !live ? 'created' : same ? 'unchanged' : 'configured';
   return { name, namespace, keys, action, dryRun: ctx.opts.dryRun, run: run(namespace, action) };

@@ -8,6 +8,7 @@ import { connect, defaultNamespace, servicesDir, type ServiceDeps } from './comm
 import { mapLimit } from '../limit.js';
 import { validateName } from '../validate.js';
 import { prepareServices, readServices } from './deploy.js';
+import { autoscaledWorkloads } from './apply.js';
 import { diffObject } from './diff.js';
 import { listServices } from '../site/folder.js';
 import { ensureImagesLazily, parseImageRef, podSpecPaths } from './images.js';
@@ -130,8 +131,9 @@ export async function serviceStatus(ctx: Context, name: string, deps: ServiceDep
   }
   const objects: StatusReport['objects'] = [];
   const workloads: WorkloadState[] = [];
+  const autoscaled = await autoscaledWorkloads(api, [p], namespace);
   for (const x of p.objects) {
-    const d = await diffObject(api, x, namespace);
+    const d = await diffObject(api, x, namespace, autoscaled);
     objects.push({ ref: d.ref, present: d.live !== null, drift: d.live === null ? 'missing' : d.state === 'unchanged' && d.conflicts.length === 0 ? 'none' : 'changed', conflicts: d.conflicts.map((k) => ({ manager: k.manager, field: k.field })) });
     if (d.live && isWorkload(d.live)) workloads.push(workloadState(d.live));
   }

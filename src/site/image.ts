@@ -21,4 +21,4 @@ export interface ServiceImage {
 
 
 /** Builds or finds the images of some services: the Images use case, reached through the Context. */
-export type EnsureImages = (services: string[], opts: { build: boolean; push: boolean }) => Promise<ServiceImage[]>;
+export type EnsureImages = (services: string[], opts: { build: boolean; push: boolean; allowInsecureEngine?: boolean }) => Promise<ServiceImage[]>;

@@ -73,6 +73,11 @@ export async function createCommand(ctx: Context, inv: Invocation): Promise<numb
     lockWaitS: lockWait(inv.opts),
     workerConcurrency: workersAtOnce(ctx),
   };
+  if (req.pv && ctx.opts.dryRun !== 'client') {
+    // --pv: the kubeconfig's cluster is checked against the inventory and named before the first change
+    const { kubeTarget, targetLine } = await import('../k8s/config.js');
+    ctx.out.note(targetLine(kubeTarget(ctx, await ctx.kube())));
+  }
   const plan = createPlan(site, req, {
     identity: newIdentity(),
     owner: lockOwner(ctx.argv),

@@ -21,6 +21,8 @@ const IQN = 'iqn.2016-04.fr.enssib:mail';
 let identity = '';
 let kube: KubeStandIn;
 let kubeconfig = '';
+/** The lab inventory with kubernetes.api set to the stand-in: enssib refuses a kubeconfig whose server is not the inventory's. */
+let kubeInventory = '';
 
 beforeAll(async () => {
   assertBuilt();
@@ -30,6 +32,7 @@ beforeAll(async () => {
   v.writeFile('data2', '/etc/scst.conf', DATA2_START, '0644');
   kube = await startKubeStandIn();
   kubeconfig = kube.writeKubeconfig(join(mkdtempSync(join(tmpdir(), 'enssib-kube-')), 'config'));
+  kubeInventory = v.lab.variant((t) => t.replace('https://api.cluster.enssib.fr:6443', kube.url));
 });
 
 afterAll(async () => {
@@ -182,7 +185,7 @@ describe('volume create on SCST (stand-ins) over real ssh', () => {
   });
 
   it('creates the PersistentVolume with --pv, lists who uses the volume, and refuses to delete it while the PV exists', async () => {
-    const r = await v.enssib(['--kubeconfig', kubeconfig, 'volume', 'create', 'web', '1G', '--pv']);
+    const r = await v.enssib(['-i', kubeInventory, '--kubeconfig', kubeconfig, 'volume', 'create', 'web', '1G', '--pv']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const res = await fetch(`${kube.url}/api/v1/persistentvolumes`, { headers: { authorization: `Bearer ${kube.token}` } });
     const pv = ((await res.json()) as { items: { metadata: { name: string }; spec: { iscsi: unknown; capacity: unknown } }[] }).items;
@@ -190,7 +193,7 @@ describe('volume create on SCST (stand-ins) over real ssh', () => {
     expect(pv[0]?.spec.capacity).toEqual({ storage: '1Gi' });
     expect(pv[0]?.spec.iscsi).toEqual({ targetPortal: '10.66.6.1:3260', portals: ['10.66.6.2:3260'], iqn: 'iqn.2016-04.fr.enssib:web', lun: 0, fsType: 'ext4' });
 
-    const list = await v.enssib(['--kubeconfig', kubeconfig, 'volume', 'list', '-o', 'json']);
+    const list = await v.enssib(['-i', kubeInventory, '--kubeconfig', kubeconfig, 'volume', 'list', '-o', 'json']);
     expect(list.code, list.stderr).toBe(0);
     const doc = JSON.parse(list.stdout) as { volumes: { name: string; size: string; exports: Record<string, string>; problems: string[]; usedBy: { kind: string; name: string }[] }[] };
     expect(doc.volumes.map((x) => [x.name, x.size, x.exports])).toEqual([
@@ -203,7 +206,7 @@ describe('volume create on SCST (stand-ins) over real ssh', () => {
     expect(doc.volumes.find((x) => x.name === 'web')?.usedBy).toEqual([{ kind: 'PersistentVolume', name: 'web', detail: expect.any(String), binding: true }]);
 
     v.clearCalls();
-    const del = await v.enssib(['--kubeconfig', kubeconfig, 'volume', 'delete', 'web', '--yes']);
+    const del = await v.enssib(['-i', kubeInventory, '--kubeconfig', kubeconfig, 'volume', 'delete', 'web', '--yes']);
     expect(del.code).toBe(1);
     expect(del.stderr).toContain('volume "web" is referred to by PersistentVolume web');
     expect(del.stderr).toContain('Nothing was changed.');

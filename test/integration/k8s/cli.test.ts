@@ -173,8 +173,10 @@ describe('the CLI against the Kubernetes stand-in', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('refused the credentials (401 Unauthorized)');
     expect(bad.stderr).not.toMatch(/\n\s+at /);
+    // an inventory and kubeconfig that agree on a server nobody listens on
     writeFileSync(join(dir, 'kc-down'), readFileSync(join(dir, 'kc'), 'utf8').replace(standIn.url, 'http://127.0.0.1:9'));
-    const down = await enssib(['--kubeconfig', join(dir, 'kc-down'), 'service', 'status', 'echo'], { cwd: dir, env: env() });
+    writeFileSync(join(dir, 'inventory-down.yaml'), inventoryText({ api: 'http://127.0.0.1:9' }));
+    const down = await enssib(['-i', join(dir, 'inventory-down.yaml'), '--kubeconfig', join(dir, 'kc-down'), 'service', 'status', 'echo'], { cwd: dir, env: env() });
     expect(down.code).toBe(1);
     expect(down.stderr).toContain('cannot reach the Kubernetes API server at http://127.0.0.1:9: connection refused');
     expect(down.stderr).not.toMatch(/\n\s+at /);

@@ -47,7 +47,7 @@ describe('service deploy (Kubernetes stand-in)', () => {
     expect(managers).toContain('enssib/Apply');
     // the Calico custom resource went through discovery of crd.projectcalico.org/v1
     expect(env.standIn.requests.some((q) => q.path === '/apis/crd.projectcalico.org/v1')).toBe(true);
-    expect(env.standIn.requests.some((q) => q.method === 'PATCH' && q.path === '/apis/crd.projectcalico.org/v1/namespaces/default/networkpolicies/alpha' && q.contentType === 'application/apply-patch+yaml' && q.query.fieldManager === 'enssib' && q.query.force === 'true')).toBe(true);
+    expect(env.standIn.requests.some((q) => q.method === 'PATCH' && q.path === '/apis/crd.projectcalico.org/v1/namespaces/default/networkpolicies/alpha' && q.contentType === 'application/apply-patch+yaml' && q.query.fieldManager === 'enssib' && q.query.force === 'false')).toBe(true);
 
     expect(stdout()).toContain('alpha: deployed');
     expect(stderr()).toContain('alpha: Waiting for deployment "alpha" rollout to finish');

@@ -58,7 +58,7 @@ describe('service diff (stand-in)', () => {
     const r = await diffService(siteContext(env.site).ctx, 'quebec', { images });
     const d = r.objects.find((o) => o.ref.kind === 'Deployment');
     expect(d?.conflicts).toEqual([{ manager: 'autoscaler', field: 'spec.replicas', message: 'conflict with "autoscaler" using apps/v1' }]);
-    expect(stdout()).toContain('! spec.replicas is managed by "autoscaler"; a deploy takes it over (the repository wins)');
+    expect(stdout()).toContain('! spec.replicas is managed by "autoscaler"; a deploy stops on it unless given --force-conflicts');
     expect(stdout()).toMatch(/^-\s+replicas: 4$/m);
     expect(env.standIn.requests.some((q) => q.method === 'PATCH' && q.path.endsWith('/deployments/quebec') && q.query.dryRun === 'All' && q.query.force === 'false')).toBe(true);
   });

@@ -50,6 +50,7 @@ export const BUILTIN: ResourceType[] = [
   { group: 'batch', version: 'v1', name: 'cronjobs', kind: 'CronJob', namespaced: true, singular: 'cronjob', builtin: true, subresources: ['status'] },
   { group: 'networking.k8s.io', version: 'v1', name: 'networkpolicies', kind: 'NetworkPolicy', namespaced: true, singular: 'networkpolicy', builtin: true },
   { group: 'networking.k8s.io', version: 'v1', name: 'ingresses', kind: 'Ingress', namespaced: true, singular: 'ingress', builtin: true, subresources: ['status'] },
+  { group: 'autoscaling', version: 'v2', name: 'horizontalpodautoscalers', kind: 'HorizontalPodAutoscaler', namespaced: true, singular: 'horizontalpodautoscaler', builtin: true, subresources: ['status'] },
 ];
 
 /** Calico's custom resources: crd.projectcalico.org/v1 (the CRDs) and projectcalico.org/v3 (the Calico API server). */

@@ -1,9 +1,10 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createContext, type GlobalOptions } from '../../../src/context.js';
+import { UsageError } from '../../../src/errors.js';
 import { ensureImages } from '../../../src/images/usecases.js';
 import { fileInventory } from '../../../src/inventory/load.js';
 import { createOutput } from '../../../src/ui/output.js';
@@ -35,7 +36,7 @@ function site(services: Record<string, Record<string, string>>): string {
   return dir;
 }
 
-function ctxFor(dir: string, dryRun: GlobalOptions['dryRun']) {
+function ctxFor(dir: string, dryRun: GlobalOptions['dryRun'], env: NodeJS.ProcessEnv = { DOCKER_HOST: 'unix:///nonexistent/enssib-test.sock' }) {
   const err = sink();
   const out = sink();
   const opts: GlobalOptions = { inventory: join(dir, 'inventory.yaml'), dryRun, yes: false, output: 'text', concurrency: 2, color: false, verbose: false };
@@ -43,7 +44,7 @@ function ctxFor(dir: string, dryRun: GlobalOptions['dryRun']) {
     opts,
     out: createOutput({ format: 'text', color: false, verbose: false, stdout: out.stream, stderr: err.stream }),
     prompt: createPrompter({ yes: false, isTTY: false }),
-    env: { DOCKER_HOST: 'unix:///nonexistent/enssib-test.sock', HOME: dir },
+    env: { ...env, HOME: dir },
     cwd: dir,
     inventory: fileInventory(join(dir, 'inventory.yaml'), { HOME: dir }),
     hosts: () => {
@@ -96,5 +97,37 @@ describe('ensureImages in a client dry run', () => {
     await expect(ensureImages(ctx, ['ldap'], { build: true, push: true })).rejects.toThrow(
       /the Docker engine at unix:\/\/\/nonexistent\/enssib-test\.sock is not running or does not answer/,
     );
+  });
+});
+
+describe('registry credentials and a Docker engine over plain TCP', () => {
+  const withAuth = () => {
+    const dir = site({ ldap: { Dockerfile: 'FROM debian:12\n' } });
+    mkdirSync(join(dir, 'certs'));
+    writeFileSync(join(dir, 'certs', 'enssib-ca.crt'), '');
+    writeFileSync(join(dir, 'registry.pw'), 'S3CRET-registry\n');
+    const inv = join(dir, 'inventory.yaml');
+    writeFileSync(inv, readFileSync(inv, 'utf8').replace('ca: certs/enssib-ca.crt }', 'ca: certs/enssib-ca.crt, auth: { username: deploy, passwordFile: registry.pw } }'));
+    return dir;
+  };
+
+  it('refuses DOCKER_HOST=tcp://…:2375 before anything is sent, unless --allow-insecure-engine', async () => {
+    const dir = withAuth();
+    const plain = { DOCKER_HOST: 'tcp://127.0.0.1:9' };
+    const e = await ensureImages(ctxFor(dir, false, plain).ctx, ['ldap'], { build: true, push: true }).then(() => undefined, (x: unknown) => x as UsageError);
+    expect(e).toBeInstanceOf(UsageError);
+    expect(e?.message).toBe('the Docker engine at tcp://127.0.0.1:9 is reached over plain TCP: the registry password of user "deploy" would cross the network in clear');
+    expect(e?.details.join(' ')).toContain('--allow-insecure-engine');
+    // allowed: enssib goes on and meets the (absent) engine
+    await expect(ensureImages(ctxFor(dir, false, plain).ctx, ['ldap'], { build: true, push: true, allowInsecureEngine: true })).rejects.toThrow(/the Docker engine at tcp:\/\/127\.0\.0\.1:9/);
+  });
+
+  it('a unix socket, or no credentials at all, is not refused', async () => {
+    const dir = withAuth();
+    await expect(ensureImages(ctxFor(dir, false).ctx, ['ldap'], { build: true, push: true })).rejects.toThrow(/the Docker engine at unix:\/\/\/nonexistent/);
+    const open = site({ ldap: { Dockerfile: 'FROM debian:12\n' } });
+    mkdirSync(join(open, 'certs'));
+    writeFileSync(join(open, 'certs', 'enssib-ca.crt'), '');
+    await expect(ensureImages(ctxFor(open, false, { DOCKER_HOST: 'tcp://127.0.0.1:9' }).ctx, ['ldap'], { build: true, push: true })).rejects.toThrow(/the Docker engine at tcp:\/\/127\.0\.0\.1:9/);
   });
 });
