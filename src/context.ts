@@ -1,8 +1,8 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Inventory } from './inventory/inventory.js';
-import type { ProgressRenderer } from './engine/runner.js';
 import { sshPool, type HostPool } from './remote/pool.js';
 import type { Output } from './ui/output.js';
+import type { ProgressRenderer } from './ui/progress.js';
 import type { Prompter } from './ui/prompt.js';
 import type { EnsureImages } from './site/image.js';
 
@@ -33,7 +33,10 @@ export interface Context {
   readonly cwd: string;
   /** The command line as typed, for the journal. */
   readonly argv: string[];
+  /** Aborted at the first interruption (Ctrl-C, SIGTERM, SIGHUP): start nothing new, finish what is in flight. */
   readonly signal: AbortSignal;
+  /** Aborted at the second: cancel what is in flight too (it is stopped on its hosts); cleanup still runs. */
+  readonly cancel: AbortSignal;
   readonly renderer: ProgressRenderer;
   inventory(): Inventory;
   hosts(): HostPool;
@@ -51,6 +54,7 @@ export interface ContextParts {
   cwd?: string;
   argv?: string[];
   signal?: AbortSignal;
+  cancel?: AbortSignal;
   renderer?: ProgressRenderer;
   hosts?: (inv: Inventory) => HostPool;
   /**
@@ -80,6 +84,7 @@ export function createContext(p: ContextParts): Context {
     cwd,
     argv: p.argv ?? [],
     signal: p.signal ?? new AbortController().signal,
+    cancel: p.cancel ?? new AbortController().signal,
     renderer: p.renderer ?? chooseRenderer(p.opts, env, process.stderr.isTTY === true),
     inventory() {
       inv ??= p.inventory();

@@ -12,6 +12,10 @@ export const ExitCode = {
   differences: 4,
   notImplemented: 69,
   interrupted: 130,
+  /** Interrupted by SIGTERM (128 + 15). */
+  terminated: 143,
+  /** Interrupted by SIGHUP (128 + 1): the terminal went away. */
+  hangup: 129,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -67,8 +71,8 @@ export class PartialFailureError extends EnssibError {
 
 /** The user said no, or pressed Ctrl-C. */
 export class InterruptedError extends EnssibError {
-  constructor(message = 'interrupted') {
-    super(message, { exitCode: ExitCode.interrupted });
+  constructor(message = 'interrupted', details: string[] = []) {
+    super(message, { exitCode: ExitCode.interrupted, details });
   }
 }
 
@@ -81,12 +85,21 @@ export class ConnectionError extends OperationError {
   }
 }
 
-/** A remote command ran past its time limit. */
+/**
+ * A remote command ran past its time limit: either the host stopped it (its
+ * process group was killed there) or the host did not answer at all, and the
+ * command may still run there.
+ */
 export class TimeoutError extends OperationError {
   readonly host: string;
-  constructor(host: string, command: string, ms: number) {
-    super(`${host}: no answer after ${formatMs(ms)}`, [`command: ${command}`]);
+  readonly stoppedOnHost: boolean;
+  constructor(host: string, command: string, ms: number, opts: { stoppedOnHost?: boolean } = {}) {
+    super(opts.stoppedOnHost ? `${host}: stopped after ${formatMs(ms)} (time limit)` : `${host}: no answer after ${formatMs(ms)}`, [
+      `command: ${command}`,
+      opts.stoppedOnHost ? 'It was stopped on the host (its process group killed).' : 'The host did not answer: the command may still be running there.',
+    ]);
     this.host = host;
+    this.stoppedOnHost = opts.stoppedOnHost === true;
   }
 }
 

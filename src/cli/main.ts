@@ -193,6 +193,59 @@ export function globalOptions(cmd: Command): GlobalOptions {
   };
 }
 
+const SIGNAL_EXIT: Record<'SIGINT' | 'SIGTERM' | 'SIGHUP', number> = { SIGINT: ExitCode.interrupted, SIGTERM: ExitCode.terminated, SIGHUP: ExitCode.hangup };
+
+/**
+ * Ctrl-C, SIGTERM and SIGHUP, in three steps. The first: start nothing new,
+ * let the commands in flight finish (a wait such as for the storage lock is
+ * cancelled), then undo what the run did and run its cleanup (lock release)
+ * and journal record. The second: cancel the commands in flight too (each is
+ * stopped on its host); undo, cleanup and journal still run. The third: quit
+ * at once. The ssh clients run in their own process group, so a Ctrl-C in the
+ * terminal reaches enssib only.
+ */
+function interruptions(stderr: NodeJS.WritableStream) {
+  const abort = new AbortController();
+  const cancel = new AbortController();
+  let count = 0;
+  const state: { code: number | undefined } = { code: undefined };
+  const say = (t: string) => {
+    try {
+      stderr.write(`\n${t}\n`);
+    } catch {
+      /* the terminal is gone (SIGHUP) */
+    }
+  };
+  const ignore = () => undefined;
+  const on = (sig: keyof typeof SIGNAL_EXIT) => {
+    count++;
+    state.code ??= SIGNAL_EXIT[sig];
+    // After a hang-up, writes to the terminal fail: they must not end the cleanup.
+    if (sig === 'SIGHUP') for (const s of [process.stdout, process.stderr]) s.on('error', ignore);
+    const what = sig === 'SIGINT' ? 'interrupted' : `${sig} received`;
+    if (count === 1) {
+      say(`${what}: starting no new command; the commands in flight finish, then what this run did is undone and its locks released (Ctrl-C again to cancel the commands in flight)`);
+      abort.abort();
+    } else if (count === 2) {
+      say(`${what} again: cancelling the commands in flight (stopped on their hosts); undo and lock release still run (Ctrl-C again to quit at once and leave them)`);
+      cancel.abort();
+    } else {
+      say(`${what} a third time: quitting now; partial changes and the storage lock may be left (see the journal)`);
+      process.exit(state.code);
+    }
+  };
+  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((sig) => [sig, () => on(sig)] as const);
+  return {
+    signal: abort.signal,
+    cancel: cancel.signal,
+    get code() {
+      return state.code;
+    },
+    listen: () => handlers.forEach(([sig, h]) => process.on(sig, h)),
+    stop: () => handlers.forEach(([sig, h]) => process.off(sig, h)),
+  };
+}
+
 /** The whole CLI: parses argv, runs one use case, prints errors, resolves the exit code. */
 export async function main(argv: string[], io: MainIO = {}): Promise<number> {
   const env = io.env ?? process.env;
@@ -220,14 +273,7 @@ export async function main(argv: string[], io: MainIO = {}): Promise<number> {
     writeUnlessClosed(io.stderr ?? process.stderr, [`error: ${e.message}`, ...e.details.map((d) => `  ${d}`), ''].join('\n'));
     return ExitCode.usage;
   }
-  const abort = new AbortController();
-  let interrupts = 0;
-  const onSigint = () => {
-    interrupts++;
-    if (interrupts > 1) process.exit(ExitCode.interrupted);
-    process.stderr.write('\ninterrupting: finishing the commands in flight, starting no new one (Ctrl-C again to quit now)\n');
-    abort.abort();
-  };
+  const signals = interruptions(io.stderr ?? process.stderr);
   const program = buildProgram(async (spec, inv, cmd) => {
     const opts = globalOptions(cmd);
     const [{ createOutput }, { createPrompter }, { createContext }, { printError }, { inventoryLoader }] = await Promise.all([
@@ -244,10 +290,11 @@ export async function main(argv: string[], io: MainIO = {}): Promise<number> {
       prompt: createPrompter({ yes: opts.yes, isTTY }),
       env,
       argv: ['enssib', ...argv],
-      signal: abort.signal,
+      signal: signals.signal,
+      cancel: signals.cancel,
       inventory: await inventoryLoader(opts.inventory, env, process.cwd()),
     });
-    process.on('SIGINT', onSigint);
+    signals.listen();
     try {
       const { checkInvocation } = await import('./values.js');
       checkInvocation(spec, inv);
@@ -256,8 +303,10 @@ export async function main(argv: string[], io: MainIO = {}): Promise<number> {
     } catch (e) {
       code = printError(out, e);
     } finally {
-      process.off('SIGINT', onSigint);
+      signals.stop();
     }
+    // An interrupted run exits with the code of the signal that interrupted it.
+    if (code === ExitCode.interrupted && signals.code !== undefined) code = signals.code;
   }, io);
   try {
     await program.parseAsync(expanded, { from: 'user' });

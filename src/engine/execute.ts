@@ -1,7 +1,8 @@
 import type { Context } from '../context.js';
+import { progressObserver } from '../ui/progress.js';
 import { reportJson, planLines, summaryLines } from '../ui/report.js';
 import { journalEntry, writeJournal } from './journal.js';
-import { runPlan } from './runner.js';
+import { runPlan, type RunnerOptions } from './runner.js';
 import type { Plan, RunReport } from './types.js';
 
 /** What a use case adds to the printed result: JSON fields merged into the report, text lines after the summary. */
@@ -20,8 +21,7 @@ export async function execute(ctx: Context, plan: Plan, opts: { extra?: (report:
     mode,
     concurrency: ctx.opts.concurrency,
     hosts: ctx.hosts(),
-    renderer: ctx.renderer,
-    signal: ctx.signal,
+    ...runnerContext(ctx),
   });
   if (mode === 'apply' && plan.mutating) writeJournal(ctx, journalEntry(report));
   const extra = opts.extra?.(report) ?? {};
@@ -30,4 +30,10 @@ export async function execute(ctx: Context, plan: Plan, opts: { extra?: (report:
     () => [...(mode === 'apply' ? summaryLines(report, ctx.out) : planLines(report, ctx.out)), ...(extra.text ?? [])],
   );
   return report;
+}
+
+/** What the runner takes from the context besides the mode: interruption signals and progress rendering. */
+export function runnerContext(ctx: Context): Pick<RunnerOptions, 'signal' | 'cancel' | 'observer'> {
+  const observer = progressObserver(ctx.renderer);
+  return { signal: ctx.signal, cancel: ctx.cancel, ...(observer ? { observer } : {}) };
 }

@@ -40,6 +40,7 @@ export interface TaskRun {
 
 export function taskReport(run: TaskRun): RunReport {
   const phases: PhaseOutcome[] = run.phases.map((p) => ({
+    id: p.title,
     title: p.title,
     hosts: p.items.map((i) => {
       const err = i.error === undefined ? undefined : asEnssibError(i.error);

@@ -13,6 +13,11 @@ export interface CommandAction {
   input?: string;
   /** Exit codes that count as success (default [0]). */
   okCodes?: number[];
+  /**
+   * Cancelled at the first interruption instead of awaited (a wait, such as
+   * for the storage lock): the host stops it, and nothing it did is left.
+   */
+  interruptible?: boolean;
 }
 
 export interface FileAction {
@@ -51,6 +56,8 @@ export interface RunState {
 export const LOCAL = 'local';
 
 export interface Phase {
+  /** Stable name for state lookups and reports (default: the title). */
+  id?: string;
   title: string;
   /** Inventory host names, or [LOCAL] for a phase of tasks. */
   hosts: string[];
@@ -62,8 +69,16 @@ export interface Phase {
    * Return [] when the host is already as wanted.
    */
   plan: (host: string, facts: Facts | null, state: RunState) => Action[];
-  /** How to take back what `plan` did on a host, when a later phase fails. */
-  undo?: (host: string, state: RunState) => Action[];
+  /**
+   * How to take back what `plan` did on a host, when a later phase fails or the
+   * run is interrupted. `facts` are the results of `undoChecks`, read on the
+   * host just before (null without undoChecks): the undo decides from what is
+   * there now, not from what the run believes it did (a command that timed out
+   * may or may not have done its work). Throwing is reported as a failed undo.
+   */
+  undo?: (host: string, state: RunState, facts: Facts | null) => Action[];
+  /** Read-only commands run on the host right before its undo is planned. */
+  undoChecks?: (host: string) => string[][];
   /**
    * Also undo on the hosts that failed in this phase (they may have done part
    * of their actions); the undo actions must then tolerate what was not done.
@@ -73,6 +88,11 @@ export interface Phase {
   continueOnError?: boolean;
   /** Override the global concurrency limit for this phase. */
   concurrency?: number;
+  /**
+   * Later phases do not depend on what this phase changes (e.g. taking a lock):
+   * in a server dry run they are still planned from facts after it.
+   */
+  independent?: boolean;
 }
 
 export interface Plan {
@@ -94,12 +114,20 @@ export interface Plan {
   mutating: boolean;
 }
 
-export type HostStatus = 'done' | 'unchanged' | 'failed' | 'skipped' | 'would-change' | 'planned';
+/**
+ * `after-apply`: a server dry run could not plan the host, because an earlier
+ * phase would change what this one reads ("known after apply").
+ */
+export type HostStatus = 'done' | 'unchanged' | 'failed' | 'skipped' | 'would-change' | 'planned' | 'after-apply';
 
 export interface ErrorReport {
   message: string;
   details: string[];
+  /** The remote command that failed, as sent. */
   command?: string;
+  /** That command's own exit code. */
+  remoteExitCode?: number;
+  /** enssib's exit code for this error (1 failed, 2 usage, 130 interrupted, ...). */
   exitCode?: number;
 }
 
@@ -111,6 +139,8 @@ export interface HostOutcome {
   /** Action lines, as a dry run prints them or as run. */
   actions: string[];
   error?: ErrorReport;
+  /** Some of the host's actions ran before it failed (its undo then runs even without undoFailed). */
+  partial?: boolean;
   note?: string;
   /** What the commands printed (first 4 KiB), for read-only plans such as doctor. */
   output?: string;
@@ -118,6 +148,7 @@ export interface HostOutcome {
 }
 
 export interface PhaseOutcome {
+  id: string;
   title: string;
   hosts: HostOutcome[];
 }
@@ -126,7 +157,10 @@ export interface UndoOutcome {
   phase: string;
   host: string;
   ok: boolean;
+  /** The undo's actions (planned, or run). */
   actions: string[];
+  /** When the undo failed: what the phase had done on the host, which may still be there. */
+  left?: string[];
   error?: ErrorReport;
 }
 
@@ -139,8 +173,10 @@ export interface RunReport {
   mutating?: boolean;
   phases: PhaseOutcome[];
   undo: UndoOutcome[];
-  /** 0 ok, 1 failed, 3 partial. */
+  /** 0 ok, 1 failed, 3 partial, 130 interrupted. */
   exitCode: number;
+  /** The run was interrupted (Ctrl-C, SIGTERM, SIGHUP): phases after `stoppedAt` did not run. */
+  interrupted?: boolean;
   startedAt: string;
   durationMs: number;
   /** Phase that stopped the run, if any. */

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CommandError, ConnectionError, OperationError, TimeoutError } from '../errors.js';
+import { CommandError, ConnectionError, InterruptedError, OperationError, TimeoutError } from '../errors.js';
 import type { SshTarget } from '../inventory/inventory.js';
 import { quote } from './quote.js';
 import type { FileSpec, Host, RunOptions, RunResult, UploadOutcome } from './types.js';
@@ -64,25 +64,45 @@ export class SshHost implements Host {
     return this.remoteLine(argv, opts);
   }
 
+  /**
+   * The line actually sent: the command under the remote supervisor (see
+   * SUPERVISOR), as root through `sudo -n` when the ssh user is not root.
+   */
+  supervisedLine(argv: readonly string[], opts: RunOptions, timeoutMs: number, inputBytes: number | null): string {
+    const run = ['sh', '-c', SUPERVISOR, 'enssib-run', `${Math.max(1, Math.ceil(timeoutMs / 1000))}s`, inputBytes === null ? '-' : String(inputBytes), ...argv];
+    return quote(this.needsSudo(opts) ? ['sudo', '-n', '--', ...run] : run);
+  }
+
   async exec(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
     const line = this.remoteLine(argv, opts);
     const timeoutMs = opts.timeoutMs ?? this.t.commandTimeoutS * 1000;
+    const input = opts.input === undefined ? undefined : typeof opts.input === 'string' ? Buffer.from(opts.input) : opts.input;
     const started = Date.now();
-    const r = await spawnSsh([...this.sshArgs(), '--', this.t.target, line], timeoutMs, opts.input);
-    if (r.timedOut) throw new TimeoutError(this.name, line, timeoutMs);
+    const sent = this.supervisedLine(argv, opts, timeoutMs, input ? input.length : null);
+    const r = await spawnSsh([...this.sshArgs(), '--', this.t.target, sent], {
+      // The host stops the command at the deadline; this limit is for a host that no longer answers at all.
+      hardTimeoutMs: Math.ceil(timeoutMs / 1000) * 1000 + KILL_AFTER_S * 1000 + CLIENT_GRACE_MS,
+      ...(input ? { input } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
     const durationMs = Date.now() - started;
     if (r.spawnError) {
       const msg = r.spawnError.code === 'ENOENT' ? 'the ssh client is not installed (apt-get install openssh-client)' : `ssh failed to start: ${r.spawnError.message}`;
       throw new ConnectionError(this.name, msg);
     }
-    const { stdout, stderr } = r;
-    if (r.exitCode === 255) throw new ConnectionError(this.name, explainSsh(stderr, this.t), sshDetails(stderr));
+    if (r.cancelled) throw new InterruptedError(`${this.name}: cancelled: ${line}${r.exitCode === 255 ? '' : ' (stopped on the host)'}`);
+    if (r.timedOut) throw new TimeoutError(this.name, line, timeoutMs, { stoppedOnHost: !r.killed && r.exitCode !== 255 });
+    const { stdout } = r;
+    if (r.exitCode === 255) throw new ConnectionError(this.name, explainSsh(r.stderr, this.t), sshDetails(r.stderr));
+    const lines = r.stderr.split('\n');
+    if ((r.exitCode === 124 || r.exitCode === 137) && lines.some((l) => DEADLINE_LINE.test(l))) throw new TimeoutError(this.name, line, timeoutMs, { stoppedOnHost: true });
+    const stderr = lines.filter((l) => !DEADLINE_LINE.test(l)).join('\n');
     if (this.needsSudo(opts) && r.exitCode === 1 && /^sudo: (a password is required|a terminal is required)/m.test(stderr)) {
       throw new OperationError(`${this.name}: sudo asks user "${this.t.user}" for a password; enssib never types one`, [
         `Give ${this.t.user} passwordless sudo (NOPASSWD) on ${this.name}, or set ssh.user: root in the inventory.`,
       ]);
     }
-    return { exitCode: r.exitCode ?? 1, stdout, stderr, durationMs };
+    return { exitCode: r.exitCode, stdout, stderr, durationMs };
   }
 
   async run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
@@ -105,7 +125,7 @@ export class SshHost implements Host {
 
   async close(): Promise<void> {
     if (!this.share || this.dir === undefined) return;
-    await spawnSsh([...this.sshArgs(), '-O', 'exit', '--', this.t.target], 5000);
+    await spawnSsh([...this.sshArgs(), '-O', 'exit', '--', this.t.target], { hardTimeoutMs: 5000, noStdin: true });
   }
 }
 
@@ -114,38 +134,108 @@ interface SpawnResult {
   stdout: string;
   stderr: string;
   timedOut: boolean;
+  cancelled: boolean;
+  /** The client was killed (the host did not confirm the stop). */
+  killed: boolean;
   spawnError?: NodeJS.ErrnoException;
 }
+
+interface SpawnOptions {
+  hardTimeoutMs: number;
+  input?: Buffer;
+  signal?: AbortSignal;
+  /** No standard input at all (the control commands such as `-O exit`). */
+  noStdin?: boolean;
+}
+
+/** Seconds between the deadline's SIGTERM and SIGKILL on the host. */
+const KILL_AFTER_S = 5;
+/** How long the client waits past the host's own deadline before it gives up on the host. */
+const CLIENT_GRACE_MS = 3000;
+/** After closing a command's input to stop it, how long to wait for the host to confirm before killing the client. */
+const STOP_WAIT_MS = 10_000;
+/** What coreutils `timeout --verbose` prints when the deadline passed. */
+const DEADLINE_LINE = /^timeout: sending signal \w+ to command /;
+
+/**
+ * The remote supervisor: `enssib-run DEADLINE INPUT_BYTES COMMAND...` runs the
+ * command in its own process group under coreutils `timeout` (SIGTERM at the
+ * deadline, SIGKILL 5 s later). The first INPUT_BYTES bytes of stdin are the
+ * command's input ("-": none); the rest of stdin is a watchdog: enssib keeps it
+ * open while it waits, so it ends only when the ssh client goes away (killed,
+ * network lost) or enssib closes it to cancel — and then the command's whole
+ * process group is stopped on the host. The supervisor exits once the command
+ * is gone, so a cancelled or timed-out command is known to be stopped.
+ */
+const SUPERVISOR = [
+  't=$1 n=$2; shift 2',
+  'exec 3<&0 4</dev/null',
+  'if [ "$n" != - ]; then f=$(mktemp) || exit 125; head -c "$n" >"$f"; exec 4<"$f"; rm -f "$f"; fi',
+  `timeout --verbose -k ${KILL_AFTER_S} "$t" "$@" <&4 3<&- 4<&- & c=$!`,
+  'exec 4<&-',
+  `(cat >/dev/null; kill -s TERM -- -"$c" "$c"; sleep ${KILL_AFTER_S}; kill -s KILL -- -"$c") <&3 >/dev/null 2>&1 & w=$!`,
+  'exec 3<&-',
+  'wait "$c"; rc=$?',
+  'kill "$w" 2>/dev/null',
+  'exit "$rc"',
+].join('\n');
 
 /**
  * Runs the ssh client. node's spawn rather than execa here: this is the hot path
  * of every fan-out, and execa's extra work per process is measurable on 20 hosts
- * (test/bench/fanout.mjs). On timeout the client is killed and its pipes closed:
- * a shared connection's master holds the command's output pipes, so without that
- * a host that froze keeps us waiting until ssh itself gives up on it.
+ * (test/bench/fanout.mjs). The client runs in its own process group (detached),
+ * so that the terminal's Ctrl-C reaches enssib only: enssib decides when a
+ * command stops. Its stdin stays open until the command ends; closing it is how
+ * a command is cancelled (the supervisor on the host stops it and exits). Past
+ * the hard limit the client is killed and its pipes closed: a shared
+ * connection's master holds the command's output pipes, so without that a host
+ * that froze keeps us waiting until ssh itself gives up on it.
  */
-function spawnSsh(args: string[], timeoutMs: number, input?: string | Buffer): Promise<SpawnResult> {
+function spawnSsh(args: string[], o: SpawnOptions): Promise<SpawnResult> {
   return new Promise((resolve) => {
-    const child = spawn('ssh', args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    const child = spawn('ssh', args, { stdio: [o.noStdin ? 'ignore' : 'pipe', 'pipe', 'pipe'], detached: true, env: { ...process.env, LC_ALL: 'C' } });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;
+    let cancelled = false;
+    let killed = false;
     let spawnError: NodeJS.ErrnoException | undefined;
+    let killTimer: NodeJS.Timeout | undefined;
     child.stdout?.on('data', (b: Buffer) => out.push(b));
     child.stderr?.on('data', (b: Buffer) => err.push(b));
-    const timer = setTimeout(() => {
-      timedOut = true;
+    const kill = () => {
+      killed = true;
       child.kill('SIGKILL');
       child.stdout?.destroy();
       child.stderr?.destroy();
-    }, timeoutMs);
+    };
+    /** Closes the command's stdin (the supervisor stops it), then kills the client if the host does not confirm. */
+    const stop = (waitMs: number) => {
+      child.stdin?.end();
+      killTimer ??= setTimeout(kill, waitMs);
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      stop(2000);
+    }, o.hardTimeoutMs);
+    const onAbort = () => {
+      cancelled = true;
+      stop(STOP_WAIT_MS);
+    };
+    if (o.signal?.aborted) onAbort();
+    else o.signal?.addEventListener('abort', onAbort, { once: true });
     const finish = (code: number | null) => {
       clearTimeout(timer);
+      if (killTimer) clearTimeout(killTimer);
+      o.signal?.removeEventListener('abort', onAbort);
+      child.stdin?.destroy();
       resolve({
         exitCode: code ?? 255,
         stdout: Buffer.concat(out).toString('utf8'),
         stderr: Buffer.concat(err).toString('utf8'),
         timedOut,
+        cancelled,
+        killed,
         ...(spawnError ? { spawnError } : {}),
       });
     };
@@ -154,11 +244,11 @@ function spawnSsh(args: string[], timeoutMs: number, input?: string | Buffer): P
       if (child.pid === undefined) finish(null);
     });
     child.on('close', finish);
-    if (input !== undefined && child.stdin) {
+    if (child.stdin) {
       child.stdin.on('error', () => {
         /* the remote side closed early; its exit code tells the story */
       });
-      child.stdin.end(input);
+      if (o.input && !cancelled) child.stdin.write(o.input);
     }
   });
 }
@@ -196,10 +286,11 @@ export function controlDirectory(): string {
 
 function sshDetails(stderr: string): string[] {
   return stderr
+    .replace(/\r/g, '')
     .split('\n')
     .filter((l) => l.trim() !== '' && !/^Warning: Permanently added/.test(l))
     .slice(-4)
-    .map((l) => `ssh: ${l}`);
+    .map((l) => (l.startsWith('ssh: ') ? l : `ssh: ${l}`));
 }
 
 function explainSsh(stderr: string, t: SshTarget): string {

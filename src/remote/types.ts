@@ -7,6 +7,12 @@ export interface RunOptions {
   input?: string | Buffer;
   /** Run as root through `sudo -n` when the session's user is not root (default true). */
   sudo?: boolean;
+  /**
+   * Cancels the command when aborted: it is stopped on the host (its process
+   * group killed) and exec rejects with an InterruptedError once the host
+   * confirmed, or once the host failed to answer in time.
+   */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {

@@ -1,8 +1,9 @@
 import type { Invocation } from '../usecase.js';
 import type { Context } from '../context.js';
-import { execute } from '../engine/execute.js';
+import { execute, runnerContext } from '../engine/execute.js';
 import { runPlan } from '../engine/runner.js';
-import { ExitCode, OperationError, PartialFailureError, UsageError } from '../errors.js';
+import type { RunReport } from '../engine/types.js';
+import { ExitCode, InterruptedError, OperationError, PartialFailureError, UsageError } from '../errors.js';
 import { rememberVolumes } from '../recent-volumes.js';
 import { parseSize } from '../validate.js';
 import { newIdentity } from './identity.js';
@@ -13,7 +14,7 @@ import { createPlan, createResult, createResultLines, type CreateRequest } from 
 import { deleteOutcome, deletePlan } from './volume-delete.js';
 import { listLines, listPlan, listRows } from './volume-list.js';
 import { resizePlan, resizeResult, resizeResultLines } from './volume-resize.js';
-import { iqnOf, lockError, readError, validateVolumeName, volumeSite, type VolumeSite } from './volume.js';
+import { PHASE_LOCK, PHASE_RELEASE, iqnOf, lockError, readError, validateVolumeName, volumeSite, type VolumeSite } from './volume.js';
 
 /** The `enssib volume …` commands: validate everything local, build the plan, run it, say what happened. */
 
@@ -39,8 +40,30 @@ function siteAndName(ctx: Context, raw: unknown): { site: VolumeSite; name: stri
 }
 
 /** Errors that stop a run before anything changed, turned into what the user reads. */
-function stopError(report: Awaited<ReturnType<typeof execute>>, site: VolumeSite): Error | null {
+function stopError(report: RunReport, site: VolumeSite): Error | null {
+  if (report.interrupted) return null;
   return lockError(report, site) ?? readError(report);
+}
+
+/**
+ * An interrupted run (Ctrl-C, SIGTERM, SIGHUP): what was undone, what is left
+ * where, and whether the storage lock was released.
+ */
+function interruptedError(report: RunReport, what: string, keepOnFailure: boolean): InterruptedError {
+  const failedUndo = report.undo.filter((u) => !u.ok);
+  const changed = report.phases.some((p) => p.title !== PHASE_LOCK && p.title !== PHASE_RELEASE && p.hosts.some((h) => h.status === 'done' || h.partial));
+  const details = keepOnFailure
+    ? ['--keep-on-failure: what was done stays (listed above); run the command again to finish it.']
+    : failedUndo.length > 0
+      ? ['Some undo steps failed; what is left where is listed above under "Undo".']
+      : report.undo.length > 0
+        ? ['What this run had done was undone (listed above under "Undo").']
+        : changed
+          ? ['What was done is listed above; run the command again to finish it.']
+          : ['Nothing had been changed.'];
+  const release = report.phases.find((p) => p.title === PHASE_RELEASE)?.hosts[0];
+  if (release?.status === 'failed') details.push(`The storage lock may still be held: ${release.error?.message ?? 'its release failed'}`);
+  return new InterruptedError(`${what} interrupted during "${report.stoppedAt}"`, details);
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -90,6 +113,7 @@ export async function createCommand(ctx: Context, inv: Invocation): Promise<numb
       return res ? { json: { volume: res }, text: createResultLines(res, cmdline) } : {};
     },
   });
+  if (report.interrupted && report.mode === 'apply') throw interruptedError(report, `volume create ${name}`, req.keepOnFailure);
   const stop = stopError(report, site);
   if (stop) throw stop;
   if (report.exitCode === ExitCode.partial) {
@@ -126,6 +150,7 @@ export async function resizeCommand(ctx: Context, inv: Invocation): Promise<numb
       return res ? { json: { volume: res }, text: resizeResultLines(res, req.growFs, fs) } : {};
     },
   });
+  if (report.interrupted && report.mode === 'apply') throw interruptedError(report, `volume resize ${name}`, false);
   const stop = stopError(report, site);
   if (stop) throw stop;
   if (report.stoppedAt && report.mode === 'apply') throw new OperationError(`volume resize ${name} failed at "${report.stoppedAt}"`, ['Run the command again once the cause is fixed: every step checks what is already done.']);
@@ -161,6 +186,7 @@ export async function deleteCommand(ctx: Context, inv: Invocation): Promise<numb
       return { json: { volume: { name, iqn: iqnOf(site, name), outcome } }, text: outcome === 'deleted' ? ['', `Volume ${name} deleted.`] : [] };
     },
   });
+  if (report.interrupted && report.mode === 'apply') throw interruptedError(report, `volume delete ${name}`, false);
   const stop = stopError(report, site);
   if (stop) throw stop;
   if (report.stoppedAt && report.mode === 'apply') {
@@ -182,7 +208,7 @@ export async function listCommand(ctx: Context): Promise<number> {
     await execute(ctx, plan);
     return ExitCode.ok;
   }
-  const report = await runPlan(plan, { mode: 'server', concurrency: ctx.opts.concurrency, hosts: ctx.hosts(), renderer: ctx.renderer, signal: ctx.signal });
+  const report = await runPlan(plan, { mode: 'server', concurrency: ctx.opts.concurrency, hosts: ctx.hosts(), ...runnerContext(ctx) });
   const { rows, unreachable } = listRows(site, report);
   const serversDown = site.servers.filter((sv) => unreachable.includes(sv.name)).map((sv) => sv.name);
   if (serversDown.length === site.servers.length) {

@@ -1,4 +1,4 @@
-import type { Action, Phase, Plan, RunReport, RunState } from '../engine/types.js';
+import type { Action, Facts, Phase, Plan, RunReport, RunState } from '../engine/types.js';
 import { LOCAL } from '../engine/types.js';
 import { OperationError, UsageError } from '../errors.js';
 import { formatBytes } from '../validate.js';
@@ -22,6 +22,7 @@ import {
 } from './initiator.js';
 import { iscsiStanza, pvManifest, stanzaYaml, type IscsiStanza, type PvManifest } from './kube.js';
 import type { LockOwner } from './lock.js';
+import type { RunResult } from '../remote/types.js';
 import {
   fsFromTags,
   lvActivateArgv,
@@ -29,7 +30,10 @@ import {
   lvPath,
   lvRef,
   lvcreateArgv,
+  lvmFailure,
+  lvsArgv,
   mkfsArgv,
+  parseLvs,
   roundToExtents,
   volumeTags,
   type Filesystem,
@@ -151,6 +155,22 @@ function portalsToLogIn(site: VolumeSite, state: RunState, worker: string, iqn: 
   return site.servers.map((s) => s.portal).filter((p) => !before?.has(p));
 }
 
+/**
+ * Removes the LV this run created, decided from `lvs` read on the metadata host
+ * just before: nothing when it is not there (the lvcreate never got that far),
+ * and never an LV that carries another identity.
+ */
+export function lvUndo(site: VolumeSite, name: string, identity: Identity, lvs: RunResult | null): Action[] {
+  if (!lvs) throw new OperationError(`${site.meta}: the LVs were not read again before the undo`);
+  if (lvs.exitCode !== 0) throw new OperationError(`${site.meta}: cannot read the LVs to decide the undo: ${lvmFailure(lvs, site.vg)}`);
+  const lv = parseLvs(lvs.stdout).find((l) => l.vg === site.vg && l.name === name);
+  if (!lv) return [];
+  if (identityFromTags(lv.tags) !== identity) {
+    throw new OperationError(`${lvRef(site.vg, name)} on ${site.meta} does not carry this run's identity ${identity}: it is kept`, [`Check it with: lvs -o +lv_tags ${lvRef(site.vg, name)}`]);
+  }
+  return [command(['lvremove', '--yes', lvRef(site.vg, name)], 'remove the LV this run created')];
+}
+
 export function createPlan(site: VolumeSite, req: CreateRequest, deps: CreateDeps): Plan {
   const iqn = iqnOf(site, req.name);
   const dev = lvPath(site.vg, req.name);
@@ -175,7 +195,9 @@ export function createPlan(site: VolumeSite, req: CreateRequest, deps: CreateDep
       if (d.mkfs && mkfs) actions.push(command(mkfs, `${d.fs} filesystem`, { timeoutMs: 30 * 60_000 }));
       return actions;
     },
-    undo: undo((_h: string, state: RunState): Action[] => {
+    // What is on the host now decides the undo: an lvcreate that timed out or was cancelled may or may not have created the LV.
+    undoChecks: () => [lvsArgv(site.vg)],
+    undo: undo((_h: string, state: RunState, facts: Facts | null): Action[] => {
       const d = decision(state);
       if (d.existed) return [];
       const failed = (state.undone ?? []).filter((u) => !u.ok && u.host !== site.meta);
@@ -193,9 +215,7 @@ export function createPlan(site: VolumeSite, req: CreateRequest, deps: CreateDep
           },
         ];
       }
-      return [
-        command(['sh', '-c', 'if lvs "$1" >/dev/null 2>&1; then exec lvremove --yes "$1"; fi', 'undo-lv', lvRef(site.vg, req.name)], 'remove the LV this run created'),
-      ];
+      return lvUndo(site, req.name, d.identity, facts?.[0] ?? null);
     }),
     undoFailed: true,
   });

@@ -89,7 +89,10 @@ export function lockPhase(site: VolumeSite, owner: LockOwner, waitS: number): Ph
   return {
     title: PHASE_LOCK,
     hosts: [site.meta],
-    plan: () => [{ kind: 'command', argv: acquireArgv(site.lockFile, owner, waitS), label: `lock ${site.lockFile}`, timeoutMs: (waitS + 60) * 1000 }],
+    // Waiting for the lock is cancelled at the first Ctrl-C (the wait loop is stopped on the host; the release phase removes the lock if it was taken).
+    plan: () => [{ kind: 'command', argv: acquireArgv(site.lockFile, owner, waitS), label: `lock ${site.lockFile}`, timeoutMs: (waitS + 60) * 1000, interruptible: true }],
+    // Later phases do not read what the lock changes: a server dry run plans them from facts.
+    independent: true,
   };
 }
 
@@ -105,7 +108,7 @@ export function releasePhase(site: VolumeSite, owner: LockOwner): Phase {
 export function lockError(report: RunReport, site: VolumeSite): OperationError | null {
   const o = report.phases.find((p) => p.title === PHASE_LOCK)?.hosts[0];
   if (o?.status !== 'failed' || !o.error) return null;
-  if (o.error.exitCode === LOCK_HELD_EXIT) {
+  if (o.error.remoteExitCode === LOCK_HELD_EXIT) {
     const who = heldBy(o.error.details.join('\n')) ?? 'another enssib command';
     return new OperationError(`the storage lock on ${site.meta} is held by ${who}`, [
       'Nothing was changed. Wait for that command to finish, or give --lock-wait SECONDS to wait longer.',

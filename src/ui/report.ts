@@ -11,6 +11,7 @@ export function reportJson(r: RunReport): unknown {
     startedAt: r.startedAt,
     durationMs: r.durationMs,
     ...(r.stoppedAt ? { stoppedAt: r.stoppedAt } : {}),
+    ...(r.interrupted ? { interrupted: true } : {}),
     phases: r.phases,
     undo: r.undo,
   };
@@ -23,6 +24,7 @@ const MARK: Record<HostOutcome['status'], string> = {
   skipped: 'skipped',
   'would-change': 'would change',
   planned: 'planned',
+  'after-apply': 'known after apply',
 };
 
 /** A dry run: every phase, every host, the exact commands. */
@@ -39,7 +41,8 @@ export function planLines(r: RunReport, out: Output): string[] {
       const status = r.mode === 'server' ? `  ${statusColor(out, h.status)}` : '';
       lines.push(`  ${c.cyan(h.host)}${status}`);
       for (const ch of h.checks) lines.push(`    ${c.dim('check:')} ${ch}`);
-      if (h.actions.length === 0 && h.checks.length === 0 && h.status !== 'failed') lines.push(`    ${c.dim('(nothing to do)')}`);
+      if (h.status === 'after-apply') lines.push(`    ${c.dim(`(${h.note ?? 'known after apply'})`)}`);
+      else if (h.actions.length === 0 && h.checks.length === 0 && h.status !== 'failed') lines.push(`    ${c.dim('(nothing to do)')}`);
       for (const a of h.actions) lines.push(...a.split('\n').map((l) => `    ${c.dim('$')} ${l}`));
       if (h.status === 'failed' && h.error) lines.push(...errorLines(h, out));
     }
@@ -61,16 +64,17 @@ export function summaryLines(r: RunReport, out: Output): string[] {
     }
   }
   if (r.undo.length > 0) {
-    lines.push(`  ${c.bold('Undo')} (after the failure in "${r.stoppedAt}")`);
+    lines.push(`  ${c.bold('Undo')} (after the ${r.interrupted ? 'interruption during' : 'failure in'} "${r.stoppedAt}")`);
     for (const u of r.undo) {
       lines.push(`    ${u.host.padEnd(10)} ${u.ok ? c.green('undone') : c.red('UNDO FAILED')} ${u.phase}`);
       if (!u.ok) {
-        lines.push(`      ${c.red('left in place:')} ${u.actions.join('; ')}`);
+        lines.push(`      ${c.red('left in place:')} ${(u.left ?? u.actions).join('; ') || '(unknown)'}`);
+        if (u.left && u.actions.length > 0) lines.push(`      undo that failed: ${u.actions.join('; ')}`);
         if (u.error) lines.push(`      ${u.error.message}`, ...u.error.details.map((d) => `        ${d}`));
       }
     }
   }
-  if (r.stoppedAt && r.undo.length === 0 && r.mode === 'apply') lines.push(c.dim(`  Stopped at "${r.stoppedAt}"; later phases did not run.`));
+  if (r.stoppedAt && r.undo.length === 0 && r.mode === 'apply') lines.push(c.dim(`  ${r.interrupted ? 'Interrupted during' : 'Stopped at'} "${r.stoppedAt}"; later phases did not run.`));
   return lines;
 }
 
@@ -88,7 +92,7 @@ function errorLines(h: HostOutcome, out: Output): string[] {
   if (!e) return [];
   const lines = [`    ${out.c.red('error:')} ${e.message}`];
   if (e.command) lines.push(`      command: ${e.command}`);
-  if (e.command && e.exitCode !== undefined) lines.push(`      exit code: ${e.exitCode}`);
+  if (e.command && e.remoteExitCode !== undefined) lines.push(`      exit code: ${e.remoteExitCode}`);
   for (const d of e.details) lines.push(`      ${d}`);
   return lines;
 }

@@ -23,7 +23,7 @@ const all = inv.hosts.map((h) => h.name);
 const pool = sshPool(inv);
 const plan = (hosts) => ({ title: 'bench', mutating: false, phases: [{ title: 'step', hosts, plan: () => [{ kind: 'command', argv: ['enssib-bench-step'] }] }] });
 const once = async (hosts) => {
-  const r = await runPlan(plan(hosts), { mode: 'apply', concurrency: 20, hosts: pool, renderer: 'silent' });
+  const r = await runPlan(plan(hosts), { mode: 'apply', concurrency: 20, hosts: pool });
   if (r.exitCode !== 0) throw new Error(JSON.stringify(r.phases, null, 2));
 };
 // Warm up: open the shared connections to every host, as a run does on its first command.

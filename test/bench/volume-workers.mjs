@@ -87,7 +87,7 @@ const alone = async (subset) => {
   const pool = sshPool(inv);
   try {
     return await timeIt(async () => {
-      const r = await runPlan({ title: 'bench', mutating: false, phases: [phaseFor(subset)] }, { mode: 'apply', concurrency: 10, hosts: pool, renderer: 'silent' });
+      const r = await runPlan({ title: 'bench', mutating: false, phases: [phaseFor(subset)] }, { mode: 'apply', concurrency: 10, hosts: pool });
       if (r.exitCode !== 0 || r.phases[0].hosts.some((h) => h.status !== 'done')) throw new Error(JSON.stringify(r.phases, null, 2));
     });
   } finally {

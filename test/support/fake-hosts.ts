@@ -1,4 +1,4 @@
-import { CommandError } from '../../src/errors.js';
+import { CommandError, InterruptedError } from '../../src/errors.js';
 import type { HostPool } from '../../src/remote/pool.js';
 import { quote } from '../../src/remote/quote.js';
 import type { FileSpec, Host, RunOptions, RunResult, UploadOutcome } from '../../src/remote/types.js';
@@ -7,7 +7,9 @@ import type { FileSpec, Host, RunOptions, RunResult, UploadOutcome } from '../..
  * A stand-in for hosts in unit tests: records every command and answers from a
  * script. Integration tests use real OpenSSH servers instead (the hosts lab).
  */
-export type Responder = (host: string, argv: readonly string[]) => Partial<RunResult> | Error | undefined;
+export type Answer = Partial<RunResult> | Error | undefined;
+/** A promise stands for a command in flight: it can be cancelled through RunOptions.signal. */
+export type Responder = (host: string, argv: readonly string[]) => Answer | Promise<Answer>;
 
 export class FakeHost implements Host {
   readonly calls: string[][] = [];
@@ -19,9 +21,16 @@ export class FakeHost implements Host {
   describe(argv: readonly string[]): string {
     return quote(argv);
   }
-  async exec(argv: readonly string[], _opts?: RunOptions): Promise<RunResult> {
+  async exec(argv: readonly string[], opts?: RunOptions): Promise<RunResult> {
     this.calls.push([...argv]);
-    const r = this.respond(this.name, argv);
+    const signal = opts?.signal;
+    const cancelled = new Promise<never>((_, reject) => {
+      const stop = () => reject(new InterruptedError(`${this.name}: cancelled: ${quote(argv)}`));
+      if (signal?.aborted) stop();
+      else signal?.addEventListener('abort', stop, { once: true });
+    });
+    cancelled.catch(() => undefined);
+    const r = signal ? await Promise.race([this.respond(this.name, argv), cancelled]) : await this.respond(this.name, argv);
     if (r instanceof Error) throw r;
     return { exitCode: 0, stdout: '', stderr: '', durationMs: 0, ...r };
   }

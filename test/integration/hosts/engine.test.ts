@@ -25,7 +25,7 @@ const HOSTS = inv.hosts.map((h) => h.name);
 const pool = sshPool(inv);
 afterAll(() => pool.closeAll());
 
-const run = (plan: Plan, concurrency = 10) => runPlan(plan, { mode: 'apply', concurrency, hosts: pool, renderer: 'silent' });
+const run = (plan: Plan, concurrency = 10) => runPlan(plan, { mode: 'apply', concurrency, hosts: pool });
 
 const HOSTILE = ['with space', "it's", '"dq"', '$(id)', '`id`', 'a;reboot', 'x && y', 'line1\nline2', '', '*', '$HOME', '\\', 'ünï ✓', "'"];
 
@@ -132,7 +132,7 @@ describe('hosts lab: engine over real ssh', () => {
         mutating: true,
         phases: [{ title: 'w', hosts: ['data2'], checks: () => [['test', '-e', path]], plan: (_h, f) => (f?.[0]?.exitCode === 0 ? [] : [{ kind: 'command', argv: ['touch', path] }]) }],
       },
-      { mode: 'server', concurrency: 5, hosts: pool, renderer: 'silent' },
+      { mode: 'server', concurrency: 5, hosts: pool },
     );
     expect(r.phases[0]?.hosts[0]).toMatchObject({ status: 'would-change', checks: [`test -e ${path}`], actions: [`touch ${path}`] });
     expect((await pool.get('data2').exec(['test', '-e', path])).exitCode).toBe(1);
@@ -176,7 +176,7 @@ describe('hosts lab: hosts that stop answering', () => {
       const fresh = sshPool(lab.inventory());
       const r = await runPlan(
         { title: 'stopped', mutating: false, phases: [{ title: 'echo', hosts: HOSTS, continueOnError: true, plan: () => [{ kind: 'command', argv: ['echo', 'hi'] }] }] },
-        { mode: 'apply', concurrency: 5, hosts: fresh, renderer: 'silent' },
+        { mode: 'apply', concurrency: 5, hosts: fresh },
       );
       const node03 = r.phases[0]?.hosts.find((h) => h.host === 'node03');
       expect(node03?.error?.message).toMatch(/^node03: (connection refused by|connection to .* was closed|cannot reach)/);

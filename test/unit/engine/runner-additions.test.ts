@@ -8,7 +8,6 @@ const opts = (pool: ReturnType<typeof fakePool>, mode: 'apply' | 'client' | 'ser
   mode,
   concurrency: 4,
   hosts: pool,
-  renderer: 'silent' as const,
   ...(signal ? { signal } : {}),
 });
 
@@ -61,13 +60,19 @@ describe('runner additions', () => {
     expect(pool.host('node01').calls).toEqual([['true']]); // prefetched, never reached
   });
 
-  it('without undoFailed, a failed host is not undone', async () => {
-    const p = plan();
-    const phase = p.phases[1];
-    if (phase) delete phase.undoFailed;
-    const pool = fakePool((h, argv) => (h === 'data2' && argv[0] === 'step2' ? { exitCode: 1 } : undefined));
-    const r = await runPlan(p, opts(pool));
-    expect(r.undo.map((u) => u.host)).toEqual(['data1']);
+  it('without undoFailed, a host that failed at its first action is not undone; one that did part of its actions is', async () => {
+    for (const [failing, undone] of [
+      ['step1', ['data1']],
+      ['step2', ['data1', 'data2']],
+    ] as const) {
+      const p = plan();
+      const phase = p.phases[1];
+      if (phase) delete phase.undoFailed;
+      const pool = fakePool((h, argv) => (h === 'data2' && argv[0] === failing ? { exitCode: 1 } : undefined));
+      const r = await runPlan(p, opts(pool));
+      expect(r.undo.map((u) => u.host)).toEqual(undone);
+      expect(r.phases[1]?.hosts[1]?.partial).toBe(failing === 'step2' ? true : undefined);
+    }
   });
 
   it('runs the always phases after an interruption too', async () => {

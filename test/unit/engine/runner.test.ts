@@ -4,7 +4,7 @@ import { runPlan } from '../../../src/engine/runner.js';
 import type { Plan } from '../../../src/engine/types.js';
 import { fakePool } from '../../support/fake-hosts.js';
 
-const opts = (pool: ReturnType<typeof fakePool>, mode: 'apply' | 'client' | 'server' = 'apply') => ({ mode, concurrency: 4, hosts: pool, renderer: 'silent' as const });
+const opts = (pool: ReturnType<typeof fakePool>, mode: 'apply' | 'client' | 'server' = 'apply') => ({ mode, concurrency: 4, hosts: pool });
 
 function twoPhases(): Plan {
   return {
@@ -73,7 +73,7 @@ describe('runPlan', () => {
     const r = await runPlan(plan, opts(pool));
     expect(r.exitCode).toBe(ExitCode.failed);
     expect(r.stoppedAt).toBe('fail');
-    expect(r.phases[2]?.hosts[0]).toMatchObject({ status: 'failed', error: { command: 'boom', exitCode: 3, details: ['target busy'] } });
+    expect(r.phases[2]?.hosts[0]).toMatchObject({ status: 'failed', error: { command: 'boom', remoteExitCode: 3, exitCode: 1, details: ['target busy'] } });
     expect(r.undo.map((u) => `${u.phase}/${u.host}/${u.ok}`)).toEqual(['export/data1/true', 'export/data2/true', 'create/data1/true']);
     expect(pool.host('data1').calls.at(-1)).toEqual(['lvremove', '-y', 'vg/x']);
   });
@@ -89,7 +89,7 @@ describe('runPlan', () => {
     plan.phases.push({ title: 'fail', hosts: ['data1'], plan: () => [{ kind: 'command', argv: ['boom'] }] });
     const r = await runPlan(plan, opts(pool));
     const failedUndo = r.undo.find((u) => !u.ok);
-    expect(failedUndo).toMatchObject({ phase: 'create', host: 'data1', actions: ['lvremove -y vg/x'], error: { exitCode: 5 } });
+    expect(failedUndo).toMatchObject({ phase: 'create', host: 'data1', actions: ['lvremove -y vg/x'], left: ['lvcreate -n x vg'], error: { remoteExitCode: 5 } });
   });
 
   it('keeps going on other hosts and reports a partial failure', async () => {

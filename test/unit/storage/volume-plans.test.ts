@@ -87,7 +87,7 @@ describe('create run with fake hosts', () => {
 
   it('stops before any change when a storage server is unreachable', async () => {
     const pool = fakePool(responder({ data2Down: true }));
-    const r = await runPlan(createPlan(site('lio'), req(), { identity: ID, owner: lockOwner(['t']) }), { mode: 'apply', concurrency: 4, hosts: pool, renderer: 'silent' });
+    const r = await runPlan(createPlan(site('lio'), req(), { identity: ID, owner: lockOwner(['t']) }), { mode: 'apply', concurrency: 4, hosts: pool });
     expect(r.stoppedAt).toBe('read DRBD, LVM and target state on the storage servers');
     expect(pool.host('data1').calls.map((c) => c[0])).not.toContain('lvcreate');
     expect(r.phases.at(-1)?.title).toBe('release the storage lock');
@@ -96,7 +96,7 @@ describe('create run with fake hosts', () => {
 
   it('undoes in reverse order; keeps the LV and says so when an undo on the other server failed', async () => {
     const pool = fakePool(responder({ targetcliFails: true }));
-    const r = await runPlan(createPlan(site('lio'), req(), { identity: ID, owner: lockOwner(['t']) }), { mode: 'apply', concurrency: 4, hosts: pool, renderer: 'silent' });
+    const r = await runPlan(createPlan(site('lio'), req(), { identity: ID, owner: lockOwner(['t']) }), { mode: 'apply', concurrency: 4, hosts: pool });
     expect(r.stoppedAt).toBe('export on both storage servers with one device identity');
     expect(r.undo.map((u) => [u.phase.slice(0, 20), u.host, u.ok])).toEqual([
       ['export on both stora', 'data1', true],
@@ -111,7 +111,7 @@ describe('create run with fake hosts', () => {
 
   it('with --keep-on-failure undoes nothing', async () => {
     const pool = fakePool(responder({ targetcliFails: true }));
-    const r = await runPlan(createPlan(site('lio'), req({ keepOnFailure: true }), { identity: ID, owner: lockOwner(['t']) }), { mode: 'apply', concurrency: 4, hosts: pool, renderer: 'silent' });
+    const r = await runPlan(createPlan(site('lio'), req({ keepOnFailure: true }), { identity: ID, owner: lockOwner(['t']) }), { mode: 'apply', concurrency: 4, hosts: pool });
     expect(r.stoppedAt).toBe('export on both storage servers with one device identity');
     expect(r.undo).toEqual([]);
   });
