@@ -1,9 +1,10 @@
-import { CommandError, EnssibError, ExitCode, InterruptedError, isEnssibError, tail } from '../errors.js';
+import { CommandError, EnssibError, ExitCode, InterruptedError, OperationError, isEnssibError, tail } from '../errors.js';
 import type { HostPool } from '../remote/pool.js';
 import type { Host, RunOptions } from '../remote/types.js';
 import { describeAction, describeCheck } from './describe.js';
+import { Values } from './probe.js';
 import type { RunEvent, RunObserver } from './events.js';
-import type { Action, ErrorReport, Facts, HostOutcome, Phase, PhaseOutcome, Plan, RunMode, RunReport, RunState, UndoOutcome } from './types.js';
+import type { Action, ErrorReport, Facts, Finding, HostOutcome, Phase, PhaseOutcome, Plan, RunMode, RunReport, RunState, UndoOutcome } from './types.js';
 import { LOCAL } from './types.js';
 
 export interface RunnerOptions {
@@ -36,7 +37,7 @@ export async function runPlan(plan: Plan, opts: RunnerOptions): Promise<RunRepor
   const started = Date.now();
   const facts = new Map<string, Facts>();
   const undo: UndoOutcome[] = [];
-  const state: RunState = { facts: (phase, host) => facts.get(factKey(phase, host)), values: new Map(), undone: undo };
+  const state: RunState = { facts: (phase, host) => facts.get(factKey(phase, host)), values: new Values(), undone: undo };
   const phases: PhaseOutcome[] = [];
   const excluded = new Set<string>();
   const emit = (e: RunEvent) => opts.observer?.event(e);
@@ -62,7 +63,7 @@ export async function runPlan(plan: Plan, opts: RunnerOptions): Promise<RunRepor
         stoppedAt = phase.title;
         break;
       }
-      if (failed.length > 0) {
+      if (failed.length > 0 && !plan.readOnly) {
         if (!phase.continueOnError) {
           stoppedAt = phase.title;
           break;
@@ -111,6 +112,7 @@ export async function runPlan(plan: Plan, opts: RunnerOptions): Promise<RunRepor
     mutating: plan.mutating,
     phases,
     undo,
+    findings: findingsOf(phases, plan.readOnly === true),
     exitCode,
     ...(interrupted ? { interrupted } : {}),
     startedAt: new Date(started).toISOString(),
@@ -194,7 +196,12 @@ async function runHost(phase: Phase, name: string, ctx: PhaseContext): Promise<H
       gathered = await gather(host, checks, opts.signal);
       ctx.facts.set(factKey(phaseId(phase), name), gathered);
     }
-    const actions = phase.plan(name, gathered, ctx.state);
+    if (gathered && phase.verify) {
+      out.findings = phase.verify(name, gathered, ctx.state);
+      const errors = out.findings.filter((f) => f.severity === 'error');
+      if (errors.length > 0) throw new OperationError(`${name}: ${errors.map((f) => f.found).join('; ')}`, errors.flatMap((f) => f.fix));
+    }
+    const actions = phase.plan?.(name, gathered, ctx.state) ?? [];
     out.actions = actions.map((a) => describeAction(host, a));
     if (actions.length === 0) out.status = opts.mode === 'client' && checks.length > 0 ? 'planned' : 'unchanged';
     else if (opts.mode === 'client') out.status = 'planned';
@@ -229,10 +236,9 @@ async function runHost(phase: Phase, name: string, ctx: PhaseContext): Promise<H
   return out;
 }
 
-async function gather(host: Host, checks: string[][], signal?: AbortSignal): Promise<Facts> {
-  const facts: Facts = [];
-  for (const c of checks) facts.push(await host.exec(c, { sudo: true, ...(signal ? { signal } : {}) }));
-  return facts;
+/** A phase's read-only checks on one host, in one round trip. */
+function gather(host: Host, checks: string[][], signal?: AbortSignal): Promise<Facts> {
+  return host.probe(checks, { sudo: true, ...(signal ? { signal } : {}) });
 }
 
 function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal | undefined {
@@ -304,6 +310,18 @@ async function undoHost(phase: Phase, done: HostOutcome, ctx: PhaseContext): Pro
     out.left = done.actions;
   }
   return out;
+}
+
+/** The findings of the run; in read-only mode a host that failed is one too (it could not be checked). */
+function findingsOf(phases: PhaseOutcome[], readOnly: boolean): Finding[] {
+  return phases.flatMap((p) =>
+    p.hosts.flatMap((h): Finding[] => {
+      const own = h.findings ?? [];
+      if (!readOnly || h.status !== 'failed' || own.some((f) => f.severity === 'error') || !h.error) return own;
+      const found = h.error.message.startsWith(`${h.host}: `) ? h.error.message.slice(h.host.length + 2) : h.error.message;
+      return [...own, { severity: 'error', host: h.host, check: p.id, found, why: `"${p.title}" could not be checked on ${h.host}`, fix: h.error.details }];
+    }),
+  );
 }
 
 export function errorReport(e: unknown): ErrorReport {

@@ -1,4 +1,5 @@
 import type { FileSpec, RunResult } from '../remote/types.js';
+import type { Values } from './probe.js';
 
 /** One thing a phase does on a host, described as data so a dry-run can print it exactly. */
 export type Action = CommandAction | FileAction | TaskAction;
@@ -46,10 +47,28 @@ export type Facts = RunResult[];
 /** What earlier phases learned, for phases whose plan depends on another host's facts. */
 export interface RunState {
   facts(phase: string, host: string): Facts | undefined;
-  /** Values a phase's plan or task left for later phases (e.g. a generated identity). */
-  values: Map<string, unknown>;
+  /** Values a phase's plan or task left for later phases (e.g. a generated identity), by typed key. */
+  values: Values;
   /** Undo steps already run in this run, oldest first (an undo can refuse when an earlier one failed). */
   undone?: readonly UndoOutcome[];
+}
+
+/**
+ * What a check found, for a person to act on: read-only commands (doctor,
+ * volume list, node list) and a plan's verification report these instead of
+ * throwing.
+ */
+export interface Finding {
+  severity: 'error' | 'warning' | 'info';
+  host: string;
+  /** The check (phase id) that found it. */
+  check: string;
+  /** What was found, in one line. */
+  found: string;
+  /** Why it matters. */
+  why: string;
+  /** How to fix it: commands or steps. */
+  fix: string[];
 }
 
 /** Local work (tasks) runs under this pseudo host name. */
@@ -66,9 +85,14 @@ export interface Phase {
   /**
    * The actions for one host. `facts` is null in a client dry run (nothing contacted):
    * the plan then lists everything it may have to do. Throw an EnssibError to refuse.
-   * Return [] when the host is already as wanted.
+   * Return [] when the host is already as wanted (the default for a phase without plan).
    */
-  plan: (host: string, facts: Facts | null, state: RunState) => Action[];
+  plan?: (host: string, facts: Facts | null, state: RunState) => Action[];
+  /**
+   * Judges the host from its facts (apply and server dry run): findings, not a
+   * throw. A finding of severity "error" fails the host.
+   */
+  verify?: (host: string, facts: Facts, state: RunState) => Finding[];
   /**
    * How to take back what `plan` did on a host, when a later phase fails or the
    * run is interrupted. `facts` are the results of `undoChecks`, read on the
@@ -112,6 +136,12 @@ export interface Plan {
   prefetch?: string[];
   /** Whether a real run changes something (journaled). */
   mutating: boolean;
+  /**
+   * Read-only mode (doctor, volume list, node list): every phase runs on every
+   * host even when a host failed before, nothing stops the run, and each
+   * failure is also reported as a finding.
+   */
+  readOnly?: boolean;
 }
 
 /**
@@ -139,6 +169,8 @@ export interface HostOutcome {
   /** Action lines, as a dry run prints them or as run. */
   actions: string[];
   error?: ErrorReport;
+  /** What the phase's verification found on the host. */
+  findings?: Finding[];
   /** Some of the host's actions ran before it failed (its undo then runs even without undoFailed). */
   partial?: boolean;
   note?: string;
@@ -181,5 +213,7 @@ export interface RunReport {
   durationMs: number;
   /** Phase that stopped the run, if any. */
   stoppedAt?: string;
+  /** Every finding of the run, phase by phase (and, in read-only mode, every host that failed). */
+  findings: Finding[];
   state: RunState;
 }

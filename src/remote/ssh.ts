@@ -74,6 +74,12 @@ export class SshHost implements Host {
   }
 
   async exec(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    const r = await this.execBytes(argv, opts);
+    return { ...r, stdout: r.stdout.toString('utf8') };
+  }
+
+  /** Like exec, with stdout as bytes. */
+  private async execBytes(argv: readonly string[], opts: RunOptions): Promise<Omit<RunResult, 'stdout'> & { stdout: Buffer }> {
     const line = this.remoteLine(argv, opts);
     const timeoutMs = opts.timeoutMs ?? this.t.commandTimeoutS * 1000;
     const input = opts.input === undefined ? undefined : typeof opts.input === 'string' ? Buffer.from(opts.input) : opts.input;
@@ -92,7 +98,7 @@ export class SshHost implements Host {
     }
     if (r.cancelled) throw new InterruptedError(`${this.name}: cancelled: ${line}${r.exitCode === 255 ? '' : ' (stopped on the host)'}`);
     if (r.timedOut) throw new TimeoutError(this.name, line, timeoutMs, { stoppedOnHost: !r.killed && r.exitCode !== 255 });
-    const { stdout } = r;
+    const stdout = r.stdout;
     if (r.exitCode === 255) throw new ConnectionError(this.name, explainSsh(r.stderr, this.t), sshDetails(r.stderr));
     const lines = r.stderr.split('\n');
     if ((r.exitCode === 124 || r.exitCode === 137) && lines.some((l) => DEADLINE_LINE.test(l))) throw new TimeoutError(this.name, line, timeoutMs, { stoppedOnHost: true });
@@ -103,6 +109,22 @@ export class SshHost implements Host {
       ]);
     }
     return { exitCode: r.exitCode, stdout, stderr, durationMs };
+  }
+
+  /**
+   * Runs read-only checks in ONE ssh command: one remote sh runs them in
+   * sequence and frames each one's exit code, stdout and stderr by byte counts
+   * (one round trip instead of one per check).
+   */
+  async probe(checks: readonly (readonly string[])[], opts: RunOptions = {}): Promise<RunResult[]> {
+    if (checks.length === 0) return [];
+    if (checks.length === 1) return [await this.exec(checks[0] as readonly string[], opts)];
+    const r = await this.execBytes(['sh', '-c', probeScript(checks), 'enssib-probes'], opts);
+    const results = r.exitCode === 0 ? parseFrames(r.stdout, checks.length) : null;
+    if (!results) {
+      throw new OperationError(`${this.name}: the batch of read-only checks failed (exit code ${r.exitCode})`, [`checks: ${checks.map((c) => quote(c)).join('; ')}`, ...r.stderr.trim().split('\n').slice(-4)]);
+    }
+    return results.map((x) => ({ ...x, durationMs: Math.round(r.durationMs / checks.length) }));
   }
 
   async run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
@@ -131,7 +153,7 @@ export class SshHost implements Host {
 
 interface SpawnResult {
   exitCode: number;
-  stdout: string;
+  stdout: Buffer;
   stderr: string;
   timedOut: boolean;
   cancelled: boolean;
@@ -167,13 +189,14 @@ const DEADLINE_LINE = /^timeout: sending signal \w+ to command /;
  * process group is stopped on the host. The supervisor exits once the command
  * is gone, so a cancelled or timed-out command is known to be stopped.
  */
-const SUPERVISOR = [
+export const SUPERVISOR = [
   't=$1 n=$2; shift 2',
   'exec 3<&0 4</dev/null',
   'if [ "$n" != - ]; then f=$(mktemp) || exit 125; head -c "$n" >"$f"; exec 4<"$f"; rm -f "$f"; fi',
   `timeout --verbose -k ${KILL_AFTER_S} "$t" "$@" <&4 3<&- 4<&- & c=$!`,
   'exec 4<&-',
-  `(cat >/dev/null; kill -s TERM -- -"$c" "$c"; sleep ${KILL_AFTER_S}; kill -s KILL -- -"$c") <&3 >/dev/null 2>&1 & w=$!`,
+  // timeout passes the TERM on to the command's group, and sends KILL 5 s later.
+  '(cat >/dev/null; kill -s TERM "$c") <&3 >/dev/null 2>&1 & w=$!',
   'exec 3<&-',
   'wait "$c"; rc=$?',
   'kill "$w" 2>/dev/null',
@@ -231,7 +254,7 @@ function spawnSsh(args: string[], o: SpawnOptions): Promise<SpawnResult> {
       child.stdin?.destroy();
       resolve({
         exitCode: code ?? 255,
-        stdout: Buffer.concat(out).toString('utf8'),
+        stdout: Buffer.concat(out),
         stderr: Buffer.concat(err).toString('utf8'),
         timedOut,
         cancelled,
@@ -251,6 +274,35 @@ function spawnSsh(args: string[], o: SpawnOptions): Promise<SpawnResult> {
       if (o.input && !cancelled) child.stdin.write(o.input);
     }
   });
+}
+
+const PROBE_FRAME = 'enssib-probe';
+
+/** The sh script of a probe batch: each check in turn, a header line with its exit code and output sizes, then its stdout and stderr. */
+export function probeScript(checks: readonly (readonly string[])[]): string {
+  return [
+    'd=$(mktemp -d) || exit 125',
+    `trap 'rm -rf "$d"' EXIT`,
+    ...checks.map((c) => `${quote(c)} >"$d/o" 2>"$d/e" </dev/null; rc=$?; printf '${PROBE_FRAME} %s %s %s\\n' "$rc" $(wc -c <"$d/o") $(wc -c <"$d/e"); cat "$d/o" "$d/e"`),
+  ].join('\n');
+}
+
+/** Splits a probe batch's output into each check's result; null when it is not what the batch prints. */
+export function parseFrames(out: Buffer, n: number): Omit<RunResult, 'durationMs'>[] | null {
+  const results: Omit<RunResult, 'durationMs'>[] = [];
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const nl = out.indexOf(0x0a, at);
+    if (nl < 0) return null;
+    const m = new RegExp(`^${PROBE_FRAME} (\\d+) (\\d+) (\\d+)$`).exec(out.subarray(at, nl).toString('latin1'));
+    if (!m) return null;
+    const [rc, o, e] = [Number(m[1]), Number(m[2]), Number(m[3])];
+    const start = nl + 1;
+    if (start + o + e > out.length) return null;
+    results.push({ exitCode: rc, stdout: out.subarray(start, start + o).toString('utf8'), stderr: out.subarray(start + o, start + o + e).toString('utf8') });
+    at = start + o + e;
+  }
+  return at === out.length ? results : null;
 }
 
 const PROBE_SCRIPT = 'if [ -f "$1" ]; then sha256sum < "$1"; stat -c "%a %U:%G" "$1"; fi';

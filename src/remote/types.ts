@@ -38,6 +38,8 @@ export interface Host {
   readonly name: string;
   /** Runs argv and resolves with its exit code: a non-zero exit is a result, not an error. Connection failures and timeouts throw. */
   exec(argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
+  /** Runs read-only checks (as root) in one round trip; each result as exec would return it. */
+  probe(checks: readonly (readonly string[])[], opts?: RunOptions): Promise<RunResult[]>;
   /** Like exec, but a non-zero exit throws CommandError. */
   run(argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
   /** Writes a file atomically (temp file + rename) only when its content, mode or owner differ. */

@@ -13,7 +13,7 @@ import { FILESYSTEMS, type Filesystem } from './lvm.js';
 import { createPlan, createResult, createResultLines, type CreateRequest } from './volume-create.js';
 import { deleteOutcome, deletePlan } from './volume-delete.js';
 import { listLines, listPlan, listRows } from './volume-list.js';
-import { resizePlan, resizeResult, resizeResultLines } from './volume-resize.js';
+import { DECISION as RESIZE_DECISION, resizePlan, resizeResult, resizeResultLines } from './volume-resize.js';
 import { PHASE_LOCK, PHASE_RELEASE, iqnOf, lockError, readError, validateVolumeName, volumeSite, type VolumeSite } from './volume.js';
 
 /** The `enssib volume …` commands: validate everything local, build the plan, run it, say what happened. */
@@ -146,7 +146,7 @@ export async function resizeCommand(ctx: Context, inv: Invocation): Promise<numb
   const report = await execute(ctx, plan, {
     extra: (r) => {
       const res = resizeResult(site, req, r);
-      const fs = (r.state.values.get('resize') as { fs: string | null } | undefined)?.fs ?? null;
+      const fs = r.state.values.get(RESIZE_DECISION)?.fs ?? null;
       return res ? { json: { volume: res }, text: resizeResultLines(res, req.growFs, fs) } : {};
     },
   });

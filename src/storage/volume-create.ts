@@ -1,5 +1,6 @@
 import type { Action, Facts, Phase, Plan, RunReport, RunState } from '../engine/types.js';
 import { LOCAL } from '../engine/types.js';
+import { valueKey } from '../engine/probe.js';
 import { OperationError, UsageError } from '../errors.js';
 import { formatBytes } from '../validate.js';
 import { exportActions, exportUndo } from './exports.js';
@@ -100,11 +101,11 @@ export const phaseVerify = (w: string) => `check one multipath map with two acti
 export const phaseLogout = (w: string) => `log out on ${w}`;
 export const PHASE_PV = 'create the PersistentVolume';
 
-const DECISION = 'volume';
-const WWID = 'wwid';
+const DECISION = valueKey<CreateDecision>('volume');
+const WWID = valueKey<string>('wwid');
 
 export function decision(state: RunState): CreateDecision {
-  const d = state.values.get(DECISION) as CreateDecision | undefined;
+  const d = state.values.get(DECISION);
   if (!d) throw new Error('internal: the read phase made no decision about the volume');
   return d;
 }
@@ -350,7 +351,7 @@ export interface CreateResult {
 const STRUCTURAL = [PHASE_LV, PHASE_ACTIVATE, PHASE_EXPORT, PHASE_DISCOVERY];
 
 export function createResult(site: VolumeSite, req: CreateRequest, report: RunReport): CreateResult | null {
-  const d = report.state.values.get(DECISION) as CreateDecision | undefined;
+  const d = report.state.values.get(DECISION);
   if (!d) return null;
   const iqn = iqnOf(site, req.name);
   const phases = report.phases.filter((p) => STRUCTURAL.includes(p.title));
@@ -369,7 +370,7 @@ export function createResult(site: VolumeSite, req: CreateRequest, report: RunRe
   else if (report.stoppedAt) outcome = 'failed';
   else if (allUnchanged) outcome = 'unchanged';
   else outcome = lv?.status === 'done' && !d.existed ? 'created' : 'completed';
-  const wwid = (report.state.values.get(WWID) as string | undefined) ?? null;
+  const wwid = report.state.values.get(WWID) ?? null;
   return {
     name: req.name,
     size: formatBytes(d.sizeBytes),

@@ -1,4 +1,5 @@
 import type { Action, Facts, Phase, Plan, RunReport, RunState } from '../engine/types.js';
+import { valueKey } from '../engine/probe.js';
 import { OperationError, UsageError } from '../errors.js';
 import { formatBytes } from '../validate.js';
 import { identityFromTags, type Identity } from './identity.js';
@@ -49,10 +50,10 @@ export const PHASE_REFRESH = 'refresh the device size on the storage servers';
 export const PHASE_RESYNC = 'resync the SCST device size';
 export const PHASE_WORKERS = 'rescan the sessions and resize the multipath maps on the workers';
 
-const DECISION = 'resize';
+export const DECISION = valueKey<ResizeDecision>('resize');
 
 function decision(state: RunState): ResizeDecision {
-  const d = state.values.get(DECISION) as ResizeDecision | undefined;
+  const d = state.values.get(DECISION);
   if (!d) throw new Error('internal: the read phase made no decision about the resize');
   return d;
 }
@@ -184,7 +185,7 @@ export interface ResizeResult {
 }
 
 export function resizeResult(site: VolumeSite, req: ResizeRequest, report: RunReport): ResizeResult | null {
-  const d = report.state.values.get(DECISION) as ResizeDecision | undefined;
+  const d = report.state.values.get(DECISION);
   if (!d) return null;
   const iqn = iqnOf(site, req.name);
   const workers = report.phases.find((p) => p.title === PHASE_WORKERS);

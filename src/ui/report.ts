@@ -1,4 +1,4 @@
-import type { HostOutcome, RunReport } from '../engine/types.js';
+import type { Finding, HostOutcome, RunReport } from '../engine/types.js';
 import type { Output } from './output.js';
 
 /** The plan or run report as one JSON document (no internal state). */
@@ -14,6 +14,7 @@ export function reportJson(r: RunReport): unknown {
     ...(r.interrupted ? { interrupted: true } : {}),
     phases: r.phases,
     undo: r.undo,
+    findings: r.findings,
   };
 }
 
@@ -47,7 +48,7 @@ export function planLines(r: RunReport, out: Output): string[] {
       if (h.status === 'failed' && h.error) lines.push(...errorLines(h, out));
     }
   });
-  return lines;
+  return [...lines, ...findingLines(r.findings, out)];
 }
 
 /** After a real run: per host done / unchanged / failed with command, exit code and stderr tail. */
@@ -75,7 +76,21 @@ export function summaryLines(r: RunReport, out: Output): string[] {
     }
   }
   if (r.stoppedAt && r.undo.length === 0 && r.mode === 'apply') lines.push(c.dim(`  ${r.interrupted ? 'Interrupted during' : 'Stopped at'} "${r.stoppedAt}"; later phases did not run.`));
-  return lines;
+  return [...lines, ...findingLines(r.findings, out)];
+}
+
+/** Findings, errors first: what was found where, why it matters, the fix. */
+export function findingLines(findings: readonly Finding[], out: Output): string[] {
+  if (findings.length === 0) return [];
+  const c = out.c;
+  const rank = { error: 0, warning: 1, info: 2 } as const;
+  const sorted = [...findings].sort((a, b) => rank[a.severity] - rank[b.severity]);
+  const label = (f: Finding) => (f.severity === 'error' ? c.red('ERROR') : f.severity === 'warning' ? c.yellow('WARNING') : c.dim('info'));
+  return [
+    '',
+    c.bold('Findings'),
+    ...sorted.flatMap((f) => [`  ${label(f)} ${f.host}: ${f.found}`, `    ${c.dim('why:')} ${f.why}`, ...f.fix.map((x, i) => `    ${c.dim(i === 0 ? 'fix:' : '    ')} ${x}`)]),
+  ];
 }
 
 function statusColor(out: Output, s: HostOutcome['status']): string {

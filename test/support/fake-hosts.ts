@@ -34,6 +34,11 @@ export class FakeHost implements Host {
     if (r instanceof Error) throw r;
     return { exitCode: 0, stdout: '', stderr: '', durationMs: 0, ...r };
   }
+  async probe(checks: readonly (readonly string[])[], opts?: RunOptions): Promise<RunResult[]> {
+    const out: RunResult[] = [];
+    for (const c of checks) out.push(await this.exec(c, opts));
+    return out;
+  }
   async run(argv: readonly string[], opts?: RunOptions): Promise<RunResult> {
     const r = await this.exec(argv, opts);
     if (r.exitCode !== 0) throw new CommandError(this.name, quote(argv), r.exitCode, r.stderr);

@@ -182,7 +182,7 @@ describe('server dry run', () => {
       const inner = p.plan;
       p.plan = (h, f, s) => {
         plans.push(`${p.title}/${h}`);
-        return inner(h, f, s);
+        return inner?.(h, f, s) ?? [];
       };
     }
     const pool = fakePool();

@@ -1,0 +1,84 @@
+import type { RunResult } from '../remote/types.js';
+import type { Action, Facts, Phase, RunState } from './types.js';
+
+/**
+ * A read-only command and how to read its result: a typed fact. A phase names
+ * its probes (`{ lvs: lvsProbe(vg), … }`) and its plan reads `facts.lvs`, not
+ * the third result of a list. The parser throws an EnssibError when the output
+ * makes no sense (the host's phase then fails with that message).
+ */
+export interface Probe<T> {
+  argv: string[];
+  parse: (r: RunResult) => T;
+}
+
+export function probe<T>(argv: string[], parse: (r: RunResult) => T): Probe<T> {
+  return { argv, parse };
+}
+
+/** A probe whose fact is the command's raw result (exit code, stdout, stderr). */
+export function rawProbe(argv: string[]): Probe<RunResult> {
+  return { argv, parse: (r) => r };
+}
+
+export type ProbeSet = Record<string, Probe<unknown>>;
+export type FactsOf<P extends ProbeSet> = { [K in keyof P]: P[K] extends Probe<infer T> ? T : never };
+
+/** The probe set's facts from the results of its commands (run in the order of `checks`). */
+export function readProbes<P extends ProbeSet>(probes: P, results: Facts): FactsOf<P> {
+  const out: Record<string, unknown> = {};
+  Object.entries(probes).forEach(([name, p], i) => {
+    const r = results[i];
+    if (!r) throw new Error(`internal: no result for probe "${name}"`);
+    out[name] = p.parse(r);
+  });
+  return out as FactsOf<P>;
+}
+
+/** A phase that reads named, typed probes on each host before planning. */
+export interface ProbePhase<P extends ProbeSet> extends Omit<Phase, 'checks' | 'plan'> {
+  probes: (host: string) => P;
+  /** `facts` is null in a client dry run (nothing contacted). */
+  plan: (host: string, facts: FactsOf<P> | null, state: RunState) => Action[];
+}
+
+/** Turns a phase of typed probes into a plan phase (its probes run, batched, as the phase's checks). */
+export function probePhase<P extends ProbeSet>(def: ProbePhase<P>): Phase {
+  const { probes, plan, ...rest } = def;
+  return {
+    ...rest,
+    checks: (h) => Object.values(probes(h)).map((p) => p.argv),
+    plan: (h, f, s) => plan(h, f ? readProbes(probes(h), f) : null, s),
+  };
+}
+
+/** The typed facts a probe phase read on a host earlier in the run (null in a client dry run, or when it did not run there). */
+export function probedFacts<P extends ProbeSet>(state: RunState, phase: string, host: string, probes: P): FactsOf<P> | null {
+  const f = state.facts(phase, host);
+  return f ? readProbes(probes, f) : null;
+}
+
+/** A typed name for a value one phase leaves for later ones (`state.values`). */
+export interface ValueKey<T> {
+  readonly name: string;
+  /** Carries T (never set). */
+  readonly __type?: (t: T) => T;
+}
+
+export function valueKey<T>(name: string): ValueKey<T> {
+  return { name };
+}
+
+/** Values phases leave for later phases, by typed key: no casts at the reader. */
+export class Values {
+  private readonly m = new Map<string, unknown>();
+  get<T>(k: ValueKey<T>): T | undefined {
+    return this.m.get(k.name) as T | undefined;
+  }
+  set<T>(k: ValueKey<T>, v: T): void {
+    this.m.set(k.name, v);
+  }
+  has(k: ValueKey<unknown>): boolean {
+    return this.m.has(k.name);
+  }
+}

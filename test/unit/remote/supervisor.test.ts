@@ -1,0 +1,112 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { SUPERVISOR, parseFrames, probeScript } from '../../../src/remote/ssh.js';
+
+/**
+ * The remote supervisor script, run here with the local sh (the hosts lab runs
+ * it over ssh): its deadline and its watchdog stop the command's whole process
+ * group, and it exits only once they are gone.
+ */
+function supervise(deadline: string, input: Buffer | null, argv: string[]) {
+  const child = spawn('sh', ['-c', SUPERVISOR, 'enssib-run', deadline, input ? String(input.length) : '-', ...argv], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  if (input) child.stdin.write(input);
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+  return { child, done };
+}
+
+/** Running (a zombie waiting for a parent that does not reap it is not running). */
+const alive = (pid: number) => {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+};
+
+/** A command that starts a grandchild and records its pid. */
+function withGrandchild(): { argv: string[]; pid: () => number } {
+  const f = join(mkdtempSync(join(tmpdir(), 'enssib-sup-')), 'pid');
+  return { argv: ['sh', '-c', 'sleep 60 & echo $! > "$1"; wait', 'sh', f], pid: () => Number(readFileSync(f, 'utf8').trim()) };
+}
+
+describe('remote supervisor', () => {
+  it('passes the exit code, stdout and exactly the input bytes; the rest of stdin is not the command’s', async () => {
+    const s = supervise('10s', Buffer.from('abc'), ['sh', '-c', 'cat; echo; exit 7']);
+    s.child.stdin.write('more');
+    const r = await s.done;
+    s.child.stdin.end();
+    expect(r).toMatchObject({ code: 7, stdout: 'abc\n' });
+  });
+
+  it('returns at once when the command ends, although its stdin (the watchdog) stays open', async () => {
+    const s = supervise('10s', null, ['true']);
+    const t0 = Date.now();
+    const r = await s.done;
+    expect(r.code).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    s.child.stdin.end();
+  });
+
+  it('at the deadline kills the whole process group and says so', async () => {
+    const g = withGrandchild();
+    const s = supervise('1s', null, g.argv);
+    const r = await s.done;
+    s.child.stdin.end();
+    expect(r.code).toBe(124);
+    expect(r.stderr).toMatch(/^timeout: sending signal TERM to command /m);
+    expect(alive(g.pid())).toBe(false);
+  });
+
+  it('when its stdin closes (the ssh client went away, or enssib cancels), kills the group and exits once it is gone', async () => {
+    const g = withGrandchild();
+    const s = supervise('60s', null, g.argv);
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    s.child.stdin.end();
+    const r = await s.done;
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(r.code).not.toBe(0);
+    expect(alive(g.pid())).toBe(false);
+  });
+});
+
+describe('remote supervisor and a command that ignores SIGTERM', () => {
+  it('kills it 5 s after the cancel', async () => {
+    const s = supervise('60s', null, ['sh', '-c', 'trap "" TERM; sleep 60 & wait; wait']);
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    s.child.stdin.end();
+    const r = await s.done;
+    expect(Date.now() - t0).toBeGreaterThan(4000);
+    expect(Date.now() - t0).toBeLessThan(9000);
+    expect(r.code).toBe(137);
+  });
+});
+
+describe('probe batches', () => {
+  it('frames each check by byte counts: multibyte text, empty output, non-zero exits, trailing newlines kept', async () => {
+    const checks = [['printf', 'ünï ✓\n\n'], ['sh', '-c', 'echo err >&2; exit 5'], ['true'], ['sh', '-c', 'printf "enssib-probe 0 0 0\\n"']];
+    const script = probeScript(checks);
+    const out = await new Promise<Buffer>((resolve) => {
+      const c = spawn('sh', ['-c', script, 'enssib-probes']);
+      const parts: Buffer[] = [];
+      c.stdout.on('data', (b: Buffer) => parts.push(b));
+      c.on('close', () => resolve(Buffer.concat(parts)));
+    });
+    expect(parseFrames(out, 4)).toEqual([
+      { exitCode: 0, stdout: 'ünï ✓\n\n', stderr: '' },
+      { exitCode: 5, stdout: '', stderr: 'err\n' },
+      { exitCode: 0, stdout: '', stderr: '' },
+      { exitCode: 0, stdout: 'enssib-probe 0 0 0\n', stderr: '' },
+    ]);
+    expect(parseFrames(out, 5)).toBeNull();
+    expect(parseFrames(out.subarray(0, out.length - 1), 4)).toBeNull();
+  });
+});
