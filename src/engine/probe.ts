@@ -21,17 +21,20 @@ export function rawProbe(argv: string[]): Probe<RunResult> {
   return { argv, parse: (r) => r };
 }
 
-export type ProbeSet = Record<string, Probe<unknown>>;
-export type FactsOf<P extends ProbeSet> = { [K in keyof P]: P[K] extends Probe<infer T> ? T : never };
+/** Named probes; a set built with conditional spreads has optional names. */
+export type ProbeSet = { [name: string]: Probe<unknown> | undefined };
+export type FactsOf<P extends ProbeSet> = { [K in keyof P]: NonNullable<P[K]> extends Probe<infer T> ? T : never };
 
 /** The probe set's facts from the results of its commands (run in the order of `checks`). */
 export function readProbes<P extends ProbeSet>(probes: P, results: Facts): FactsOf<P> {
   const out: Record<string, unknown> = {};
-  Object.entries(probes).forEach(([name, p], i) => {
-    const r = results[i];
-    if (!r) throw new Error(`internal: no result for probe "${name}"`);
-    out[name] = p.parse(r);
-  });
+  Object.entries(probes)
+    .filter((e): e is [string, Probe<unknown>] => e[1] !== undefined)
+    .forEach(([name, p], i) => {
+      const r = results[i];
+      if (!r) throw new Error(`internal: no result for probe "${name}"`);
+      out[name] = p.parse(r);
+    });
   return out as FactsOf<P>;
 }
 
@@ -47,7 +50,7 @@ export function probePhase<P extends ProbeSet>(def: ProbePhase<P>): Phase {
   const { probes, plan, ...rest } = def;
   return {
     ...rest,
-    checks: (h) => Object.values(probes(h)).map((p) => p.argv),
+    checks: (h) => Object.values(probes(h)).flatMap((p) => (p ? [p.argv] : [])),
     plan: (h, f, s) => plan(h, f ? readProbes(probes(h), f) : null, s),
   };
 }

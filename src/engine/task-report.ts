@@ -2,6 +2,7 @@ import type { Context } from '../context.js';
 import { asEnssibError } from '../errors.js';
 import { reportJson } from '../ui/report.js';
 import { journalEntry, writeJournal } from './journal.js';
+import { Values } from './probe.js';
 import type { HostStatus, PhaseOutcome, RunMode, RunReport, UndoOutcome } from './types.js';
 
 /**
@@ -61,11 +62,12 @@ export function taskReport(run: TaskRun): RunReport {
     mutating: true,
     phases,
     undo: run.undo ?? [],
+    findings: [],
     exitCode: run.exitCode,
     startedAt: new Date(run.started).toISOString(),
     durationMs: Date.now() - run.started,
     ...(run.stoppedAt ? { stoppedAt: run.stoppedAt } : {}),
-    state: { facts: () => undefined, values: new Map() },
+    state: { facts: () => undefined, values: new Values() },
   };
 }
 

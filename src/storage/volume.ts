@@ -1,7 +1,7 @@
 import type { Action, Facts, Phase, RunState } from '../engine/types.js';
+import { probePhase, probedFacts, rawProbe, readProbes, type FactsOf } from '../engine/probe.js';
 import { ConfigError, OperationError, UsageError } from '../errors.js';
 import type { Inventory } from '../inventory/inventory.js';
-import type { RunResult } from '../remote/types.js';
 import { validateName } from '../validate.js';
 import { drbdChecks, drbdProblems, parseDrbdadm } from './drbd.js';
 import { DEFAULT_LOCK_FILE, LOCK_HELD_EXIT, acquireArgv, heldBy, releaseArgv, type LockOwner } from './lock.js';
@@ -136,34 +136,36 @@ export interface StorageFacts {
   lio?: LioState;
 }
 
-/** Read-only commands run on each storage server; the order is what `parseStorageFacts` reads. */
-export function storageChecks(site: VolumeSite, name: string | null, opts: { drbd?: boolean } = {}): string[][] {
-  const checks: string[][] = [];
-  if (opts.drbd !== false) checks.push(...drbdChecks(site.drbd));
-  checks.push(vgsArgv(site.vg), lvsArgv(site.vg));
-  if (site.driver === 'scst') {
-    checks.push(readConfArgv(), runningConfArgv(), ['stat', '-c', '%a %U:%G', '/etc/scst.conf']);
-  } else {
-    checks.push(lioFactsArgv());
-  }
-  if (name !== null) checks.push(blkidArgv(lvPath(site.vg, name)));
-  return checks;
+/** The read-only probes run on each storage server, by name. */
+export function storageProbes(site: VolumeSite, name: string | null, opts: { drbd?: boolean } = {}) {
+  const [role, cstate, dstate] = drbdChecks(site.drbd) as [string[], string[], string[]];
+  return {
+    ...(opts.drbd !== false ? { drbdRole: rawProbe(role), drbdCState: rawProbe(cstate), drbdDState: rawProbe(dstate) } : {}),
+    vgs: rawProbe(vgsArgv(site.vg)),
+    lvs: rawProbe(lvsArgv(site.vg)),
+    ...(site.driver === 'scst' ? { scstConf: rawProbe(readConfArgv()), scstRunning: rawProbe(runningConfArgv()), scstStat: rawProbe(['stat', '-c', '%a %U:%G', '/etc/scst.conf']) } : {}),
+    ...(site.driver === 'lio' ? { lio: rawProbe(lioFactsArgv()) } : {}),
+    ...(name !== null ? { blkid: rawProbe(blkidArgv(lvPath(site.vg, name))) } : {}),
+  };
 }
 
+export type StorageProbes = ReturnType<typeof storageProbes>;
+
+/** The probes' commands, in the order their results come back. */
+export function storageChecks(site: VolumeSite, name: string | null, opts: { drbd?: boolean } = {}): string[][] {
+  return Object.values(storageProbes(site, name, opts)).map((p) => p.argv);
+}
+
+/** Storage facts from the results of `storageChecks` (in their order). */
 export function parseStorageFacts(site: VolumeSite, host: string, name: string | null, facts: Facts, opts: { drbd?: boolean } = {}): StorageFacts {
-  let i = 0;
-  const next = (): RunResult => {
-    const r = facts[i++];
-    if (!r) throw new Error(`storage facts of ${host}: missing check result #${i}`);
-    return r;
-  };
+  return storageFacts(site, host, name, readProbes(storageProbes(site, name, opts), facts));
+}
+
+/** Storage facts from the named probe results. */
+export function storageFacts(site: VolumeSite, host: string, name: string | null, f: FactsOf<StorageProbes>): StorageFacts {
   const out: StorageFacts = { host, drbdProblems: [], vg: null, vgProblem: null, lvs: [], lv: null, fsType: null };
-  if (opts.drbd !== false) {
-    const [role, cstate, dstate] = [next(), next(), next()];
-    out.drbdProblems = drbdProblems(site.drbd, parseDrbdadm(role, cstate, dstate));
-  }
-  const vgs = next();
-  const lvs = next();
+  if (f.drbdRole && f.drbdCState && f.drbdDState) out.drbdProblems = drbdProblems(site.drbd, parseDrbdadm(f.drbdRole, f.drbdCState, f.drbdDState));
+  const { vgs, lvs } = f;
   try {
     if (vgs.exitCode !== 0) out.vgProblem = lvmFailure(vgs, site.vg);
     else out.vg = parseVgs(vgs.stdout).find((v) => v.name === site.vg) ?? null;
@@ -174,8 +176,8 @@ export function parseStorageFacts(site: VolumeSite, host: string, name: string |
     throw new OperationError(`${host}: ${(e as Error).message}`);
   }
   if (name !== null) out.lv = out.lvs.find((l) => l.name === name) ?? null;
-  if (site.driver === 'scst') {
-    const [file, running, stat] = [next(), next(), next()];
+  if (f.scstConf && f.scstRunning && f.scstStat) {
+    const [file, running, stat] = [f.scstConf, f.scstRunning, f.scstStat];
     if (file.exitCode !== 0) throw new OperationError(`${host}: cannot read /etc/scst.conf`, [file.stderr.trim()]);
     let conf: ScstConf;
     let runningConf: ScstConf;
@@ -197,32 +199,32 @@ export function parseStorageFacts(site: VolumeSite, host: string, name: string |
     }
     const mode = stat.exitCode === 0 ? (stat.stdout.trim().split(' ')[0] ?? '600') : '600';
     out.scst = { conf, text: file.stdout, exists: stat.exitCode === 0, running: runningConf, mode: mode.padStart(4, '0') };
-  } else {
-    const f = next();
+  }
+  if (f.lio) {
     try {
-      if (f.exitCode !== 0) throw new Error(f.stderr.trim() || `exit code ${f.exitCode}`);
-      out.lio = parseLioFacts(f.stdout);
+      if (f.lio.exitCode !== 0) throw new Error(f.lio.stderr.trim() || `exit code ${f.lio.exitCode}`);
+      out.lio = parseLioFacts(f.lio.stdout);
     } catch (e) {
       throw new OperationError(`${host}: cannot read the LIO configuration: ${(e as Error).message}`);
     }
   }
-  if (name !== null) out.fsType = parseBlkid(next());
+  if (f.blkid) out.fsType = parseBlkid(f.blkid);
   return out;
 }
 
 /** The storage facts of a host read in PHASE_READ (apply and server dry run), or null (client dry run). */
 export function readFacts(site: VolumeSite, state: RunState, host: string, name: string | null, opts: { drbd?: boolean } = {}): StorageFacts | null {
-  const f = state.facts(PHASE_READ, host);
-  return f ? parseStorageFacts(site, host, name, f, opts) : null;
+  const f = probedFacts(state, PHASE_READ, host, storageProbes(site, name, opts));
+  return f ? storageFacts(site, host, name, f) : null;
 }
 
 export function readPhase(site: VolumeSite, name: string | null, decide: (host: string, facts: StorageFacts | null, state: RunState) => void, opts: { drbd?: boolean } = {}): Phase {
-  return {
+  return probePhase({
     title: PHASE_READ,
     hosts: site.servers.map((s) => s.name),
-    checks: () => storageChecks(site, name, opts),
-    plan: (host, facts, state) => {
-      const f = facts ? parseStorageFacts(site, host, name, facts, opts) : null;
+    probes: () => storageProbes(site, name, opts),
+    plan: (host, raw, state) => {
+      const f = raw ? storageFacts(site, host, name, raw) : null;
       if (f) {
         if (f.drbdProblems.length > 0) throw new OperationError(`${host}: DRBD is not ready for a volume change`, f.drbdProblems);
         if (f.vgProblem) throw new OperationError(`${host}: ${f.vgProblem}`);
@@ -230,7 +232,7 @@ export function readPhase(site: VolumeSite, name: string | null, decide: (host: 
       decide(host, f, state);
       return [];
     },
-  };
+  });
 }
 
 /** A run stopped while reading the storage servers: which server, and that nothing changed. */
