@@ -209,14 +209,23 @@ async function runHost(phase: Phase, name: string, ctx: PhaseContext): Promise<H
     else {
       let changed = false;
       const output: string[] = [];
-      for (const a of actions) {
+      const notified = new Set<string>();
+      const run = async (a: Action) => {
         if (opts.signal?.aborted) throw new InterruptedError(`interrupted before: ${describeAction(host, a).split('\n')[0]}`);
         const signal = a.kind === 'command' && a.interruptible ? anySignal(opts.signal, opts.cancel) : opts.cancel;
         actionStarted = true;
         const r = await execAction(host, a, signal);
         completed++;
         changed = r.changed || changed;
+        if (r.changed && a.kind !== 'task') a.notify?.forEach((n) => notified.add(n));
         if (r.stdout) output.push(r.stdout.trimEnd());
+      };
+      for (const a of actions) await run(a);
+      for (const [handler, actionsOf] of Object.entries(phase.handlers ?? {})) {
+        if (!notified.has(handler)) continue;
+        const more = actionsOf(name);
+        out.actions.push(...more.map((a) => describeAction(host, a)));
+        for (const a of more) await run(a);
       }
       out.status = changed ? 'done' : 'unchanged';
       if (output.length > 0) out.output = output.join('\n').slice(0, 4096);

@@ -19,12 +19,16 @@ export interface CommandAction {
    * for the storage lock): the host stops it, and nothing it did is left.
    */
   interruptible?: boolean;
+  /** Handlers of the phase to run on this host after its actions when this one ran (see Phase.handlers). */
+  notify?: string[];
 }
 
 export interface FileAction {
   kind: 'file';
   file: FileSpec;
   label?: string;
+  /** Handlers of the phase to run on this host after its actions when the file was written (not when unchanged). */
+  notify?: string[];
 }
 
 /** Work done by enssib itself (registry, API server, Docker engine) rather than on a host. */
@@ -110,6 +114,12 @@ export interface Phase {
   undoFailed?: boolean;
   /** Keep going with the other hosts and later phases when a host fails here (partial failure). */
   continueOnError?: boolean;
+  /**
+   * Handlers by name: run once on a host after its actions in this phase, when
+   * an action that names them changed something there ("restart multipathd if
+   * its configuration file was written"), in the order of this record.
+   */
+  handlers?: Record<string, (host: string) => Action[]>;
   /** Override the global concurrency limit for this phase. */
   concurrency?: number;
   /**

@@ -85,3 +85,31 @@ describe('read-only mode', () => {
     expect(seen).toEqual([{ uptime: 12.5, kernel: { exitCode: 0, stdout: '6.1\n', stderr: '', durationMs: 0 } }, null]);
   });
 });
+
+describe('handlers', () => {
+  it('run once per host after its actions, only where an action that names them changed something', async () => {
+    const plan: Plan = {
+      title: 'multipath',
+      mutating: true,
+      phases: [
+        {
+          title: 'configure multipathd',
+          hosts: ['node01', 'node02'],
+          handlers: { 'restart multipathd': () => [{ kind: 'command', argv: ['systemctl', 'restart', 'multipathd'] }] },
+          plan: () => [
+            { kind: 'file', file: { path: '/etc/multipath.conf', content: 'defaults {}\n' }, notify: ['restart multipathd'] },
+            { kind: 'file', file: { path: '/etc/multipath/conf.d/x.conf', content: 'x\n' }, notify: ['restart multipathd'] },
+          ],
+        },
+      ],
+    };
+    const pool = fakePool();
+    pool.host('node02').files.set('/etc/multipath.conf', 'defaults {}\n');
+    pool.host('node02').files.set('/etc/multipath/conf.d/x.conf', 'x\n');
+    const r = await runPlan(plan, { mode: 'apply', concurrency: 2, hosts: pool });
+    expect(pool.host('node01').calls).toEqual([['systemctl', 'restart', 'multipathd']]);
+    expect(pool.host('node02').calls).toEqual([]);
+    expect(r.phases[0]?.hosts.map((h) => h.status)).toEqual(['done', 'unchanged']);
+    expect(r.phases[0]?.hosts[0]?.actions.at(-1)).toBe('systemctl restart multipathd');
+  });
+});
