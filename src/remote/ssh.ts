@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { CommandError, ConnectionError, InterruptedError, OperationError, TimeoutError } from '../errors.js';
 import type { SshTarget } from '../inventory/inventory.js';
 import { quote } from './quote.js';
-import type { FileSpec, Host, RunOptions, RunResult, UploadOutcome } from './types.js';
+import type { FileSpec, Host, RunOptions, RunResult, StreamOptions, StreamResult, UploadOutcome } from './types.js';
 
 /**
  * A host reached through the system OpenSSH client. Many commands share one
@@ -68,8 +68,8 @@ export class SshHost implements Host {
    * The line actually sent: the command under the remote supervisor (see
    * SUPERVISOR), as root through `sudo -n` when the ssh user is not root.
    */
-  supervisedLine(argv: readonly string[], opts: RunOptions, timeoutMs: number, inputBytes: number | null): string {
-    const run = ['sh', '-c', SUPERVISOR, 'enssib-run', `${Math.max(1, Math.ceil(timeoutMs / 1000))}s`, inputBytes === null ? '-' : String(inputBytes), ...argv];
+  supervisedLine(argv: readonly string[], opts: RunOptions, timeoutMs: number, input: number | null | 'stream'): string {
+    const run = ['sh', '-c', SUPERVISOR, 'enssib-run', `${Math.max(1, Math.ceil(timeoutMs / 1000))}s`, input === null ? '-' : String(input), ...argv];
     return quote(this.needsSudo(opts) ? ['sudo', '-n', '--', ...run] : run);
   }
 
@@ -78,18 +78,36 @@ export class SshHost implements Host {
     return { ...r, stdout: r.stdout.toString('utf8') };
   }
 
-  /** Like exec, with stdout as bytes. */
-  private async execBytes(argv: readonly string[], opts: RunOptions): Promise<Omit<RunResult, 'stdout'> & { stdout: Buffer }> {
+  /**
+   * Streams: stdout flows to `opts.stdout` and/or `opts.stdin` flows to the
+   * command, with a byte counter; nothing is held in memory. With streamed
+   * input the command's stdin is the data, so the supervisor's watchdog is off:
+   * the deadline still holds, and a cancel kills the client (the command then
+   * meets the end of its input).
+   */
+  async stream(argv: readonly string[], opts: StreamOptions): Promise<StreamResult> {
+    const { stdout: _s, stdin, onProgress, ...rest } = opts;
+    const r = await this.execBytes(argv, rest, {
+      ...(opts.stdout ? { stdoutTo: opts.stdout } : {}),
+      ...(stdin ? { stdinFrom: stdin } : {}),
+      ...(onProgress ? { onBytes: onProgress } : {}),
+    });
+    return { exitCode: r.exitCode, stderr: r.stderr, bytes: r.bytes, durationMs: r.durationMs };
+  }
+
+  /** Like exec, with stdout as bytes (or streamed). */
+  private async execBytes(argv: readonly string[], opts: RunOptions, streams: Pick<SpawnOptions, 'stdoutTo' | 'stdinFrom' | 'onBytes'> = {}): Promise<Omit<RunResult, 'stdout'> & { stdout: Buffer; bytes: number }> {
     const line = this.remoteLine(argv, opts);
     const timeoutMs = opts.timeoutMs ?? this.t.commandTimeoutS * 1000;
     const input = opts.input === undefined ? undefined : typeof opts.input === 'string' ? Buffer.from(opts.input) : opts.input;
     const started = Date.now();
-    const sent = this.supervisedLine(argv, opts, timeoutMs, input ? input.length : null);
+    const sent = this.supervisedLine(argv, opts, timeoutMs, streams.stdinFrom ? 'stream' : input ? input.length : null);
     const r = await spawnSsh([...this.sshArgs(), '--', this.t.target, sent], {
       // The host stops the command at the deadline; this limit is for a host that no longer answers at all.
       hardTimeoutMs: Math.ceil(timeoutMs / 1000) * 1000 + KILL_AFTER_S * 1000 + CLIENT_GRACE_MS,
       ...(input ? { input } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
+      ...streams,
     });
     const durationMs = Date.now() - started;
     if (r.spawnError) {
@@ -108,7 +126,7 @@ export class SshHost implements Host {
         `Give ${this.t.user} passwordless sudo (NOPASSWD) on ${this.name}, or set ssh.user: root in the inventory.`,
       ]);
     }
-    return { exitCode: r.exitCode, stdout, stderr, durationMs };
+    return { exitCode: r.exitCode, stdout, stderr, durationMs, bytes: r.bytes };
   }
 
   /**
@@ -159,6 +177,8 @@ interface SpawnResult {
   cancelled: boolean;
   /** The client was killed (the host did not confirm the stop). */
   killed: boolean;
+  /** Bytes of stdout received. */
+  bytes: number;
   spawnError?: NodeJS.ErrnoException;
 }
 
@@ -168,6 +188,11 @@ interface SpawnOptions {
   signal?: AbortSignal;
   /** No standard input at all (the control commands such as `-O exit`). */
   noStdin?: boolean;
+  /** Stdout goes there as it comes instead of being kept. */
+  stdoutTo?: NodeJS.WritableStream;
+  /** Stdin comes from there (its end ends the command's input). */
+  stdinFrom?: NodeJS.ReadableStream;
+  onBytes?: (bytes: number) => void;
 }
 
 /** Seconds between the deadline's SIGTERM and SIGKILL on the host. */
@@ -183,23 +208,25 @@ const DEADLINE_LINE = /^timeout: sending signal \w+ to command /;
  * The remote supervisor: `enssib-run DEADLINE INPUT_BYTES COMMAND...` runs the
  * command in its own process group under coreutils `timeout` (SIGTERM at the
  * deadline, SIGKILL 5 s later). The first INPUT_BYTES bytes of stdin are the
- * command's input ("-": none); the rest of stdin is a watchdog: enssib keeps it
+ * command's input ("-": none; "stream": all of stdin, and no watchdog); the
+ * rest of stdin is a watchdog: enssib keeps it
  * open while it waits, so it ends only when the ssh client goes away (killed,
  * network lost) or enssib closes it to cancel — and then the command's whole
  * process group is stopped on the host. The supervisor exits once the command
  * is gone, so a cancelled or timed-out command is known to be stopped.
  */
 export const SUPERVISOR = [
-  't=$1 n=$2; shift 2',
+  't=$1 n=$2 w=; shift 2',
   'exec 3<&0 4</dev/null',
-  'if [ "$n" != - ]; then f=$(mktemp) || exit 125; head -c "$n" >"$f"; exec 4<"$f"; rm -f "$f"; fi',
+  'if [ "$n" = stream ]; then exec 4<&3',
+  'elif [ "$n" != - ]; then f=$(mktemp) || exit 125; head -c "$n" >"$f"; exec 4<"$f"; rm -f "$f"; fi',
   `timeout --verbose -k ${KILL_AFTER_S} "$t" "$@" <&4 3<&- 4<&- & c=$!`,
   'exec 4<&-',
   // timeout passes the TERM on to the command's group, and sends KILL 5 s later.
-  '(cat >/dev/null; kill -s TERM "$c") <&3 >/dev/null 2>&1 & w=$!',
+  '[ "$n" = stream ] || { (cat >/dev/null; kill -s TERM "$c") <&3 >/dev/null 2>&1 & w=$!; }',
   'exec 3<&-',
   'wait "$c"; rc=$?',
-  'kill "$w" 2>/dev/null',
+  '[ -z "$w" ] || kill "$w" 2>/dev/null',
   'exit "$rc"',
 ].join('\n');
 
@@ -224,7 +251,13 @@ function spawnSsh(args: string[], o: SpawnOptions): Promise<SpawnResult> {
     let killed = false;
     let spawnError: NodeJS.ErrnoException | undefined;
     let killTimer: NodeJS.Timeout | undefined;
-    child.stdout?.on('data', (b: Buffer) => out.push(b));
+    let bytes = 0;
+    child.stdout?.on('data', (b: Buffer) => {
+      bytes += b.length;
+      if (!o.stdoutTo) out.push(b);
+      o.onBytes?.(bytes);
+    });
+    if (o.stdoutTo) child.stdout?.pipe(o.stdoutTo);
     child.stderr?.on('data', (b: Buffer) => err.push(b));
     const kill = () => {
       killed = true;
@@ -234,6 +267,10 @@ function spawnSsh(args: string[], o: SpawnOptions): Promise<SpawnResult> {
     };
     /** Closes the command's stdin (the supervisor stops it), then kills the client if the host does not confirm. */
     const stop = (waitMs: number) => {
+      if (o.stdinFrom) {
+        o.stdinFrom.unpipe?.(child.stdin ?? undefined);
+        kill();
+      }
       child.stdin?.end();
       killTimer ??= setTimeout(kill, waitMs);
     };
@@ -259,6 +296,7 @@ function spawnSsh(args: string[], o: SpawnOptions): Promise<SpawnResult> {
         timedOut,
         cancelled,
         killed,
+        bytes,
         ...(spawnError ? { spawnError } : {}),
       });
     };
@@ -272,6 +310,7 @@ function spawnSsh(args: string[], o: SpawnOptions): Promise<SpawnResult> {
         /* the remote side closed early; its exit code tells the story */
       });
       if (o.input && !cancelled) child.stdin.write(o.input);
+      if (o.stdinFrom) o.stdinFrom.pipe(child.stdin);
     }
   });
 }

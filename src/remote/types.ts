@@ -22,6 +22,24 @@ export interface RunResult {
   durationMs: number;
 }
 
+/** A command whose output or input is streamed (never held in memory): backups, copies between hosts. */
+export interface StreamOptions extends Omit<RunOptions, 'input'> {
+  /** Where the command's stdout goes as it comes: a file, or another host's stdin (a PassThrough). */
+  stdout?: NodeJS.WritableStream;
+  /** The command's stdin, streamed; its end ends the command's input. */
+  stdin?: NodeJS.ReadableStream;
+  /** Called as stdout flows, with the bytes so far. */
+  onProgress?: (bytes: number) => void;
+}
+
+export interface StreamResult {
+  exitCode: number;
+  stderr: string;
+  /** Bytes of stdout passed on. */
+  bytes: number;
+  durationMs: number;
+}
+
 export interface FileSpec {
   path: string;
   content: string | Buffer;
@@ -38,6 +56,8 @@ export interface Host {
   readonly name: string;
   /** Runs argv and resolves with its exit code: a non-zero exit is a result, not an error. Connection failures and timeouts throw. */
   exec(argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
+  /** Runs argv with its stdout and/or stdin streamed; a non-zero exit is a result, as with exec. */
+  stream(argv: readonly string[], opts: StreamOptions): Promise<StreamResult>;
   /** Runs read-only checks (as root) in one round trip; each result as exec would return it. */
   probe(checks: readonly (readonly string[])[], opts?: RunOptions): Promise<RunResult[]>;
   /** Like exec, but a non-zero exit throws CommandError. */

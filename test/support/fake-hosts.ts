@@ -1,7 +1,7 @@
 import { CommandError, InterruptedError } from '../../src/errors.js';
 import type { HostPool } from '../../src/remote/pool.js';
 import { quote } from '../../src/remote/quote.js';
-import type { FileSpec, Host, RunOptions, RunResult, UploadOutcome } from '../../src/remote/types.js';
+import type { FileSpec, Host, RunOptions, RunResult, StreamOptions, StreamResult, UploadOutcome } from '../../src/remote/types.js';
 
 /**
  * A stand-in for hosts in unit tests: records every command and answers from a
@@ -33,6 +33,12 @@ export class FakeHost implements Host {
     const r = signal ? await Promise.race([this.respond(this.name, argv), cancelled]) : await this.respond(this.name, argv);
     if (r instanceof Error) throw r;
     return { exitCode: 0, stdout: '', stderr: '', durationMs: 0, ...r };
+  }
+  async stream(argv: readonly string[], opts: StreamOptions): Promise<StreamResult> {
+    const r = await this.exec(argv, opts);
+    opts.stdout?.write(r.stdout);
+    opts.onProgress?.(Buffer.byteLength(r.stdout));
+    return { exitCode: r.exitCode, stderr: r.stderr, bytes: Buffer.byteLength(r.stdout), durationMs: 0 };
   }
   async probe(checks: readonly (readonly string[])[], opts?: RunOptions): Promise<RunResult[]> {
     const out: RunResult[] = [];

@@ -3,7 +3,9 @@
  * servers in Debian containers, one per inventory host.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createContext, type GlobalOptions } from '../../../src/context.js';
@@ -189,5 +191,41 @@ describe('hosts lab: hosts that stop answering', () => {
     } finally {
       lab.restore();
     }
+  });
+});
+
+describe('hosts lab: streaming and probe batches', () => {
+  it('streams 5 MB from one host into another host’s stdin and into a local file, never in memory, counting bytes', async () => {
+    const size = 5_000_000;
+    const pass = new PassThrough();
+    const seen: number[] = [];
+    const [from, to] = await Promise.all([
+      pool.get('data1').stream(['sh', '-c', `head -c ${size} /dev/urandom | tee /tmp/enssib-stream.src`], { stdout: pass, onProgress: (n) => seen.push(n) }),
+      pool.get('data2').stream(['sh', '-c', 'cat > /tmp/enssib-stream.dst'], { stdin: pass }),
+    ]);
+    expect([from.exitCode, to.exitCode]).toEqual([0, 0]);
+    expect(from.bytes).toBe(size);
+    expect(seen.at(-1)).toBe(size);
+    expect(seen.length).toBeGreaterThan(1);
+    const sum = async (h: string, f: string) => (await pool.get(h).run(['sh', '-c', 'sha256sum < "$1"', 'sh', f])).stdout;
+    expect(await sum('data2', '/tmp/enssib-stream.dst')).toBe(await sum('data1', '/tmp/enssib-stream.src'));
+
+    const dir = mkdtempSync(join(tmpdir(), 'enssib-stream-'));
+    const local = createWriteStream(join(dir, 'copy'));
+    const done = new Promise<void>((res) => local.on('finish', () => res()));
+    const r = await pool.get('data1').stream(['cat', '/tmp/enssib-stream.src'], { stdout: local });
+    await done;
+    expect(r.bytes).toBe(size);
+    expect(statSync(join(dir, 'copy')).size).toBe(size);
+  });
+
+  it('runs a phase’s checks in one ssh command, each with its own exit code, stdout and stderr', async () => {
+    const r = await pool.get('node01').probe([['printf', 'a\nb\n'], ['sh', '-c', 'echo oops >&2; exit 3'], ['hostname'], ['sh', '-c', 'printf "enssib-probe 1 2 3\\n"']]);
+    expect(r.map((x) => [x.exitCode, x.stdout, x.stderr])).toEqual([
+      [0, 'a\nb\n', ''],
+      [3, '', 'oops\n'],
+      [0, 'node01\n', ''],
+      [0, 'enssib-probe 1 2 3\n', ''],
+    ]);
   });
 });

@@ -110,3 +110,16 @@ describe('probe batches', () => {
     expect(parseFrames(out.subarray(0, out.length - 1), 4)).toBeNull();
   });
 });
+
+describe('remote supervisor, streamed input', () => {
+  it('gives all of stdin to the command (its end is the end of the data), with no watchdog', async () => {
+    const child = spawn('sh', ['-c', SUPERVISOR, 'enssib-run', '10s', 'stream', 'wc', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    const done = new Promise<number | null>((resolve) => child.on('close', resolve));
+    child.stdin.write(Buffer.alloc(100_000, 1));
+    child.stdin.end(Buffer.alloc(23, 2));
+    expect(await done).toBe(0);
+    expect(out.trim()).toBe('100023');
+  });
+});
