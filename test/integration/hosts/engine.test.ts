@@ -69,7 +69,7 @@ describe('hosts lab: engine over real ssh', () => {
     const r = await run({ title: 'one fails', mutating: true, phases: [{ title: 'try', hosts: HOSTS, continueOnError: true, plan: () => [{ kind: 'command', argv }] }] });
     expect(r.exitCode).toBe(ExitCode.partial);
     const byHost = Object.fromEntries(r.phases[0]?.hosts.map((h) => [h.host, h]) ?? []);
-    expect(byHost.node02).toMatchObject({ status: 'failed', error: { exitCode: 7, details: ['disk on fire'] } });
+    expect(byHost.node02).toMatchObject({ status: 'failed', error: { remoteExitCode: 7, exitCode: 1, details: ['disk on fire'] } });
     expect(byHost.node02?.error?.command).toContain("'if [ \"$(hostname)\" = node02 ]");
     for (const h of HOSTS.filter((x) => x !== 'node02')) expect(byHost[h]?.status).toBe('done');
   });
