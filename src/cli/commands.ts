@@ -81,9 +81,23 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     path: ['doctor'],
-    summary: 'check that every host answers over ssh, with its kernel and system (read-only)',
-    options: [{ flags: '--host <names>', description: 'only these hosts (comma-separated)', value: 'hosts' }],
-    examples: ['enssib doctor', 'enssib doctor --host data1,data2', 'enssib doctor -o json'],
+    summary: 'check the whole cluster read-only: ssh, clocks, DRBD, targets, LVM, iSCSI paths, MTU, routes, NFS, registry, Kubernetes',
+    options: [
+      { flags: '--host <names...>', description: 'only these hosts (comma-separated or repeated); the registry and kubernetes checks then run only if named by --only', value: 'hosts' },
+      {
+        flags: '--only <checks...>',
+        description: 'only these checks: ssh clock drbd targets lvm paths mtu gateway pod-routes nfs registry kubernetes (comma-separated or repeated)',
+      },
+      { flags: '--watch <seconds>', description: 'run again every N seconds and print what changed (a failover drill); Ctrl-C stops', value: 'seconds' },
+    ],
+    examples: [
+      'enssib doctor',
+      'enssib doctor --host node01,node02 --only paths,mtu',
+      'enssib doctor --only drbd,targets,lvm',
+      'enssib doctor --watch 5 --only drbd,paths     (during a failover drill)',
+      'enssib doctor -o json | jq \'.findings[] | select(.severity == "fail")\'',
+      'enssib doctor --dry-run                      (the commands it would run, per host)',
+    ],
     handler: async () => (await import('../doctor/usecases.js')).doctorCommand,
   },
   {

@@ -97,7 +97,13 @@ export const inventorySchema = z.strictObject({
     targetDriver: z.enum(['scst', 'lio']),
     lockFile: path.optional(),
   }),
-  nfs: z.strictObject({ vip: ipv4 }).optional(),
+  nfs: z
+    .strictObject({
+      vip: ipv4,
+      /** The transport NFS mounts use (default tcp); Debian 12's kernel cannot mount over udp. */
+      protocol: z.enum(['tcp', 'udp']).optional(),
+    })
+    .optional(),
   keepalivedVip: z.strictObject({ configMap: hostName, namespace: hostName }).optional(),
   backup: z
     .strictObject({

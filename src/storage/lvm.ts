@@ -36,10 +36,13 @@ export interface VgInfo {
 
 export class LvmReportError extends Error {}
 
-/** `lvs` of every LV in the VG, JSON report, sizes in bytes without suffix. */
-export function lvsArgv(vg: string): string[] {
-  return ['lvs', '--reportformat', 'json', '--units', 'b', '--nosuffix', '-o', LV_FIELDS.join(','), vg];
+/** `lvs` of every LV in the VG, JSON report, sizes in bytes without suffix (`extra` fields after the usual ones). */
+export function lvsArgv(vg: string, extra: readonly string[] = []): string[] {
+  return ['lvs', '--reportformat', 'json', '--units', 'b', '--nosuffix', '-o', [...LV_FIELDS, ...extra].join(','), vg];
 }
+
+/** The fields `parseSnapshots` reads, asked for in addition to LV_FIELDS. */
+export const SNAPSHOT_FIELDS = ['origin', 'data_percent'] as const;
 
 export function vgsArgv(vg: string): string[] {
   return ['vgs', '--reportformat', 'json', '--units', 'b', '--nosuffix', '-o', VG_FIELDS.join(','), vg];
@@ -92,6 +95,39 @@ export function parseLvs(text: string): LvInfo[] {
       open: l.lv_device_open === 'open' || l.lv_attr.charAt(5) === 'o',
       path: l.lv_path || `/dev/${l.vg_name}/${l.lv_name}`,
     })),
+  );
+}
+
+export interface SnapshotInfo {
+  name: string;
+  /** The LV it is a snapshot of. */
+  origin: string;
+  /** Copy-on-write area used, in percent; null when LVM does not say (inactive). */
+  usedPercent: number | null;
+  /** LVM marked it invalid: its copy-on-write area filled up, its content is lost. */
+  invalid: boolean;
+  active: boolean;
+}
+
+const snapRow = z.looseObject({ lv_name: str, lv_attr: str.default(''), origin: str.default(''), data_percent: str.default('') });
+
+/** The snapshots in an `lvs` report that has SNAPSHOT_FIELDS (lv_attr: "s" snapshot, "S" invalid snapshot). */
+export function parseSnapshots(text: string): SnapshotInfo[] {
+  const parsed = report('lv', snapRow).safeParse(parseJson(text, 'lvs'));
+  if (!parsed.success) throw new LvmReportError(`lvs: unexpected report shape (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+  return parsed.data.report.flatMap((r) =>
+    (r.lv as z.infer<typeof snapRow>[])
+      .filter((l) => l.lv_attr.charAt(0) === 's' || l.lv_attr.charAt(0) === 'S')
+      .map((l) => {
+        const pct = Number.parseFloat(l.data_percent);
+        return {
+          name: l.lv_name,
+          origin: l.origin,
+          usedPercent: Number.isFinite(pct) ? pct : null,
+          invalid: l.lv_attr.charAt(0) === 'S' || l.lv_attr.charAt(4) === 'I',
+          active: l.lv_attr.charAt(4) === 'a',
+        };
+      }),
   );
 }
 

@@ -1,0 +1,251 @@
+import type { RunResult } from '../remote/types.js';
+import { drbdChecks } from '../storage/drbd.js';
+import { multipathArgv, parseMounts, parseMultipath, parseSessions, sessionsArgv, type MultipathMap, type Session } from '../storage/initiator.js';
+import { SNAPSHOT_FIELDS, lvmFailure, lvsArgv, parseLvs, parseSnapshots, parseVgs, vgsArgv, type LvInfo, type SnapshotInfo, type VgInfo } from '../storage/lvm.js';
+import { oneLine } from '../storage/shell.js';
+import { lioFactsArgv, parseLioFacts, type LioState } from '../storage/targets/lio.js';
+import { parseScstConf, readConfArgv, runningConfArgv, type ScstConf } from '../storage/targets/scst.js';
+
+/**
+ * The read-only commands doctor runs on the hosts, each with the parser that
+ * turns its result into a typed fact. A parser throws ProbeError when the
+ * command failed or printed something it cannot read: the check that needs
+ * the fact reports it.
+ */
+
+export interface Probe<T> {
+  /** Unique; several checks needing one probe run it once per host. */
+  name: string;
+  argv: string[];
+  parse(r: RunResult): T;
+}
+
+export class ProbeError extends Error {}
+
+function lastLine(text: string): string {
+  return text.trim().split('\n').filter(Boolean).pop()?.trim() ?? '';
+}
+
+/** The command exited 0, or ProbeError naming it with the last line it printed on stderr. */
+export function succeeded(what: string, r: RunResult): RunResult {
+  if (r.exitCode !== 0) throw new ProbeError(`${what} failed (exit code ${r.exitCode})${lastLine(r.stderr) ? `: ${lastLine(r.stderr)}` : ''}`);
+  return r;
+}
+
+function readJson(what: string, text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ProbeError(`${what}: the output is not JSON`);
+  }
+}
+
+function rethrow<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof ProbeError) throw e;
+    throw new ProbeError(`${what}: ${(e as Error).message}`);
+  }
+}
+
+// ---------------------------------------------------------------- system and clock
+
+export interface SystemFact {
+  kernel: string;
+  system: string;
+}
+
+export const systemProbe: Probe<SystemFact> = {
+  name: 'system',
+  argv: ['sh', '-c', 'uname -r; . /etc/os-release 2>/dev/null; echo "${PRETTY_NAME:-unknown system}"'],
+  parse(r) {
+    const [kernel = '', system = ''] = succeeded('uname', r).stdout.split('\n').map((l) => l.trim());
+    return { kernel, system };
+  },
+};
+
+/** The host's clock, in seconds since the epoch. */
+export const clockProbe: Probe<number> = {
+  name: 'clock',
+  argv: ['date', '+%s.%N'],
+  parse(r) {
+    const t = Number(succeeded('date', r).stdout.trim());
+    if (!Number.isFinite(t) || t <= 0) throw new ProbeError(`date printed ${JSON.stringify(r.stdout.trim().slice(0, 40))}, not seconds since the epoch`);
+    return t;
+  },
+};
+
+// ---------------------------------------------------------------- network
+
+export interface Interface {
+  name: string;
+  mtu: number;
+  state: string;
+  /** IPv4 addresses, "10.66.6.11". */
+  addresses: string[];
+}
+
+interface IpAddrJson {
+  ifname?: unknown;
+  mtu?: unknown;
+  operstate?: unknown;
+  addr_info?: { family?: unknown; local?: unknown }[];
+}
+
+export const addrProbe: Probe<Interface[]> = {
+  name: 'ip-addr',
+  argv: ['ip', '-j', 'addr', 'show'],
+  parse(r) {
+    const doc = readJson('ip -j addr show', succeeded('ip addr', r).stdout);
+    if (!Array.isArray(doc)) throw new ProbeError('ip -j addr show: expected a JSON array');
+    return (doc as IpAddrJson[]).map((i) => ({
+      name: String(i.ifname ?? '?'),
+      mtu: Number(i.mtu ?? 0),
+      state: String(i.operstate ?? ''),
+      addresses: (i.addr_info ?? []).filter((a) => a.family === 'inet' && typeof a.local === 'string').map((a) => a.local as string),
+    }));
+  },
+};
+
+export interface Route {
+  /** "default", "10.100.2.0/24", or a host address. */
+  dst: string;
+  gateway: string | null;
+  dev: string;
+}
+
+export const routeProbe: Probe<Route[]> = {
+  name: 'ip-route',
+  argv: ['ip', '-j', '-4', 'route', 'show', 'table', 'main'],
+  parse(r) {
+    const doc = readJson('ip -j route show', succeeded('ip route', r).stdout);
+    if (!Array.isArray(doc)) throw new ProbeError('ip -j route show: expected a JSON array');
+    return (doc as Record<string, unknown>[]).map((x) => ({
+      dst: String(x.dst ?? ''),
+      gateway: typeof x.gateway === 'string' ? x.gateway : null,
+      dev: String(x.dev ?? ''),
+    }));
+  },
+};
+
+// ---------------------------------------------------------------- NFS
+
+export interface NfsEntry {
+  source: string;
+  target: string;
+  fstype: string;
+  options: string;
+}
+
+export interface NfsFact {
+  /** Mounted now. */
+  mounts: NfsEntry[];
+  /** NFS lines of /etc/fstab (mounted at the next boot). */
+  fstab: NfsEntry[];
+  /** `proto`/`defaultproto` set in /etc/nfsmount.conf, lowercased ("udp"), or null. */
+  confProto: string | null;
+  /** The running kernel was built with CONFIG_NFS_DISABLE_UDP_SUPPORT=y (true), without (false), or its config is not readable (null). */
+  udpDisabled: boolean | null;
+}
+
+const NFS_SCRIPT = oneLine([
+  "echo '== mounts'; findmnt -rn -t nfs,nfs4 -o SOURCE,TARGET,FSTYPE,OPTIONS 2>/dev/null",
+  "echo '== fstab'; [ -r /etc/fstab ] && awk '$1 !~ /^#/ && ($3 == \"nfs\" || $3 == \"nfs4\") {print $1, $2, $3, $4}' /etc/fstab",
+  "echo '== conf'; [ -r /etc/nfsmount.conf ] && grep -iE '^[[:space:]]*(default)?proto[[:space:]]*=' /etc/nfsmount.conf",
+  "echo '== kernel'; c=/boot/config-$(uname -r); if [ -r \"$c\" ]; then grep -c '^CONFIG_NFS_DISABLE_UDP_SUPPORT=y' \"$c\"; else echo unknown; fi",
+  'exit 0',
+]);
+
+export const nfsProbe: Probe<NfsFact> = {
+  name: 'nfs',
+  argv: ['sh', '-c', NFS_SCRIPT, 'nfs-facts'],
+  parse(r) {
+    const sections = new Map<string, string[]>();
+    let cur: string[] | null = null;
+    for (const line of succeeded('the NFS facts script', r).stdout.split('\n')) {
+      const m = /^== (\w+)$/.exec(line);
+      if (m) sections.set(m[1] as string, (cur = []));
+      else if (cur && line.trim() !== '') cur.push(line.trim());
+    }
+    const entries = (lines: string[]): NfsEntry[] =>
+      parseMounts({ exitCode: 0, stdout: lines.join('\n'), stderr: '', durationMs: 0 }).map((m, i) => ({ ...m, options: lines[i]?.split(/\s+/)[3] ?? '' }));
+    const conf = (sections.get('conf') ?? []).map((l) => /=\s*(\S+)/.exec(l)?.[1]?.toLowerCase()).filter((x): x is string => !!x);
+    const kernel = (sections.get('kernel') ?? [])[0];
+    return {
+      mounts: entries(sections.get('mounts') ?? []),
+      fstab: entries(sections.get('fstab') ?? []),
+      confProto: conf[conf.length - 1] ?? null,
+      udpDisabled: kernel === undefined || kernel === 'unknown' ? null : Number(kernel) > 0,
+    };
+  },
+};
+
+// ---------------------------------------------------------------- iSCSI initiator
+
+export const sessionsProbe: Probe<Session[]> = {
+  name: 'iscsi-sessions',
+  argv: sessionsArgv(),
+  parse: (r) => rethrow('iscsiadm', () => parseSessions(r)),
+};
+
+export const multipathProbe: Probe<MultipathMap[]> = {
+  name: 'multipath',
+  argv: multipathArgv(),
+  parse: (r) => parseMultipath(succeeded('multipath -ll', r).stdout),
+};
+
+// ---------------------------------------------------------------- storage servers
+
+export function drbdProbes(resource: string): [Probe<RunResult>, Probe<RunResult>, Probe<RunResult>] {
+  const [role, cstate, dstate] = drbdChecks(resource) as [string[], string[], string[]];
+  const raw = (name: string, argv: string[]): Probe<RunResult> => ({ name, argv, parse: (r) => r });
+  return [raw('drbd-role', role), raw('drbd-cstate', cstate), raw('drbd-dstate', dstate)];
+}
+
+export function vgProbe(vg: string): Probe<VgInfo> {
+  return {
+    name: 'vgs',
+    argv: vgsArgv(vg),
+    parse(r) {
+      if (r.exitCode !== 0) throw new ProbeError(lvmFailure(r, vg));
+      const found = rethrow('vgs', () => parseVgs(r.stdout)).find((v) => v.name === vg);
+      if (!found) throw new ProbeError(`volume group ${vg} not found`);
+      return found;
+    },
+  };
+}
+
+export interface LvsFact {
+  lvs: LvInfo[];
+  snapshots: SnapshotInfo[];
+}
+
+export function lvsProbe(vg: string): Probe<LvsFact> {
+  return {
+    name: 'lvs',
+    argv: lvsArgv(vg, SNAPSHOT_FIELDS),
+    parse(r) {
+      if (r.exitCode !== 0) throw new ProbeError(lvmFailure(r, vg));
+      return rethrow('lvs', () => ({ lvs: parseLvs(r.stdout).filter((l) => l.vg === vg), snapshots: parseSnapshots(r.stdout) }));
+    },
+  };
+}
+
+export const scstFileProbe: Probe<ScstConf> = {
+  name: 'scst-file',
+  argv: readConfArgv(),
+  parse: (r) => rethrow('/etc/scst.conf', () => parseScstConf(succeeded('reading /etc/scst.conf', r).stdout)),
+};
+
+export const scstRunningProbe: Probe<ScstConf> = {
+  name: 'scst-running',
+  argv: runningConfArgv(),
+  parse: (r) => rethrow('the SCST configuration in force', () => parseScstConf(succeeded('scstadmin -write_config', r).stdout)),
+};
+
+export const lioProbe: Probe<LioState> = {
+  name: 'lio',
+  argv: lioFactsArgv(),
+  parse: (r) => rethrow('LIO', () => parseLioFacts(succeeded('the LIO facts script', r).stdout)),
+};
