@@ -10,7 +10,7 @@ import { COMMANDS } from './commands.js';
 
 export const EXIT_CODES: { code: ExitCode; short: string; meaning: string }[] = [
   { code: ExitCode.ok, short: 'ok', meaning: 'success (or no differences)' },
-  { code: ExitCode.failed, short: 'failed', meaning: 'failed (nothing answered, or the operation failed and was undone)' },
+  { code: ExitCode.failed, short: 'failed', meaning: 'failed (nothing answered, or the operation failed and was undone; `doctor`: a check FAILed)' },
   { code: ExitCode.usage, short: 'usage or configuration error', meaning: 'usage or configuration error (bad flag, bad name or size, invalid inventory)' },
   { code: ExitCode.partial, short: 'partial failure', meaning: 'partial failure: some hosts failed or did not answer, the others are done' },
   { code: ExitCode.differences, short: 'differences found', meaning: 'differences found (`service diff`, check commands)' },
@@ -62,7 +62,8 @@ export const INVENTORY_FIELDS: { field: string; meaning: string }[] = [
     meaning:
       '`volumeGroup`, `drbdResource`, `metadataHost` (the storage server where LVM metadata changes are made and the storage lock lives), `iqnPrefix`, `portals` (`address:port` of storage servers), `targetDriver` (`scst` or `lio`), `lockFile`',
   },
-  { field: 'nfs.vip', meaning: 'the keepalived virtual IP of NFS' },
+  { field: 'nfs.vip', meaning: "the keepalived virtual IP of NFS; every worker's default route goes through it (`enssib doctor` checks it)" },
+  { field: 'nfs.protocol', meaning: "`tcp` (default) or `udp`: the transport NFS mounts use (Debian 12's kernel cannot mount NFS over UDP)" },
   { field: 'keepalivedVip', meaning: '`{ configMap, namespace }` of the keepalived-vip ConfigMap' },
   { field: 'backup', meaning: '`destination`, `retention: { daily, weekly, monthly }`' },
   { field: 'journal', meaning: 'the JSON-lines journal file (`enssib journal` reads it)' },

@@ -12,7 +12,8 @@
 # and forgets it when it deactivates it),
 # real discovery (a portal that was discovered advertises every target asked
 # for), real SCSI disks (a login adds a fake sdX; multipath groups the disks of
-# one target into one map whose WWID is derived from the IQN).
+# one target into one map whose WWID is derived from the IQN; a disk listed in
+# $S/iscsi/failed is shown as a failed path).
 set -u
 name=${0##*/}
 here=$(dirname "$(readlink -f "$0")")
@@ -212,7 +213,9 @@ multipath)
       echo "\`-+- policy='service-time 0' prio=50 status=active"
       while read -r sid iqn portal disk; do
         [ "$iqn" = "$t" ] || continue
-        echo "  |- $sid:0:0:0 $disk 8:$((sid * 16)) active ready running"
+        state='active ready running'
+        grep -qxF "$disk" "$N/failed" 2>/dev/null && state='failed faulty offline'
+        echo "  |- $sid:0:0:0 $disk 8:$((sid * 16)) $state"
       done <"$N/sessions"
       i=$((i + 1))
     done ;;

@@ -1,0 +1,153 @@
+import { chmodSync, copyFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Finding } from '../../../src/engine/findings.js';
+import { assertBuilt, enssib, type CliResult } from '../../support/cli.js';
+import { startTlsServer, type TestTlsServer } from '../../support/tls-server.js';
+import { volumeLab } from './volume-lab.js';
+
+/**
+ * `enssib doctor` over real OpenSSH (hosts lab) with stand-in storage
+ * binaries and a stand-in `ip` (the containers' network is not the site's):
+ * a healthy lab is all OK; seeded faults — a failed path, an interface at
+ * MTU 1500, an SCST device with nv_cache 1, a missing pod route, an expired
+ * registry certificate (a TLS server on loopback) — are reported exactly; a
+ * lab without a registry or API server says those checks could not run.
+ * There is no API server here: the kubernetes check is given a kubeconfig
+ * that does not exist, and says it could not run.
+ */
+const v = volumeLab();
+const IP = join(import.meta.dirname, 'stand-ins', 'ip.sh');
+const IP_STATE = '/var/lib/enssib-stand-in/ip';
+const NO_KUBECONFIG = '/nonexistent/enssib-doctor/kubeconfig';
+let good: TestTlsServer;
+let expired: TestTlsServer;
+
+interface Lab {
+  name: string;
+  address: string;
+  worker: boolean;
+  pods: string | null;
+}
+const hosts = (): Lab[] =>
+  v.lab.inventory().hosts.map((h) => ({ name: h.name, address: h.address, worker: h.roles.includes('worker'), pods: h.podSubnet ?? null }));
+
+function ipAddr(address: string, mtu: number): string {
+  return JSON.stringify([
+    { ifindex: 1, ifname: 'lo', mtu: 65536, operstate: 'UNKNOWN', addr_info: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8 }] },
+    { ifindex: 2, ifname: 'eth1', mtu, operstate: 'UP', addr_info: [{ family: 'inet', local: address, prefixlen: 24 }] },
+  ]);
+}
+
+function ipRoute(self: Lab, skip: string | null = null): string {
+  return JSON.stringify([
+    { dst: 'default', gateway: '10.66.6.10', dev: 'eth1' },
+    { dst: '10.66.6.0/24', dev: 'eth1', protocol: 'kernel', scope: 'link', prefsrc: self.address },
+    ...(self.pods ? [{ dst: self.pods, dev: 'cni0', protocol: 'kernel', scope: 'link' }] : []),
+    ...hosts()
+      .filter((h) => h.worker && h.name !== self.name && h.pods !== skip)
+      .map((h) => ({ dst: h.pods, gateway: h.address, dev: 'eth1' })),
+  ]);
+}
+
+/** Every host healthy: its cluster interface at MTU 9000, every pod route, both paths active, SCST safe. */
+function heal(): void {
+  for (const h of hosts()) {
+    v.exec(h.name, `mkdir -p ${IP_STATE}; rm -f /var/lib/enssib-stand-in/iscsi/failed`);
+    v.writeFile(h.name, `${IP_STATE}/addr.json`, ipAddr(h.address, 9000));
+    if (h.worker) v.writeFile(h.name, `${IP_STATE}/route.json`, ipRoute(h));
+  }
+  for (const s of ['data1', 'data2']) v.exec(s, "sed -i 's/nv_cache 1/nv_cache 0/' /etc/scst.conf /var/lib/enssib-stand-in/scst.running");
+}
+
+function inventory(registry: string, ca: string): string {
+  return v.lab.variant((t) => t.replace(/^registry: .*$/m, `registry: { host: '${registry}', ca: '${ca}' }`));
+}
+
+async function doctor(inv: string, args: string[] = []): Promise<{ r: CliResult; findings: Finding[] }> {
+  const r = await enssib(['-i', inv, '--kubeconfig', NO_KUBECONFIG, 'doctor', '-o', 'json', ...args], { timeoutMs: 120_000 });
+  const doc = JSON.parse(r.stdout || '{}') as { findings?: Finding[] };
+  return { r, findings: doc.findings ?? [] };
+}
+
+const notOk = (fs: Finding[]) => fs.filter((f) => f.severity !== 'ok').map((f) => `${f.severity} ${f.host} ${f.check}`).sort();
+
+beforeAll(async () => {
+  assertBuilt();
+  v.install();
+  copyFileSync(IP, join(v.lab.standIns, 'ip'));
+  chmodSync(join(v.lab.standIns, 'ip'), 0o755);
+  v.reset();
+  [good, expired] = await Promise.all([startTlsServer(90), startTlsServer(-1)]);
+  const created = await v.enssib(['volume', 'create', 'mail', '10G']);
+  expect(created.code, created.stdout + created.stderr).toBe(0);
+  heal();
+});
+
+afterAll(async () => {
+  v.uninstall();
+  rmSync(join(v.lab.standIns, 'ip'), { force: true });
+  for (const h of hosts()) v.exec(h.name, `rm -rf ${IP_STATE}`);
+  await Promise.all([good?.close(), expired?.close()]);
+});
+
+describe('enssib doctor on the hosts lab', () => {
+  it('a healthy lab: every check OK on every host; only the API server (absent here) could not run; exit 0', async () => {
+    const { r, findings } = await doctor(inventory(`127.0.0.1:${good.port}`, good.caFile));
+    expect(r.code, r.stderr).toBe(0);
+    expect(notOk(findings)).toEqual(['unknown kubernetes kubernetes']);
+    expect(findings.find((f) => f.check === 'kubernetes')?.found).toBe(`could not run: no kubeconfig at ${NO_KUBECONFIG} (from --kubeconfig); give one with --kubeconfig, KUBECONFIG or kubernetes.kubeconfig`);
+    const rows = findings.map((f) => `${f.host} ${f.check}`);
+    for (const h of hosts()) {
+      for (const c of ['ssh', 'clock', 'mtu', ...(h.worker ? ['paths', 'gateway', 'pod-routes', 'nfs'] : ['drbd', 'targets', 'lvm'])]) expect(rows).toContain(`${h.name} ${c}`);
+    }
+    expect(findings.find((f) => f.host === 'node01' && f.check === 'paths')?.found).toBe('1 volume, each with 2 sessions and 2 active paths');
+    expect(findings.find((f) => f.host === 'data2' && f.check === 'targets')?.found).toBe('devices nv_cache 0 and write_through 1, 1 enssib volume exported with its identity');
+    expect(findings.find((f) => f.check === 'registry')?.found).toMatch(/^127\.0\.0\.1:\d+ trusted with the inventory's CA .*; certificate valid until .* \((89|90) days\)$/);
+  });
+
+  it('seeded faults are reported exactly, nothing else; exit 1; the text table says why and the fix', async () => {
+    v.exec('node01', 'echo sdb > /var/lib/enssib-stand-in/iscsi/failed');
+    v.writeFile('node02', `${IP_STATE}/addr.json`, ipAddr('10.66.6.12', 1500));
+    v.exec('data2', "sed -i 's/nv_cache 0/nv_cache 1/' /etc/scst.conf /var/lib/enssib-stand-in/scst.running");
+    const node03 = hosts().find((h) => h.name === 'node03') as Lab;
+    v.writeFile('node03', `${IP_STATE}/route.json`, ipRoute(node03, '10.100.1.0/24'));
+    try {
+      const inv = inventory(`127.0.0.1:${expired.port}`, expired.caFile);
+      const { r, findings } = await doctor(inv);
+      expect(r.code, r.stderr).toBe(1);
+      expect(notOk(findings)).toEqual(['fail data2 targets', 'fail node01 paths', 'fail node02 mtu', 'fail node03 pod-routes', 'fail registry registry', 'unknown kubernetes kubernetes']);
+      const found = (host: string, check: string) => findings.find((f) => f.host === host && f.check === check && f.severity !== 'ok')?.found;
+      expect(found('node01', 'paths')).toMatch(/volume mail: map \S+ has 1 active path\(s\), expected 2 \(sdb failed faulty\)/);
+      expect(found('node02', 'mtu')).toBe("eth1 (10.66.6.12) has MTU 1500; the cluster network's is 9000");
+      expect(found('data2', 'targets')).toBe('SCST device mail: nv_cache 1 (/etc/scst.conf and in force); must be nv_cache 0, write_through 1');
+      expect(found('node03', 'pod-routes')).toBe("no route to node01's pods 10.100.1.0/24 (via 10.66.6.11)");
+      expect(found('registry', 'registry')).toMatch(/^the certificate of 127\.0\.0\.1:\d+ \(CN=127\.0\.0\.1\) expired on \d{4}-\d\d-\d\d$/);
+
+      const text = await enssib(['-i', inv, '--kubeconfig', NO_KUBECONFIG, 'doctor'], { timeoutMs: 120_000 });
+      expect(text.code).toBe(1);
+      expect(text.stdout).toMatch(/^STATUS\s+HOST\s+CHECK\s+FINDING\s+WHY IT MATTERS\s+FIX$/m);
+      expect(text.stdout).toMatch(/^FAIL\s+node02\s+mtu\s+eth1 \(10\.66\.6\.12\) has MTU 1500.*ip link set dev eth1 mtu 9000 on node02/m);
+      expect(text.stdout).toMatch(/^doctor: 5 FAIL, 0 WARN, 1 could not run, \d+ OK \(\d+\.\d s\)$/m);
+
+      // --host and --only narrow the report to what was asked.
+      const some = await doctor(inv, ['--host', 'node02,node03', '--only', 'mtu']);
+      expect(some.r.code).toBe(1);
+      expect(some.findings.map((f) => `${f.severity} ${f.host} ${f.check}`)).toEqual(['fail node02 mtu', 'ok node03 mtu']);
+    } finally {
+      heal();
+    }
+  });
+
+  it('without a registry or API server the checks say they could not run and why (not a failure: exit 0)', async () => {
+    const closed = createServer();
+    await new Promise<void>((res) => closed.listen(0, '127.0.0.1', res));
+    const port = (closed.address() as { port: number }).port;
+    await new Promise<void>((res) => closed.close(() => res()));
+    const { r, findings } = await doctor(inventory(`127.0.0.1:${port}`, good.caFile), ['--only', 'registry,kubernetes,ssh']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(notOk(findings)).toEqual(['unknown kubernetes kubernetes', 'unknown registry registry']);
+    expect(findings.find((f) => f.check === 'registry')?.found).toBe(`could not run: cannot reach 127.0.0.1:${port}: ECONNREFUSED (is the registry running, and reachable from here?)`);
+  });
+});
