@@ -3,7 +3,8 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Finding } from '../../../src/engine/findings.js';
-import { assertBuilt, enssib, type CliResult } from '../../support/cli.js';
+import { execa } from 'execa';
+import { assertBuilt, BIN, enssib, type CliResult } from '../../support/cli.js';
 import { startTlsServer, type TestTlsServer } from '../../support/tls-server.js';
 import { volumeLab } from './volume-lab.js';
 
@@ -82,6 +83,10 @@ beforeAll(async () => {
   [good, expired] = await Promise.all([startTlsServer(90), startTlsServer(-1)]);
   const created = await v.enssib(['volume', 'create', 'mail', '10G']);
   expect(created.code, created.stdout + created.stderr).toBe(0);
+  // What the kubelet does when a pod uses the volume: a session through each portal.
+  for (const w of hosts().filter((h) => h.worker)) {
+    for (const p of ['10.66.6.1:3260', '10.66.6.2:3260']) v.exec(w.name, `iscsiadm -m node -T iqn.2016-04.fr.enssib:mail -p ${p} --login >/dev/null`);
+  }
   heal();
 });
 
@@ -149,5 +154,39 @@ describe('enssib doctor on the hosts lab', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(notOk(findings)).toEqual(['unknown kubernetes kubernetes', 'unknown registry registry']);
     expect(findings.find((f) => f.check === 'registry')?.found).toBe(`could not run: cannot reach 127.0.0.1:${port}: ECONNREFUSED (is the registry running, and reachable from here?)`);
+  });
+
+  it('--watch prints what changed between rounds (a failover drill) and stops on Ctrl-C with 130', async () => {
+    const inv = inventory(`127.0.0.1:${good.port}`, good.caFile);
+    const child = execa('node', [BIN, '-i', inv, 'doctor', '--only', 'mtu', '--host', 'node02', '--watch', '1'], { env: { NO_COLOR: '1', CI: '1' }, reject: false, stdin: 'ignore' });
+    let out = '';
+    const seen = (re: RegExp) =>
+      new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`not seen: ${re} in ${out}`)), 60_000);
+        const check = () => {
+          if (re.test(out)) {
+            clearTimeout(t);
+            child.stdout?.off('data', onData);
+            resolve();
+          }
+        };
+        const onData = (b: Buffer) => {
+          out += b.toString();
+          check();
+        };
+        child.stdout?.on('data', onData);
+        check();
+      });
+    try {
+      await seen(/^OK\s+node02\s+mtu\s+eth1 \(10\.66\.6\.12\) MTU 9000\s/m);
+      v.writeFile('node02', `${IP_STATE}/addr.json`, ipAddr('10.66.6.12', 1500));
+      await seen(/^\d\d:\d\d:\d\d {2}FAIL {5}node02 {2}mtu {2}eth1 \(10\.66\.6\.12\) has MTU 1500; the cluster network's is 9000 {2}→ ip link set dev eth1 mtu 9000/m);
+      child.kill('SIGINT');
+      const r = await child;
+      expect(r.exitCode).toBe(130);
+    } finally {
+      child.kill('SIGKILL');
+      heal();
+    }
   });
 });
