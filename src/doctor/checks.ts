@@ -220,7 +220,7 @@ function storageFacts(site: DoctorSite, g: Gathered, host: string): StorageFacts
   const base: StorageFacts = { host, drbdProblems: [], vg: null, vgProblem: null, lvs, lv: null, fsType: null };
   if (site.storage.driver === 'lio') return { ...base, lio: fact(g, host, lioProbe) };
   const conf = fact(g, host, scstFileProbe);
-  return { ...base, scst: { conf, text: '', exists: true, running: fact(g, host, scstRunningProbe), runningError: null, mode: '0600' } };
+  return { ...base, scst: { conf, text: '', exists: true, running: fact(g, host, scstRunningProbe), mode: '0600' } };
 }
 
 function targetProbes(site: DoctorSite): Probe<unknown>[] {

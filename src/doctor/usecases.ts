@@ -1,4 +1,4 @@
-import type { Invocation } from '../cli/commands.js';
+import type { Invocation } from '../usecase.js';
 import type { Context } from '../context.js';
 import { execute } from '../engine/execute.js';
 import { bySeverity, counts, type Finding } from '../engine/findings.js';
@@ -38,11 +38,15 @@ export function doctorSite(inv: Inventory): DoctorSite {
 /** A comma-separated and/or repeated list option: every item one of `known`. */
 export function parseList(flag: string, raw: unknown, known: readonly string[], what: string): string[] | null {
   if (raw === undefined) return null;
-  const items = (Array.isArray(raw) ? raw : [raw]).flatMap((v) => String(v).split(','));
-  if (items.length === 0 || items.some((i) => i.trim() === '')) throw new UsageError(`${flag}: an empty ${what} name`, [`Known: ${known.join(', ')}`]);
-  const unknown = items.map((i) => i.trim()).filter((i) => !known.includes(i));
-  if (unknown.length > 0) throw new UsageError(`${flag}: no ${what} ${unknown.map((u) => JSON.stringify(u)).join(', ')}`, [`Known: ${known.join(', ')}`]);
-  return [...new Set(items.map((i) => i.trim()))];
+  const values = (Array.isArray(raw) ? raw : [raw]).map(String);
+  const items = values.flatMap((v) => v.split(',').map((i) => i.trim()));
+  const hint = [`Known: ${known.join(', ')}`];
+  if (items.every((i) => i === '')) throw new UsageError(`${flag} is empty`, hint);
+  const gap = values.find((v) => v.split(',').some((i) => i.trim() === ''));
+  if (gap !== undefined) throw new UsageError(`${flag} ${JSON.stringify(gap)} has an empty ${what} name`, hint);
+  const unknown = items.filter((i) => !known.includes(i));
+  if (unknown.length > 0) throw new UsageError(`${flag}: no ${what} ${unknown.map((u) => JSON.stringify(u)).join(', ')}`, hint);
+  return [...new Set(items)];
 }
 
 export function parseWatch(raw: unknown): number | null {

@@ -113,7 +113,8 @@ describe('enssib doctor on the hosts lab', () => {
   });
 
   it('seeded faults are reported exactly, nothing else; exit 1; the text table says why and the fix', async () => {
-    v.exec('node01', 'echo sdb > /var/lib/enssib-stand-in/iscsi/failed');
+    // The path through data2's portal fails (the stand-in names disks by session number).
+    v.exec('node01', `cd /var/lib/enssib-stand-in/iscsi && awk '$3 == "10.66.6.2:3260" {print $4}' sessions > failed`);
     v.writeFile('node02', `${IP_STATE}/addr.json`, ipAddr('10.66.6.12', 1500));
     v.exec('data2', "sed -i 's/nv_cache 0/nv_cache 1/' /etc/scst.conf /var/lib/enssib-stand-in/scst.running");
     const node03 = hosts().find((h) => h.name === 'node03') as Lab;
@@ -124,7 +125,7 @@ describe('enssib doctor on the hosts lab', () => {
       expect(r.code, r.stderr).toBe(1);
       expect(notOk(findings)).toEqual(['fail data2 targets', 'fail node01 paths', 'fail node02 mtu', 'fail node03 pod-routes', 'fail registry registry', 'unknown kubernetes kubernetes']);
       const found = (host: string, check: string) => findings.find((f) => f.host === host && f.check === check && f.severity !== 'ok')?.found;
-      expect(found('node01', 'paths')).toMatch(/volume mail: map \S+ has 1 active path\(s\), expected 2 \(sdb failed faulty\)/);
+      expect(found('node01', 'paths')).toMatch(/volume mail: map \S+ has 1 active path\(s\), expected 2 \(sd[a-z] failed faulty\)/);
       expect(found('node02', 'mtu')).toBe("eth1 (10.66.6.12) has MTU 1500; the cluster network's is 9000");
       expect(found('data2', 'targets')).toBe('SCST device mail: nv_cache 1 (/etc/scst.conf and in force); must be nv_cache 0, write_through 1');
       expect(found('node03', 'pod-routes')).toBe("no route to node01's pods 10.100.1.0/24 (via 10.66.6.11)");

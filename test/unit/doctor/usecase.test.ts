@@ -16,9 +16,10 @@ describe('doctor options', () => {
   });
 
   it.each([
-    [[''], /--host: an empty host name/],
-    [['node01,'], /--host: an empty host name/],
-    [[',,'], /--host: an empty host name/],
+    [[''], /^--host is empty$/],
+    [['node01,'], /^--host "node01," has an empty host name$/],
+    [[',,'], /^--host is empty$/],
+    [['node01', ''], /^--host "" has an empty host name$/],
     [['node99'], /--host: no host "node99"/],
     [['node01;rm -rf /'], /--host: no host "node01;rm -rf \/"/],
     [['$(reboot)'], /--host: no host "\$\(reboot\)"/],
@@ -90,10 +91,11 @@ describe('snapshots in an lvs report', () => {
 
 describe('the CLI (bundled inventory; nothing is contacted)', () => {
   it.each([
-    [['--host', ''], 'an empty host name'],
+    [['--host', ''], '--host is empty'],
+    [['--host', 'data1,,data2'], '--host "data1,,data2" has an empty host name'],
     [['--host', 'node01;reboot'], 'no host "node01;reboot"'],
     [['--only', 'paths,bogus'], 'no check "bogus"'],
-    [['--only', ''], 'an empty check name'],
+    [['--only', ''], '--only is empty'],
     [['--watch', '0'], '--watch "0"'],
   ])('doctor %j: exit 2, a clear message, no stack', async (args, msg) => {
     const r = await enssib(['doctor', ...args], { env: { ENSSIB_SSH_CONFIG: '/nonexistent/ssh_config' } });
