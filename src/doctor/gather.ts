@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Context } from '../context.js';
+import { runnerContext } from '../engine/execute.js';
 import { runPlan } from '../engine/runner.js';
 import type { Plan } from '../engine/types.js';
 import { couldNotRun, problem, type Finding } from '../engine/findings.js';
@@ -43,7 +44,7 @@ export async function gatherHosts(ctx: Context, probes: Map<string, Probe<unknow
   const answered = new Map<string, number>();
   const report = await runPlan(
     probePlan(probes, (h) => answered.set(h, Date.now())),
-    { mode: 'apply', concurrency: Math.max(ctx.opts.concurrency, HOSTS_AT_ONCE), hosts: ctx.hosts(), renderer: ctx.renderer, signal: ctx.signal },
+    { mode: 'apply', concurrency: Math.max(ctx.opts.concurrency, HOSTS_AT_ONCE), hosts: ctx.hosts(), ...runnerContext(ctx) },
   );
   const out: Gathered = {};
   for (const o of report.phases[0]?.hosts ?? []) {
