@@ -66,5 +66,9 @@ export interface Host {
   upload(file: FileSpec, opts?: { timeoutMs?: number }): Promise<UploadOutcome>;
   /** The command line as sent over ssh (for messages). */
   describe(argv: readonly string[], opts?: RunOptions): string;
+  /**
+   * Closes the shared (master) connection. Also how a connection is re-opened
+   * after a network change (MTU, routes): the next command opens a new one.
+   */
   close(): Promise<void>;
 }
