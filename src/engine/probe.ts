@@ -39,19 +39,22 @@ export function readProbes<P extends ProbeSet>(probes: P, results: Facts): Facts
 }
 
 /** A phase that reads named, typed probes on each host before planning. */
-export interface ProbePhase<P extends ProbeSet> extends Omit<Phase, 'checks' | 'plan'> {
+export interface ProbePhase<P extends ProbeSet> extends Omit<Phase, 'checks' | 'plan' | 'decide'> {
   probes: (host: string) => P;
+  decide?: (host: string, facts: FactsOf<P> | null, state: RunState) => void;
   /** `facts` is null in a client dry run (nothing contacted). */
-  plan: (host: string, facts: FactsOf<P> | null, state: RunState) => Action[];
+  plan?: (host: string, facts: FactsOf<P> | null, state: RunState) => Action[];
 }
 
 /** Turns a phase of typed probes into a plan phase (its probes run, batched, as the phase's checks). */
 export function probePhase<P extends ProbeSet>(def: ProbePhase<P>): Phase {
-  const { probes, plan, ...rest } = def;
+  const { probes, plan, decide, ...rest } = def;
+  const facts = (h: string, f: Facts | null) => (f ? readProbes(probes(h), f) : null);
   return {
     ...rest,
     checks: (h) => Object.values(probes(h)).flatMap((p) => (p ? [p.argv] : [])),
-    plan: (h, f, s) => plan(h, f ? readProbes(probes(h), f) : null, s),
+    ...(decide ? { decide: (h: string, f: Facts | null, s: RunState) => decide(h, facts(h, f), s) } : {}),
+    ...(plan ? { plan: (h: string, f: Facts | null, s: RunState) => plan(h, facts(h, f), s) } : {}),
   };
 }
 

@@ -201,6 +201,7 @@ async function runHost(phase: Phase, name: string, ctx: PhaseContext): Promise<H
       const errors = out.findings.filter((f) => f.severity === 'error');
       if (errors.length > 0) throw new OperationError(`${name}: ${errors.map((f) => f.found).join('; ')}`, errors.flatMap((f) => f.fix));
     }
+    phase.decide?.(name, gathered, ctx.state);
     const actions = phase.plan?.(name, gathered, ctx.state) ?? [];
     out.actions = actions.map((a) => describeAction(host, a));
     if (actions.length === 0) out.status = opts.mode === 'client' && checks.length > 0 ? 'planned' : 'unchanged';

@@ -93,6 +93,12 @@ export interface Phase {
    */
   plan?: (host: string, facts: Facts | null, state: RunState) => Action[];
   /**
+   * Records what later phases need from this host's facts (`state.values`), or
+   * throws an EnssibError to refuse; runs before `plan`, which stays pure
+   * (also in a client dry run, with null facts).
+   */
+  decide?: (host: string, facts: Facts | null, state: RunState) => void;
+  /**
    * Judges the host from its facts (apply and server dry run): findings, not a
    * throw. A finding of severity "error" fails the host.
    */

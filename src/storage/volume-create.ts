@@ -286,15 +286,14 @@ export function createPlan(site: VolumeSite, req: CreateRequest, deps: CreateDep
       title: phaseVerify(w),
       hosts: [w],
       checks: () => [sessionsArgv(), multipathArgv()],
-      plan: (host, facts, state) => {
+      decide: (host, facts, state) => {
         const [sess, mp] = facts ?? [];
-        if (!sess || !mp) return [];
+        if (!sess || !mp) return;
         const sessions = parseSessions(sess);
         const maps = parseMultipath(mp.stdout);
         const v = verifyPaths(iqn, portals, sessions, maps);
         if (!v.ok) throw new OperationError(`${host}: ${iqn} is not one multipath map with ${portals.length} active paths`, v.problems);
         state.values.set(WWID, v.map.wwid);
-        return [];
       },
     });
     phases.push({

@@ -223,14 +223,13 @@ export function readPhase(site: VolumeSite, name: string | null, decide: (host: 
     title: PHASE_READ,
     hosts: site.servers.map((s) => s.name),
     probes: () => storageProbes(site, name, opts),
-    plan: (host, raw, state) => {
+    decide: (host, raw, state) => {
       const f = raw ? storageFacts(site, host, name, raw) : null;
       if (f) {
         if (f.drbdProblems.length > 0) throw new OperationError(`${host}: DRBD is not ready for a volume change`, f.drbdProblems);
         if (f.vgProblem) throw new OperationError(`${host}: ${f.vgProblem}`);
       }
       decide(host, f, state);
-      return [];
     },
   });
 }

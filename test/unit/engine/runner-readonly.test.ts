@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { probe, probePhase, probedFacts, rawProbe } from '../../../src/engine/probe.js';
+import { probe, probePhase, probedFacts, rawProbe, valueKey } from '../../../src/engine/probe.js';
 import { runPlan } from '../../../src/engine/runner.js';
 import type { Finding, Plan } from '../../../src/engine/types.js';
 import { ConnectionError, ExitCode } from '../../../src/errors.js';
@@ -111,5 +111,37 @@ describe('handlers', () => {
     expect(pool.host('node02').calls).toEqual([]);
     expect(r.phases[0]?.hosts.map((h) => h.status)).toEqual(['done', 'unchanged']);
     expect(r.phases[0]?.hosts[0]?.actions.at(-1)).toBe('systemctl restart multipathd');
+  });
+});
+
+describe('decide, then a pure plan', () => {
+  it('decide records values from the facts before plan runs; plan only reads them (client dry run too)', async () => {
+    const KEY = valueKey<number>('free');
+    const order: string[] = [];
+    const plan: Plan = {
+      title: 't',
+      mutating: true,
+      phases: [
+        {
+          title: 'read',
+          hosts: ['data1'],
+          checks: () => [['vgs']],
+          decide: (_h, f, state) => {
+            order.push('decide');
+            state.values.set(KEY, f ? Number(f[0]?.stdout) : 0);
+          },
+          plan: (_h, _f, state) => {
+            order.push('plan');
+            return (state.values.get(KEY) ?? 0) > 10 ? [] : [{ kind: 'command', argv: ['grow'] }];
+          },
+        },
+      ],
+    };
+    const pool = fakePool(() => ({ stdout: '42' }));
+    const r = await runPlan(plan, { mode: 'apply', concurrency: 1, hosts: pool });
+    expect(order).toEqual(['decide', 'plan']);
+    expect(r.phases[0]?.hosts[0]?.status).toBe('unchanged');
+    const client = await runPlan(plan, { mode: 'client', concurrency: 1, hosts: pool });
+    expect(client.phases[0]?.hosts[0]?.actions).toEqual(['grow']);
   });
 });
