@@ -23,7 +23,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 MIRROR=${ENSSIB_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 CACHE=${ENSSIB_LAB_CACHE:-/var/cache/enssib-lab}
 SUITE=bookworm
-PACKAGES=openssh-server,sudo,iproute2,procps
+PACKAGES=openssh-server,sudo,iproute2,procps,python3
 STANDINS=/opt/enssib-stand-ins/bin
 IMAGE_PATH="$STANDINS:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
