@@ -1,5 +1,6 @@
 // Shared helpers for the benchmark scripts: timing, medians, the hosts lab.
 import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
@@ -33,4 +34,19 @@ export function requireBuild() {
     console.error('run `npm run build` first');
     process.exit(2);
   }
+}
+
+/** The storage tools the hosts-lab stand-in answers for (test/integration/hosts/volume-lab.ts installs the same). */
+export const STORAGE_TOOLS = ['drbdadm', 'vgs', 'lvs', 'lvcreate', 'lvchange', 'lvextend', 'lvremove', 'blockdev', 'blkid', 'mkfs.ext4', 'mkfs.xfs', 'scstadmin', 'iscsiadm', 'multipath', 'multipathd', 'dmsetup', 'udevadm'];
+
+/** Installs the storage stand-in under every tool name in a hosts-lab state dir, each call taking `delay` seconds. */
+export function installStorageStandIns(state, delay) {
+  const dir = join(state, 'stand-ins', 'bin');
+  copyFileSync(join(ROOT, 'test/integration/hosts/stand-ins/storage.sh'), join(dir, 'enssib-storage-stand-in'));
+  chmodSync(join(dir, 'enssib-storage-stand-in'), 0o755);
+  for (const t of STORAGE_TOOLS) {
+    rmSync(join(dir, t), { force: true });
+    symlinkSync('enssib-storage-stand-in', join(dir, t));
+  }
+  writeFileSync(join(dir, 'stand-in.conf'), `DELAY=${delay}\n`);
 }

@@ -13,9 +13,9 @@
 //
 //   npm run build && node test/bench/volume-workers.mjs
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { hostsLabDown, hostsLabUp, median, requireBuild, timeIt, ROOT } from './lib.mjs';
+import { hostsLabDown, hostsLabUp, installStorageStandIns, median, requireBuild, timeIt, ROOT } from './lib.mjs';
 
 requireBuild();
 const { loadInventory } = await import(join(ROOT, 'dist/inventory/load.js'));
@@ -26,17 +26,9 @@ const { createPlan, PHASE_DISCOVERY } = await import(join(ROOT, 'dist/storage/vo
 const { newIdentity } = await import(join(ROOT, 'dist/storage/identity.js'));
 const { lockOwner } = await import(join(ROOT, 'dist/storage/lock.js'));
 
-const TOOLS = ['drbdadm', 'vgs', 'lvs', 'lvcreate', 'lvchange', 'lvextend', 'lvremove', 'blockdev', 'blkid', 'mkfs.ext4', 'mkfs.xfs', 'scstadmin', 'iscsiadm', 'multipath', 'multipathd', 'dmsetup', 'udevadm'];
 const state = process.env.STATE ?? '/tmp/enssib-bench-volume';
 const file = hostsLabUp(state, ['--workers', '20']);
-const standIns = join(state, 'stand-ins', 'bin');
-copyFileSync(join(ROOT, 'test/integration/hosts/stand-ins/storage.sh'), join(standIns, 'enssib-storage-stand-in'));
-chmodSync(join(standIns, 'enssib-storage-stand-in'), 0o755);
-for (const t of TOOLS) {
-  rmSync(join(standIns, t), { force: true });
-  symlinkSync('enssib-storage-stand-in', join(standIns, t));
-}
-writeFileSync(join(standIns, 'stand-in.conf'), 'DELAY=0.2\n');
+installStorageStandIns(state, 0.2);
 const containers = JSON.parse(readFileSync(join(state, 'hosts.json'), 'utf8'));
 
 const inv = loadInventory({ path: file, source: '--inventory' }, {});
