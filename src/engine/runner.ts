@@ -1,4 +1,4 @@
-import { CommandError, EnssibError, ExitCode, InterruptedError, OperationError, isEnssibError, tail } from '../errors.js';
+import { asEnssibError, CommandError, EnssibError, ExitCode, InterruptedError, OperationError, tail } from '../errors.js';
 import type { HostPool } from '../remote/pool.js';
 import type { Host, RunOptions } from '../remote/types.js';
 import { describeAction, describeCheck } from './describe.js';
@@ -338,7 +338,6 @@ export function errorReport(e: unknown): ErrorReport {
   if (e instanceof CommandError) {
     return { message: e.message, details: tail(e.stderr, 8), command: e.command, remoteExitCode: e.code, exitCode: e.exitCode };
   }
-  if (isEnssibError(e)) return { message: e.message, details: e.details, exitCode: e.exitCode };
-  const err = e instanceof Error ? e : new Error(String(e));
-  return { message: `internal error: ${err.message}`, details: (err.stack ?? '').split('\n').slice(1, 6), exitCode: ExitCode.failed };
+  const err = asEnssibError(e);
+  return { message: err.message, details: err.details, exitCode: err.exitCode };
 }

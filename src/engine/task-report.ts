@@ -1,8 +1,8 @@
 import type { Context } from '../context.js';
-import { asEnssibError } from '../errors.js';
 import { reportJson } from '../ui/report.js';
 import { journalEntry, writeJournal } from './journal.js';
 import { Values } from './probe.js';
+import { errorReport } from './runner.js';
 import type { HostStatus, PhaseOutcome, RunMode, RunReport, UndoOutcome } from './types.js';
 
 /**
@@ -44,13 +44,12 @@ export function taskReport(run: TaskRun): RunReport {
     id: p.title,
     title: p.title,
     hosts: p.items.map((i) => {
-      const err = i.error === undefined ? undefined : asEnssibError(i.error);
       return {
         host: i.item,
         status: i.status,
         checks: [],
         actions: i.actions,
-        ...(err ? { error: { message: err.message, details: err.details } } : {}),
+        ...(i.error === undefined ? {} : { error: errorReport(i.error) }),
         ...(i.note ? { note: i.note } : {}),
         durationMs: Math.round(i.durationMs ?? 0),
       };
