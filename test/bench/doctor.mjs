@@ -52,7 +52,7 @@ const site = doctorSite(inv);
 const checks = HOST_CHECKS.map((c) => c.id);
 const out = createOutput({ format: 'json', color: false, verbose: false });
 async function once(hosts) {
-  const ctx = createContext({ opts: { inventory: file, dryRun: false, yes: true, output: 'json', concurrency: 10, color: false, verbose: false }, out, prompt: createPrompter({ yes: true, isTTY: false }), renderer: 'silent' });
+  const ctx = createContext({ opts: { inventory: file, dryRun: false, yes: true, output: 'json', concurrency: 10, color: false, verbose: false }, out, prompt: createPrompter({ yes: true, isTTY: false }), renderer: 'silent', inventory: () => inv });
   const ms = await timeIt(async () => {
     const fs = await runDoctor(ctx, site, { hosts, checks });
     const unreached = fs.filter((f) => f.check === 'ssh' && f.severity !== 'ok');
