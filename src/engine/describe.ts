@@ -14,7 +14,9 @@ export function describeAction(host: Host | null, a: Action): string {
     case 'command': {
       const line = host ? host.describe(a.argv, a.sudo === undefined ? {} : { sudo: a.sudo }) : quote(a.argv);
       const input = a.input !== undefined ? ` <<< (${Buffer.byteLength(a.input)} bytes on stdin)` : '';
-      return `${line}${input}`;
+      // A step that runs only under a condition says so (a client dry run cannot know yet).
+      const when = a.label?.startsWith('if ') ? `   # only ${a.label}` : '';
+      return `${line}${input}${when}`;
     }
     case 'file': {
       const body = typeof a.file.content === 'string' ? Buffer.from(a.file.content) : a.file.content;

@@ -19,7 +19,7 @@ export interface LockOwner {
   token: string;
   user: string;
   host: string;
-  pid: number;
+  pid: number | string;
   since: string;
   command: string;
 }
@@ -32,6 +32,11 @@ export function lockOwner(argv: readonly string[], now = new Date(), token = ran
     /* no passwd entry */
   }
   return { token, user, host: hostname(), pid: process.pid, since: now.toISOString(), command: argv.join(' ') };
+}
+
+/** The owner a client dry run shows: placeholders where a real run puts its token, pid and time. */
+export function placeholderOwner(argv: readonly string[]): LockOwner {
+  return { ...lockOwner(argv, new Date(0), '<token>'), pid: '<pid>', since: '<time>' };
 }
 
 /** One line, `key=value` pairs; the command comes last and may contain spaces. */

@@ -1,6 +1,6 @@
 import type { Invocation } from '../usecase.js';
 import type { Context } from '../context.js';
-import { execute, runnerContext } from '../engine/execute.js';
+import { execute, runnerContext, type ResultExtra } from '../engine/execute.js';
 import { runPlan } from '../engine/runner.js';
 import type { RunReport } from '../engine/types.js';
 import { ExitCode, InterruptedError, OperationError, PartialFailureError, UsageError } from '../errors.js';
@@ -8,7 +8,8 @@ import { rememberVolumes } from '../recent-volumes.js';
 import { parseSize } from '../validate.js';
 import { newIdentity } from './identity.js';
 import { createPersistentVolume, volumeUsers, type VolumeUser } from './kube.js';
-import { lockOwner } from './lock.js';
+import { lockOwner, placeholderOwner } from './lock.js';
+import { createSummary, deleteSummary, resizeSummary } from './plan-summary.js';
 import { FILESYSTEMS, type Filesystem } from './lvm.js';
 import { createPlan, createResult, createResultLines, type CreateRequest } from './volume-create.js';
 import { deleteOutcome, deletePlan } from './volume-delete.js';
@@ -103,14 +104,14 @@ export async function createCommand(ctx: Context, inv: Invocation): Promise<numb
   }
   const plan = createPlan(site, req, {
     identity: newIdentity(),
-    owner: lockOwner(ctx.argv),
+    owner: ownerFor(ctx),
     createPv: async (pv) => withTimeout(createPersistentVolume(await ctx.kube(), pv), 30_000, 'the Kubernetes API'),
   });
   const cmdline = ['enssib', 'volume', 'create', name, inv.args[1] as string, ...(fs !== 'ext4' ? ['--fs', fs] : [])].join(' ');
   const report = await execute(ctx, plan, {
     extra: (r) => {
       const res = createResult(site, req, r);
-      return res ? { json: { volume: res }, text: createResultLines(res, cmdline) } : {};
+      return withSummary(r, res ? { json: { volume: res }, text: createResultLines(res, cmdline) } : {}, [createSummary(site, req)]);
     },
   });
   if (report.interrupted && report.mode === 'apply') throw interruptedError(report, `volume create ${name}`, req.keepOnFailure);
@@ -142,12 +143,12 @@ export async function resizeCommand(ctx: Context, inv: Invocation): Promise<numb
   const { site, name } = siteAndName(ctx, inv.args[0]);
   const sizeBytes = parseSize(inv.args[1], 'new size');
   const req = { name, sizeBytes, growFs: inv.opts.growFs === true, lockWaitS: lockWait(inv.opts), workerConcurrency: workersAtOnce(ctx) };
-  const plan = resizePlan(site, req, lockOwner(ctx.argv));
+  const plan = resizePlan(site, req, ownerFor(ctx));
   const report = await execute(ctx, plan, {
     extra: (r) => {
       const res = resizeResult(site, req, r);
       const fs = r.state.values.get(RESIZE_DECISION)?.fs ?? null;
-      return res ? { json: { volume: res }, text: resizeResultLines(res, req.growFs, fs) } : {};
+      return withSummary(r, res ? { json: { volume: res }, text: resizeResultLines(res, req.growFs, fs) } : {}, [resizeSummary(site, req)]);
     },
   });
   if (report.interrupted && report.mode === 'apply') throw interruptedError(report, `volume resize ${name}`, false);
@@ -155,6 +156,17 @@ export async function resizeCommand(ctx: Context, inv: Invocation): Promise<numb
   if (stop) throw stop;
   if (report.stoppedAt && report.mode === 'apply') throw new OperationError(`volume resize ${name} failed at "${report.stoppedAt}"`, ['Run the command again once the cause is fixed: every step checks what is already done.']);
   return report.exitCode;
+}
+
+/** A dry run ends with its plan summary (text) and carries it as `summary` (JSON). */
+function withSummary(r: RunReport, base: ResultExtra, summary: string[]): ResultExtra {
+  if (r.mode === 'apply') return base;
+  return { json: { ...base.json, summary: summary.join(' ') }, text: [...(base.text ?? []), '', ...summary] };
+}
+
+/** The lock owner; a client dry run shows placeholders so that the same command prints the same plan. */
+function ownerFor(ctx: Context) {
+  return ctx.opts.dryRun === 'client' ? placeholderOwner(ctx.argv) : lockOwner(ctx.argv);
 }
 
 async function usersOf(ctx: Context, iqns: string[]): Promise<Map<string, VolumeUser[]>> {
@@ -166,7 +178,7 @@ export async function deleteCommand(ctx: Context, inv: Invocation): Promise<numb
   const { site, name } = siteAndName(ctx, inv.args[0]);
   const checkPvs = inv.opts.skipPvCheck !== true;
   const plan = deletePlan(site, { name, lockWaitS: lockWait(inv.opts), checkPvs, workerConcurrency: workersAtOnce(ctx) }, {
-    owner: lockOwner(ctx.argv),
+    owner: ownerFor(ctx),
     users: async (iqn) => {
       try {
         return (await usersOf(ctx, [iqn])).get(iqn) ?? [];
@@ -183,7 +195,7 @@ export async function deleteCommand(ctx: Context, inv: Invocation): Promise<numb
   const report = await execute(ctx, plan, {
     extra: (r) => {
       const outcome = deleteOutcome(r);
-      return { json: { volume: { name, iqn: iqnOf(site, name), outcome } }, text: outcome === 'deleted' ? ['', `Volume ${name} deleted.`] : [] };
+      return withSummary(r, { json: { volume: { name, iqn: iqnOf(site, name), outcome } }, text: outcome === 'deleted' ? ['', `Volume ${name} deleted.`] : [] }, deleteSummary(site, { name }, ctx.opts.yes));
     },
   });
   if (report.interrupted && report.mode === 'apply') throw interruptedError(report, `volume delete ${name}`, false);

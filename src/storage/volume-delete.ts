@@ -55,6 +55,11 @@ export const PHASE_DEACTIVATE = 'deactivate the logical volume on the other stor
 export const PHASE_LVREMOVE = 'remove the logical volume on the metadata host';
 
 /** What a worker holds of the target: sessions (portals), the map, node records, and who has it open. */
+/** Flush a multipath map once udev has settled, if it is still there. */
+function flushMapArgv(map: string): string[] {
+  return ['sh', '-c', 'udevadm settle --timeout=30; if dmsetup info "$1" >/dev/null 2>&1; then exec multipath -f "$1"; fi', 'flush-map', map];
+}
+
 export function workerHold(iqn: string, facts: Facts | null | undefined) {
   const [sess, mp, dm, mnt, nodes] = facts ?? [];
   if (!sess || !mp || !dm || !mnt || !nodes) return null;
@@ -135,12 +140,13 @@ export function deletePlan(site: VolumeSite, req: DeleteRequest, deps: DeleteDep
         if (!h) {
           return [
             ...site.servers.map((s) => command(logoutArgv(iqn, s.portal), 'if logged in', { okCodes: [0, ISCSI_ERR.noObjsFound] })),
-            command(deleteNodeArgv(iqn), 'forget the target', { okCodes: [0, ISCSI_ERR.noObjsFound] }),
+            command(flushMapArgv('<map of the volume>'), 'if the worker has a multipath map of the volume'),
+            command(deleteNodeArgv(iqn), 'if the worker knows the target', { okCodes: [0, ISCSI_ERR.noObjsFound] }),
           ];
         }
         const actions: Action[] = h.portals.map((p) => command(logoutArgv(iqn, p), `log out of ${p}`, { okCodes: [0, ISCSI_ERR.noObjsFound] }));
         for (const m of h.maps) {
-          actions.push(command(['sh', '-c', 'udevadm settle --timeout=30; if dmsetup info "$1" >/dev/null 2>&1; then exec multipath -f "$1"; fi', 'flush-map', m], `flush the map ${m} if it is left`));
+          actions.push(command(flushMapArgv(m), `flush the map ${m} if it is left`));
         }
         if (h.records > 0) actions.push(command(deleteNodeArgv(iqn), 'forget the target', { okCodes: [0, ISCSI_ERR.noObjsFound] }));
         return actions;

@@ -81,9 +81,9 @@ export function workerView(iqn: string, facts: Facts | null | undefined): {
   return { portals: tp.sessions.map((s) => s.portal), map, mounts: parseMounts(mnt).filter((m) => sources.has(m.source)) };
 }
 
-export function growFsArgv(fs: string, map: MultipathMap, mount: Mount): string[] | null {
-  if (fs === 'ext4' || fs === 'ext3' || fs === 'ext2') return ['resize2fs', `/dev/mapper/${map.name}`];
-  if (fs === 'xfs') return ['xfs_growfs', mount.target];
+export function growFsArgv(fs: string, mapName: string, mountpoint: string): string[] | null {
+  if (fs === 'ext4' || fs === 'ext3' || fs === 'ext2') return ['resize2fs', `/dev/mapper/${mapName}`];
+  if (fs === 'xfs') return ['xfs_growfs', mountpoint];
   return null;
 }
 
@@ -155,6 +155,9 @@ export function resizePlan(site: VolumeSite, req: ResizeRequest, owner: LockOwne
           return [
             ...site.servers.map((s) => command(rescanArgv(iqn, s.portal), `if a session runs through ${s.portal}: rescan it`)),
             command(resizeMapArgv('<map of the volume>'), 'if the worker has the map'),
+            ...(req.growFs
+              ? (['ext4', 'xfs'] as const).map((fs) => command(growFsArgv(fs, '<map of the volume>', '<mountpoint>') as string[], `if an ${fs} filesystem of the volume is mounted on this worker (--grow-fs)`))
+              : []),
           ];
         }
         const v = workerView(iqn, facts);
@@ -163,7 +166,7 @@ export function resizePlan(site: VolumeSite, req: ResizeRequest, owner: LockOwne
         if (v.map) actions.push(command(resizeMapArgv(v.map.name), 'the map takes the new size'));
         const mount = v.mounts[0];
         if (req.growFs && v.map && mount) {
-          const grow = growFsArgv(mount.fstype, v.map, mount);
+          const grow = growFsArgv(mount.fstype, v.map.name, mount.target);
           if (!grow) throw new OperationError(`${host}: cannot grow a ${mount.fstype} filesystem`);
           actions.push(command(grow, `grow the filesystem mounted at ${mount.target}`, { timeoutMs: 30 * 60_000 }));
         }
@@ -194,7 +197,7 @@ export function resizeResult(site: VolumeSite, req: ResizeRequest, report: RunRe
     const v = workerView(iqn, report.state.facts(PHASE_WORKERS, w));
     const m = v.mounts[0];
     if (!v.map || !m) continue;
-    const grow = growFsArgv(m.fstype, v.map, m);
+    const grow = growFsArgv(m.fstype, v.map.name, m.target);
     const status = workers?.hosts.find((h) => h.host === w)?.status;
     filesystem.push({ host: w, mountpoint: m.target, fstype: m.fstype, grown: req.growFs && status === 'done', command: grow ? grow.join(' ') : null });
   }

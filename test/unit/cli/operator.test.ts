@@ -163,6 +163,44 @@ describe('inventory check verifies the files the inventory names', () => {
   });
 });
 
+describe('client dry runs a reviewer can trust and compare', () => {
+  const env = { ENSSIB_SSH_CONFIG: '/nonexistent/ssh_config' };
+  it('resize --grow-fs lists the filesystem grow, marked with its condition; without the flag it does not', async () => {
+    const grow = await enssib(['volume', 'resize', 'mail', '300G', '--grow-fs', '-n'], { env });
+    expect(grow.code).toBe(0);
+    expect(grow.stdout).toContain("$ resize2fs '/dev/mapper/<map of the volume>'   # only if an ext4 filesystem of the volume is mounted on this worker (--grow-fs)");
+    expect(grow.stdout).toContain("$ xfs_growfs '<mountpoint>'   # only if an xfs filesystem of the volume is mounted on this worker (--grow-fs)");
+    expect(grow.stdout).toMatch(/^Plan: 1 volume to grow: mail to 300G on vg_cluster; .*the filesystem grown where it is mounted \(--grow-fs\); nothing destroyed\.$/m);
+    const plain = await enssib(['volume', 'resize', 'mail', '300G', '-n'], { env });
+    expect(plain.stdout).not.toMatch(/resize2fs|xfs_growfs/);
+    expect(plain.stdout).toContain('the filesystem left as it is (without --grow-fs)');
+  });
+  it('delete lists the map flush with its condition and says the data will be destroyed and that --yes will be needed', async () => {
+    const r = await enssib(['volume', 'delete', 'mail', '-n'], { env });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/multipath -f "\$1"; fi' flush-map '<map of the volume>' {3}# only if the worker has a multipath map of the volume/);
+    expect(r.stdout).toContain('Plan: 1 volume to DESTROY: mail — LV vg_cluster/mail and ALL ITS DATA; its exports on data1, data2; the target on 3 workers.');
+    expect(r.stdout).toContain('without a terminal it needs --yes');
+  });
+  it('the same command prints the same plan: no lock token, pid or time in a client dry run', async () => {
+    for (const args of [
+      ['volume', 'resize', 'mail', '300G', '--grow-fs', '-n'],
+      ['volume', 'delete', 'mail', '-n'],
+    ]) {
+      const [a, b] = [await enssib(args, { env }), await enssib(args, { env })];
+      expect(a.stdout).toBe(b.stdout);
+      expect(a.stdout).toContain("'token=<token> user=");
+      expect(a.stdout).toContain('pid=<pid> since=<time> command=enssib');
+    }
+  });
+  it('create ends with its summary, in text and in JSON', async () => {
+    const r = await enssib(['volume', 'create', 'mail', '200G', '--pv', '-n'], { env });
+    expect(r.stdout.trimEnd().split('\n').pop()).toBe('Plan: 1 volume to create: mail, 200G on vg_cluster (ext4); exported by 2 storage servers (data1, data2); 3 workers; 1 PersistentVolume; nothing destroyed.');
+    const j = await enssib(['volume', 'create', 'mail', '200G', '-n', '-o', 'json'], { env });
+    expect((JSON.parse(j.stdout) as { summary: string }).summary).toMatch(/^Plan: 1 volume to create: mail/);
+  });
+});
+
 describe('small ones', () => {
   it('enssib help exits 0 like --help; help <command> and help <topic>', async () => {
     const r = await enssib(['help']);
