@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { RunResult } from '../remote/types.js';
 import { FS_TAG_PREFIX, VOLUME_TAG, identityTag, type Identity } from './identity.js';
+import { oneLine } from './shell.js';
 
 /**
  * LVM as data: the JSON reports of `lvs`/`vgs` parsed into plain objects, sizes
@@ -208,22 +209,65 @@ export function lvRefreshArgv(vg: string, name: string): string[] {
   return ['lvchange', '--refresh', lvRef(vg, name)];
 }
 
+/**
+ * Creates a filesystem only on a device that carries no signature at all,
+ * read exactly: `wipefs -n` lists none and `blkid -p` exits 2 ("nothing
+ * found"). Any other answer (a signature, blkid exit 8 "ambivalent", an error)
+ * refuses, and mkfs never gets -F. enssib runs it only right after creating
+ * the LV in the same run.
+ */
+const MKFS_GUARD = oneLine([
+  'd=$1; shift',
+  'sig=$(wipefs -n -- "$d") || { echo "enssib: wipefs -n $d failed: not creating a filesystem" >&2; exit 1; }',
+  'if [ -n "$sig" ]; then printf "enssib: %s already has a signature, not creating a filesystem:\\n%s\\n" "$d" "$sig" >&2; exit 1; fi',
+  'blkid -p -- "$d" >/dev/null 2>&1; rc=$?',
+  'if [ "$rc" -ne 2 ]; then echo "enssib: blkid -p $d exited $rc (2 means no signature): not creating a filesystem" >&2; exit 1; fi',
+  'exec "$@"',
+]);
+
 export function mkfsArgv(fs: Filesystem, device: string): string[] | null {
-  if (fs === 'ext4') return ['mkfs.ext4', '-q', '-F', device];
-  if (fs === 'xfs') return ['mkfs.xfs', '-q', device];
-  return null;
+  const mkfs = fs === 'ext4' ? ['mkfs.ext4', '-q', device] : fs === 'xfs' ? ['mkfs.xfs', '-q', device] : null;
+  return mkfs && ['sh', '-c', MKFS_GUARD, 'enssib-mkfs', device, ...mkfs];
 }
 
-/** Filesystem signature on a device: `blkid -p` exits 2 when there is none. */
-export function blkidArgv(device: string): string[] {
-  return ['blkid', '-p', '-o', 'value', '-s', 'TYPE', device];
+// ---------------------------------------------------------------- physical volumes
+
+/**
+ * The volume group's physical volumes and the DRBD resource's device(s), both
+ * resolved (`readlink -f`): lines "drbd /dev/drbd0" and "pv <name> <resolved>".
+ * Fails as a whole when pvs or drbdadm fails.
+ */
+const PV_CHECK = oneLine([
+  'set -e',
+  'vg=$1 res=$2',
+  'devs=$(drbdadm sh-dev "$res")',
+  'pvs=$(pvs --noheadings -o pv_name --select "vg_name=$vg")',
+  'for d in $devs; do echo "drbd $(readlink -f -- "$d")"; done',
+  'for p in $pvs; do echo "pv $p $(readlink -f -- "$p")"; done',
+]);
+
+export function pvCheckArgv(vg: string, drbdResource: string): string[] {
+  return ['sh', '-c', PV_CHECK, 'enssib-pvs', vg, drbdResource];
 }
 
-/** The filesystem type blkid found, or null (none, or no such device). */
-export function parseBlkid(r: RunResult): string | null {
-  if (r.exitCode !== 0) return null;
-  const t = r.stdout.trim().split('\n')[0]?.trim() ?? '';
-  return t === '' ? null : t;
+/** Why the volume group is not (only) on the DRBD device, in words; null when it is. */
+export function pvProblem(r: RunResult, vg: string, drbdResource: string): string | null {
+  if (r.exitCode !== 0) {
+    const last = r.stderr.trim().split('\n').filter(Boolean).pop();
+    return `cannot read the physical volumes of ${vg} and the device of DRBD resource ${drbdResource} (exit code ${r.exitCode}${last ? `: ${last.trim()}` : ''})`;
+  }
+  const drbd = new Set<string>();
+  const pvs: { name: string; real: string }[] = [];
+  for (const l of r.stdout.split('\n')) {
+    const [kind, a, b] = l.trim().split(/\s+/);
+    if (kind === 'drbd' && a) drbd.add(a);
+    else if (kind === 'pv' && a) pvs.push({ name: a, real: b ?? a });
+  }
+  if (drbd.size === 0) return `DRBD resource ${drbdResource} has no device`;
+  if (pvs.length === 0) return `volume group ${vg} has no physical volume`;
+  const foreign = pvs.filter((p) => !drbd.has(p.real));
+  if (foreign.length === 0) return null;
+  return `volume group ${vg} has physical volume ${foreign.map((p) => (p.real !== p.name ? `${p.name} (${p.real})` : p.name)).join(', ')}, which is not the device of DRBD resource ${drbdResource} (${[...drbd].join(', ')}): a volume there would not be replicated`;
 }
 
 /** The filesystem recorded on the LV at creation (tag), if any. */

@@ -102,6 +102,8 @@ export const phaseLogout = (w: string) => `log out on ${w}`;
 export const PHASE_PV = 'create the PersistentVolume';
 
 const DECISION = valueKey<CreateDecision>('volume');
+/** Create also reads the VG's physical volumes: it allocates only on the inventory's DRBD device. */
+const FACTS = { pvs: true } as const;
 const WWID = valueKey<string>('wwid');
 
 export function decision(state: RunState): CreateDecision {
@@ -136,7 +138,8 @@ export function decideCreate(site: VolumeSite, req: CreateRequest, candidate: Id
       ]);
     }
     const tagFs = fsFromTags(lv.tags);
-    return { identity: id, existed: true, fs: tagFs ?? req.fs, sizeBytes: lv.sizeBytes, mkfs: tagFs !== null && tagFs !== 'none' && f.fsType === null };
+    // An LV that exists was not created by this run: whatever it holds, no filesystem is ever made on it.
+    return { identity: id, existed: true, fs: tagFs ?? req.fs, sizeBytes: lv.sizeBytes, mkfs: false };
   }
   if (want > vg.freeBytes) {
     throw new UsageError(`size ${formatBytes(want)} is more than volume group ${site.vg} has free on ${f.host} (${formatBytes(vg.freeBytes)})`);
@@ -180,9 +183,14 @@ export function createPlan(site: VolumeSite, req: CreateRequest, deps: CreateDep
   const phases: Phase[] = [lockPhase(site, deps.owner, req.lockWaitS)];
 
   phases.push(
-    readPhase(site, req.name, (host, f, state) => {
-      if (host === site.meta) state.values.set(DECISION, decideCreate(site, req, deps.identity, f));
-    }),
+    readPhase(
+      site,
+      req.name,
+      (host, f, state) => {
+        if (host === site.meta) state.values.set(DECISION, decideCreate(site, req, deps.identity, f));
+      },
+      FACTS,
+    ),
   );
 
   phases.push({
@@ -192,8 +200,9 @@ export function createPlan(site: VolumeSite, req: CreateRequest, deps: CreateDep
       const d = decision(state);
       const mkfs = mkfsArgv(d.fs, dev);
       const actions: Action[] = [];
-      if (!d.existed) actions.push(command(lvcreateArgv(site.vg, req.name, d.sizeBytes, volumeTags(d.identity, d.fs)), 'LV with the volume identity as a tag'));
-      if (d.mkfs && mkfs) actions.push(command(mkfs, `${d.fs} filesystem`, { timeoutMs: 30 * 60_000 }));
+      if (d.existed) return actions;
+      actions.push(command(lvcreateArgv(site.vg, req.name, d.sizeBytes, volumeTags(d.identity, d.fs)), 'LV with the volume identity as a tag'));
+      if (d.mkfs && mkfs) actions.push(command(mkfs, `${d.fs} filesystem on the LV just created, only if it carries no signature`, { timeoutMs: 30 * 60_000 }));
       return actions;
     },
     // What is on the host now decides the undo: an lvcreate that timed out or was cancelled may or may not have created the LV.
@@ -226,7 +235,7 @@ export function createPlan(site: VolumeSite, req: CreateRequest, deps: CreateDep
     hosts: site.servers.map((s) => s.name),
     plan: (host, _f, state) => {
       const d = decision(state);
-      const f = readFacts(site, state, host, req.name);
+      const f = readFacts(site, state, host, req.name, FACTS);
       if (host === site.meta) return d.existed && f && !f.lv?.active ? [command(lvActivateArgv(site.vg, req.name), 'activate')] : [];
       if (f?.lv?.active) return [];
       return [command(lvActivateArgv(site.vg, req.name), `activate here too (dual-primary DRBD: LVM metadata written on ${site.meta})`)];
@@ -241,9 +250,9 @@ export function createPlan(site: VolumeSite, req: CreateRequest, deps: CreateDep
       const d = decision(state);
       const server = site.servers.find((s) => s.name === host);
       if (!server) throw new Error(`internal: ${host} is not a storage server`);
-      return exportActions(site, server, readFacts(site, state, host, req.name), { name: req.name, identity: d.identity });
+      return exportActions(site, server, readFacts(site, state, host, req.name, FACTS), { name: req.name, identity: d.identity });
     },
-    undo: undo((host: string, state: RunState): Action[] => exportUndo(site, readFacts(site, state, host, req.name), { name: req.name, identity: decision(state).identity })),
+    undo: undo((host: string, state: RunState): Action[] => exportUndo(site, readFacts(site, state, host, req.name, FACTS), { name: req.name, identity: decision(state).identity })),
     undoFailed: true,
   });
 

@@ -20,7 +20,9 @@ import {
 } from './initiator.js';
 import type { VolumeUser } from './kube.js';
 import type { LockOwner } from './lock.js';
-import { lvDeactivateArgv, lvRef, lvremoveArgv } from './lvm.js';
+import { ID_TAG_PREFIX, VOLUME_TAG, identityFromTags } from './identity.js';
+import { lvDeactivateArgv, lvRef, lvremoveArgv, type LvInfo } from './lvm.js';
+import { formatBytes } from '../validate.js';
 import { command, iqnOf, lockPhase, readFacts, readPhase, releasePhase, type VolumeSite } from './volume.js';
 
 /**
@@ -78,10 +80,40 @@ export function workerHold(iqn: string, facts: Facts | null | undefined) {
   };
 }
 
+/**
+ * Why an LV is not a volume enssib may delete, or null: enssib deletes only
+ * the LVs it made, marked with its tag and an identity tag. The refusal says
+ * what the LV is (size, tags, state), so the admin sees whose it may be.
+ */
+export function notEnssibs(site: VolumeSite, host: string, lv: LvInfo): UsageError | null {
+  let id: string | null = null;
+  let bad: string | null = null;
+  try {
+    id = identityFromTags(lv.tags);
+  } catch (e) {
+    bad = (e as Error).message;
+  }
+  if (lv.tags.includes(VOLUME_TAG) && id && !bad) return null;
+  const what = [
+    `LV ${lvRef(site.vg, lv.name)} on ${host}: ${formatBytes(lv.sizeBytes)}, ${lv.active ? 'active' : 'inactive'}${lv.open ? ', open (in use on that host)' : ''}`,
+    `tags: ${lv.tags.length > 0 ? lv.tags.join(', ') : 'none'}`,
+  ];
+  const why = bad ?? (lv.tags.includes(VOLUME_TAG) ? `it has no ${ID_TAG_PREFIX}… identity tag` : `it has no "${VOLUME_TAG}" tag`);
+  return new UsageError(`${lvRef(site.vg, lv.name)} is not a volume enssib made (${why}); enssib deletes only its own volumes`, [
+    ...what,
+    'Nothing was changed. If it really is to go, remove it with the LVM tools yourself.',
+  ]);
+}
+
 export function deletePlan(site: VolumeSite, req: DeleteRequest, deps: DeleteDeps): Plan {
   const iqn = iqnOf(site, req.name);
   const phases: Phase[] = [lockPhase(site, deps.owner, req.lockWaitS)];
-  phases.push(readPhase(site, req.name, () => undefined));
+  phases.push(
+    readPhase(site, req.name, (host, f) => {
+      const refusal = f?.lv ? notEnssibs(site, host, f.lv) : null;
+      if (refusal) throw refusal;
+    }),
+  );
   if (site.workers.length > 0) {
     phases.push({
       title: PHASE_WORKERS_READ,

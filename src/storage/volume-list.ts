@@ -20,7 +20,7 @@ export const PHASE_LIST_WORKERS = 'read sessions and multipath maps on the worke
 
 export function listPlan(site: VolumeSite, workerConcurrency?: number): Plan {
   const phases: Plan['phases'] = [
-    { title: PHASE_READ, hosts: site.servers.map((s) => s.name), continueOnError: true, checks: () => storageChecks(site, null, { drbd: false }), plan: () => [] },
+    { title: PHASE_READ, hosts: site.servers.map((s) => s.name), continueOnError: true, checks: () => storageChecks(site, { drbd: false }), plan: () => [] },
   ];
   if (site.workers.length > 0) {
     phases.push({

@@ -5,7 +5,7 @@ import type { Inventory } from '../inventory/inventory.js';
 import { validateName } from '../validate.js';
 import { drbdChecks, drbdProblems, parseDrbdadm } from './drbd.js';
 import { DEFAULT_LOCK_FILE, LOCK_HELD_EXIT, acquireArgv, heldBy, releaseArgv, type LockOwner } from './lock.js';
-import { blkidArgv, lvPath, lvmFailure, lvsArgv, parseBlkid, parseLvs, parseVgs, vgsArgv, type LvInfo, type VgInfo } from './lvm.js';
+import { lvmFailure, lvsArgv, parseLvs, parseVgs, pvCheckArgv, pvProblem, vgsArgv, type LvInfo, type VgInfo } from './lvm.js';
 import { lioFactsArgv, parseLioFacts, type LioState } from './targets/lio.js';
 import { SCST_MAX_NAME, parseScstConf, readConfArgv, runningConfArgv, type ScstConf } from './targets/scst.js';
 import type { ErrorReport, RunReport } from '../engine/types.js';
@@ -130,40 +130,46 @@ export interface StorageFacts {
   lvs: LvInfo[];
   /** The named volume's LV, when a name was given. */
   lv: LvInfo | null;
-  /** Filesystem signature on the named LV (blkid), or null. */
-  fsType: string | null;
+  /** Why the VG is not on the inventory's DRBD device (with the `pvs` option), or null. */
+  pvProblem: string | null;
   scst?: { conf: ScstConf; text: string; exists: boolean; running: ScstConf; mode: string };
   lio?: LioState;
 }
 
+/** Which facts a command reads: DRBD state (default yes), the VG's physical volumes (default no). */
+export interface FactOptions {
+  drbd?: boolean;
+  pvs?: boolean;
+}
+
 /** The read-only probes run on each storage server, by name. */
-export function storageProbes(site: VolumeSite, name: string | null, opts: { drbd?: boolean } = {}) {
+export function storageProbes(site: VolumeSite, opts: FactOptions = {}) {
   const [role, cstate, dstate] = drbdChecks(site.drbd) as [string[], string[], string[]];
   return {
     ...(opts.drbd !== false ? { drbdRole: rawProbe(role), drbdCState: rawProbe(cstate), drbdDState: rawProbe(dstate) } : {}),
     vgs: rawProbe(vgsArgv(site.vg)),
     lvs: rawProbe(lvsArgv(site.vg)),
+    ...(opts.pvs ? { pvs: rawProbe(pvCheckArgv(site.vg, site.drbd)) } : {}),
     ...(site.driver === 'scst' ? { scstConf: rawProbe(readConfArgv()), scstRunning: rawProbe(runningConfArgv()), scstStat: rawProbe(['stat', '-c', '%a %U:%G', '/etc/scst.conf']) } : {}),
     ...(site.driver === 'lio' ? { lio: rawProbe(lioFactsArgv()) } : {}),
-    ...(name !== null ? { blkid: rawProbe(blkidArgv(lvPath(site.vg, name))) } : {}),
   };
 }
 
 export type StorageProbes = ReturnType<typeof storageProbes>;
 
 /** The probes' commands, in the order their results come back. */
-export function storageChecks(site: VolumeSite, name: string | null, opts: { drbd?: boolean } = {}): string[][] {
-  return Object.values(storageProbes(site, name, opts)).map((p) => p.argv);
+export function storageChecks(site: VolumeSite, opts: FactOptions = {}): string[][] {
+  return Object.values(storageProbes(site, opts)).map((p) => p.argv);
 }
 
 /** Storage facts from the results of `storageChecks` (in their order). */
-export function parseStorageFacts(site: VolumeSite, host: string, name: string | null, facts: Facts, opts: { drbd?: boolean } = {}): StorageFacts {
-  return storageFacts(site, host, name, readProbes(storageProbes(site, name, opts), facts));
+export function parseStorageFacts(site: VolumeSite, host: string, name: string | null, facts: Facts, opts: FactOptions = {}): StorageFacts {
+  return storageFacts(site, host, name, readProbes(storageProbes(site, opts), facts));
 }
 
 /** Storage facts from the named probe results. */
 export function storageFacts(site: VolumeSite, host: string, name: string | null, f: FactsOf<StorageProbes>): StorageFacts {
-  const out: StorageFacts = { host, drbdProblems: [], vg: null, vgProblem: null, lvs: [], lv: null, fsType: null };
+  const out: StorageFacts = { host, drbdProblems: [], vg: null, vgProblem: null, lvs: [], lv: null, pvProblem: null };
   if (f.drbdRole && f.drbdCState && f.drbdDState) out.drbdProblems = drbdProblems(site.drbd, parseDrbdadm(f.drbdRole, f.drbdCState, f.drbdDState));
   const { vgs, lvs } = f;
   try {
@@ -176,6 +182,7 @@ export function storageFacts(site: VolumeSite, host: string, name: string | null
     throw new OperationError(`${host}: ${(e as Error).message}`);
   }
   if (name !== null) out.lv = out.lvs.find((l) => l.name === name) ?? null;
+  if (f.pvs) out.pvProblem = pvProblem(f.pvs, site.vg, site.drbd);
   if (f.scstConf && f.scstRunning && f.scstStat) {
     const [file, running, stat] = [f.scstConf, f.scstRunning, f.scstStat];
     if (file.exitCode !== 0) throw new OperationError(`${host}: cannot read /etc/scst.conf`, [file.stderr.trim()]);
@@ -208,26 +215,26 @@ export function storageFacts(site: VolumeSite, host: string, name: string | null
       throw new OperationError(`${host}: cannot read the LIO configuration: ${(e as Error).message}`);
     }
   }
-  if (f.blkid) out.fsType = parseBlkid(f.blkid);
   return out;
 }
 
 /** The storage facts of a host read in PHASE_READ (apply and server dry run), or null (client dry run). */
-export function readFacts(site: VolumeSite, state: RunState, host: string, name: string | null, opts: { drbd?: boolean } = {}): StorageFacts | null {
-  const f = probedFacts(state, PHASE_READ, host, storageProbes(site, name, opts));
+export function readFacts(site: VolumeSite, state: RunState, host: string, name: string | null, opts: FactOptions = {}): StorageFacts | null {
+  const f = probedFacts(state, PHASE_READ, host, storageProbes(site, opts));
   return f ? storageFacts(site, host, name, f) : null;
 }
 
-export function readPhase(site: VolumeSite, name: string | null, decide: (host: string, facts: StorageFacts | null, state: RunState) => void, opts: { drbd?: boolean } = {}): Phase {
+export function readPhase(site: VolumeSite, name: string | null, decide: (host: string, facts: StorageFacts | null, state: RunState) => void, opts: FactOptions = {}): Phase {
   return probePhase({
     title: PHASE_READ,
     hosts: site.servers.map((s) => s.name),
-    probes: () => storageProbes(site, name, opts),
+    probes: () => storageProbes(site, opts),
     decide: (host, raw, state) => {
       const f = raw ? storageFacts(site, host, name, raw) : null;
       if (f) {
         if (f.drbdProblems.length > 0) throw new OperationError(`${host}: DRBD is not ready for a volume change`, f.drbdProblems);
         if (f.vgProblem) throw new OperationError(`${host}: ${f.vgProblem}`);
+        if (f.pvProblem) throw new OperationError(`${host}: ${f.pvProblem}`, ['Nothing was changed. enssib creates volumes only on the DRBD-replicated volume group the inventory names (storage.volumeGroup on storage.drbdResource).']);
       }
       decide(host, f, state);
     },

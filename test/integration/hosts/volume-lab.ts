@@ -11,6 +11,7 @@ import { hostsLab } from '../../support/hosts-lab.js';
 export const STORAGE_TOOLS = [
   'drbdadm',
   'vgs',
+  'pvs',
   'lvs',
   'lvcreate',
   'lvchange',
@@ -18,6 +19,7 @@ export const STORAGE_TOOLS = [
   'lvremove',
   'blockdev',
   'blkid',
+  'wipefs',
   'mkfs.ext4',
   'mkfs.xfs',
   'scstadmin',

@@ -48,7 +48,8 @@ const FACTS_MAIL = [
   'drbdadm dstate r0',
   'vgs --reportformat json --units b --nosuffix -o vg_name,vg_size,vg_free,vg_extent_size,vg_extent_count,vg_free_count vg_cluster',
   'lvs --reportformat json --units b --nosuffix -o lv_name,vg_name,lv_size,lv_tags,lv_attr,lv_active,lv_path,lv_device_open vg_cluster',
-  'blkid -p -o value -s TYPE /dev/vg_cluster/mail',
+  'drbdadm sh-dev r0',
+  'pvs --noheadings -o pv_name --select vg_name=vg_cluster',
 ];
 
 describe('volume create on SCST (stand-ins) over real ssh', () => {
@@ -65,7 +66,10 @@ describe('volume create on SCST (stand-ins) over real ssh', () => {
     expect(d1.filter((l) => !l.startsWith('scstadmin -noprompt -write_config'))).toEqual([
       ...FACTS_MAIL,
       `lvcreate --yes --wipesignatures y --zero y --activate y --name mail --size 10g --addtag enssib --addtag enssib_id_${identity} --addtag enssib_fs_ext4 vg_cluster`,
-      'mkfs.ext4 -q -F /dev/vg_cluster/mail',
+      // mkfs only on the LV just created, without -F, after wipefs and blkid found no signature
+      'wipefs -n -- /dev/vg_cluster/mail',
+      'blkid -p -- /dev/vg_cluster/mail',
+      'mkfs.ext4 -q /dev/vg_cluster/mail',
       'scstadmin -noprompt -config /etc/scst.conf',
     ]);
     expect(d1.filter((l) => l.startsWith('scstadmin -noprompt -write_config /tmp/'))).toHaveLength(1);

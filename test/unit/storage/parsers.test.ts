@@ -12,7 +12,7 @@ import {
   type MultipathMap,
 } from '../../../src/storage/initiator.js';
 import { asIdentity, lioWwid } from '../../../src/storage/identity.js';
-import { LvmReportError, fsFromTags, lvcreateArgv, lvmSize, parseBlkid, parseLvs, parseVgs, roundToExtents } from '../../../src/storage/lvm.js';
+import { LvmReportError, fsFromTags, lvcreateArgv, lvmSize, parseLvs, parseVgs, roundToExtents } from '../../../src/storage/lvm.js';
 import { OPEN_MODE, lioExportActions, lioMatches, lioVolumeState, parseLioFacts } from '../../../src/storage/targets/lio.js';
 
 /** Parsers fed with outputs captured on the kernel lab's VMs (Debian 12: lvm2 2.03, open-iscsi 2.1.8, multipath-tools 0.9.4, LIO). */
@@ -56,11 +56,6 @@ describe('LVM reports', () => {
       'lvcreate', '--yes', '--wipesignatures', 'y', '--zero', 'y', '--activate', 'y', '--name', 'mail', '--size', '200g',
       '--addtag', 'enssib', '--addtag', 'enssib_id_x', '--addtag', 'enssib_fs_ext4', 'vg_cluster',
     ]);
-  });
-
-  it('reads blkid: a type, or none (exit 2)', () => {
-    expect(parseBlkid(res('ext4\n'))).toBe('ext4');
-    expect(parseBlkid(res('', 2))).toBeNull();
   });
 });
 

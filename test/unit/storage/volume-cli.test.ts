@@ -42,11 +42,13 @@ describe('volume create --dry-run over the bundled inventory', () => {
       'log out on node01',
       'release the storage lock',
     ]);
-    for (const check of ['drbdadm role r0', 'drbdadm cstate r0', 'drbdadm dstate r0', 'vgs --reportformat json', 'lvs --reportformat json', "read-conf /etc/scst.conf", 'scstadmin -noprompt -write_config', 'blkid -p -o value -s TYPE /dev/vg_cluster/mail']) {
+    for (const check of ['drbdadm role r0', 'drbdadm cstate r0', 'drbdadm dstate r0', 'vgs --reportformat json', 'lvs --reportformat json', "read-conf /etc/scst.conf", 'scstadmin -noprompt -write_config', 'enssib-pvs vg_cluster r0']) {
       expect(out.split('\n').filter((l) => l.includes('check:') && l.includes(check))).toHaveLength(2); // data1 and data2
     }
     expect(out).toMatch(/\$ lvcreate --yes --wipesignatures y --zero y --activate y --name mail --size 200g --addtag enssib --addtag enssib_id_[0-9a-f]{32} --addtag enssib_fs_ext4 vg_cluster\n/);
-    expect(out).toContain('$ mkfs.ext4 -q -F /dev/vg_cluster/mail');
+    // mkfs without -F, guarded: only when wipefs -n lists nothing and blkid -p exits 2
+    expect(out).toMatch(/\$ sh -c .*wipefs -n.*blkid -p.*enssib-mkfs \/dev\/vg_cluster\/mail mkfs\.ext4 -q \/dev\/vg_cluster\/mail\n/);
+    expect(out).not.toContain('mkfs.ext4 -q -F');
     expect(out).toContain('$ lvchange --activate y vg_cluster/mail');
     // the SCST objects, the same identity on both servers, nv_cache 0 / write_through 1
     const ids = [...out.matchAll(/t10_dev_id ([0-9a-f]+)/g)].map((m) => m[1]);

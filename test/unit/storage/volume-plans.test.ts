@@ -32,8 +32,8 @@ const req = (over: Partial<CreateRequest> = {}): CreateRequest => ({ name: 'kvol
 const ID = asIdentity('0123456789abcdef0123456789abcdef');
 
 /** Storage facts of a LIO server from captured outputs (the order storageChecks runs them). */
-function lioFacts(lvs: string, lio = ''): Facts {
-  return [ok('Primary/Primary\n'), ok('Connected\n'), ok('UpToDate/UpToDate\n'), ok(fx('vgs-kernel.json')), ok(lvs), ok(lio), { exitCode: 2, stdout: '', stderr: '', durationMs: 1 }];
+function lioFacts(lvs: string, lio = '', pvs = false): Facts {
+  return [ok('Primary/Primary\n'), ok('Connected\n'), ok('UpToDate/UpToDate\n'), ok(fx('vgs-kernel.json')), ok(lvs), ...(pvs ? [ok('drbd /dev/drbd0\npv /dev/drbd0 /dev/drbd0\n')] : []), ok(lio)];
 }
 
 describe('what create decides on the metadata host', () => {
@@ -77,9 +77,9 @@ describe('create run with fake hosts', () => {
       const line = argv.join(' ');
       if (argv[0] === 'sh' && argv[3] === 'enssib-lock') return ok('');
       if (argv[0] === 'sh' && argv[3] === 'enssib-unlock') return ok('');
-      const checks = storageChecks(site('lio'), 'kvol');
+      const checks = storageChecks(site('lio'), { pvs: true });
       const i = checks.findIndex((c) => c.join(' ') === line);
-      if (i >= 0) return lioFacts(fx('lvs-kernel.json'))[i];
+      if (i >= 0) return lioFacts(fx('lvs-kernel.json'), '', true)[i];
       if (opts.targetcliFails && host === 'data2' && (argv[0] === 'targetcli' || (argv[0] === 'sh' && argv[3] === 'undo-export'))) return { exitCode: 1, stderr: 'targetcli: injected failure\n' };
       return ok('');
     };

@@ -45,7 +45,7 @@ case $name in
 drbdadm)
   f=$S/drbd
   [ -f "$f" ] || printf 'Primary/Primary\nConnected\nUpToDate/UpToDate\n' >"$f"
-  case ${1:-} in role) sed -n 1p "$f" ;; cstate) sed -n 2p "$f" ;; dstate) sed -n 3p "$f" ;; *) die "drbdadm: unsupported: $*" ;; esac
+  case ${1:-} in role) sed -n 1p "$f" ;; cstate) sed -n 2p "$f" ;; dstate) sed -n 3p "$f" ;; sh-dev) echo /dev/drbd0 ;; *) die "drbdadm: unsupported: $*" ;; esac
   ;;
 vgs)
   vg=${!#}
@@ -55,6 +55,11 @@ vgs)
   printf '                  {"vg_name":"%s", "vg_size":"%s", "vg_free":"%s", "vg_extent_size":"%s", "vg_extent_count":"%s", "vg_free_count":"%s"}\n' \
     "$VG" "$VG_SIZE" $((VG_SIZE - used)) "$EXTENT" $((VG_SIZE / EXTENT)) $(((VG_SIZE - used) / EXTENT))
   printf '              ]\n          }\n      ]\n  }\n'
+  ;;
+pvs)
+  # the VG's physical volume: the DRBD device, or PV=... from stand-in.conf (a VG on a local disk)
+  [ "${!#}" = "vg_name=$VG" ] || die "pvs stand-in: unsupported: $*"
+  echo "  ${PV:-/dev/drbd0}"
   ;;
 lvs)
   vg=${!#} only=''
@@ -126,7 +131,12 @@ blockdev)
 blkid)
   dev=${!#}; lv=${dev##*/}
   [ -f "$S/fs/$lv" ] || exit 2
-  cat "$S/fs/$lv"
+  echo "$dev: TYPE=\"$(cat "$S/fs/$lv")\""
+  ;;
+wipefs)
+  dev=${!#}; lv=${dev##*/}
+  [ -f "$S/fs/$lv" ] && printf 'DEVICE OFFSET TYPE UUID LABEL\n%s 0x438 %s 00000000-0000-0000-0000-000000000000\n' "$lv" "$(cat "$S/fs/$lv")"
+  exit 0
   ;;
 mkfs.ext4 | mkfs.xfs)
   dev=${!#}; lv=${dev##*/}
