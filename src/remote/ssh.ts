@@ -55,13 +55,22 @@ export class SshHost implements Host {
     return opts?.sudo !== false && this.t.user !== undefined && this.t.user !== 'root';
   }
 
-  /** The remote command line, with `sudo -n` when the ssh user is not root. */
-  remoteLine(argv: readonly string[], opts?: RunOptions): string {
-    return quote(this.needsSudo(opts) ? ['sudo', '-n', '--', ...argv] : argv);
+  private withSudo(argv: readonly string[], opts?: RunOptions): string[] {
+    return this.needsSudo(opts) ? ['sudo', '-n', '--', ...argv] : [...argv];
   }
 
+  /**
+   * The remote command line: the command under `env LC_ALL=C` (after sudo,
+   * which resets the environment), so that the host's own locale never changes
+   * the output enssib parses; with `sudo -n` when the ssh user is not root.
+   */
+  remoteLine(argv: readonly string[], opts?: RunOptions): string {
+    return quote(this.withSudo(['env', 'LC_ALL=C', ...argv], opts));
+  }
+
+  /** The command as a dry run shows it (every command is sent under `env LC_ALL=C`). */
   describe(argv: readonly string[], opts?: RunOptions): string {
-    return this.remoteLine(argv, opts);
+    return quote(this.withSudo(argv, opts));
   }
 
   /**

@@ -2,7 +2,8 @@ import type { Action } from '../engine/types.js';
 import { OperationError } from '../errors.js';
 import type { Identity } from './identity.js';
 import { lvPath } from './lvm.js';
-import { lioExportActions, lioMatches, lioRemoveActions, lioUndoActions, lioVolumeState } from './targets/lio.js';
+import type { RunResult } from '../remote/types.js';
+import { lioExportActions, lioSessionsArgv, lioMatches, lioRemoveActions, lioUndoActions, lioVolumeState } from './targets/lio.js';
 import {
   SCST_CONF,
   SCST_HANDLER,
@@ -11,6 +12,7 @@ import {
   deviceMatches,
   removeTargetArgv,
   removeVolume,
+  scstSessionsArgv,
   renderScstConf,
   stateMatches,
   upsertVolume,
@@ -114,6 +116,18 @@ export function exportActions(site: VolumeSite, server: StorageServer, f: Storag
   } catch (e) {
     throw new OperationError(`${server.name}: ${(e as Error).message}`, ['A stale export of an earlier volume: remove it first (enssib volume delete) — it is never replaced silently.']);
   }
+}
+
+/** The read-only command listing the initiators with a session on the volume's target on one server. */
+export function targetSessionsArgv(site: VolumeSite, name: string): string[] {
+  const iqn = iqnOf(site, name);
+  return site.driver === 'scst' ? scstSessionsArgv(iqn) : lioSessionsArgv(iqn);
+}
+
+/** The initiator names `targetSessionsArgv` printed; a failed read is an error, never "no session". */
+export function parseTargetSessions(r: RunResult): string[] {
+  if (r.exitCode !== 0) throw new OperationError(`cannot read the sessions of the target (exit code ${r.exitCode}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''})`);
+  return [...new Set(r.stdout.split(/[\n\0]/).map((l) => l.trim()).filter(Boolean))];
 }
 
 /** Takes back what `exportActions` added on this server (what the facts say was absent before); tolerates a partial export. */

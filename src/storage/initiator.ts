@@ -53,6 +53,17 @@ export function sessionsArgv(): string[] {
   return ['iscsiadm', '-m', 'session', '-P', '3'];
 }
 
+/** This host's iSCSI initiator name (nothing when open-iscsi has none: such a host has no session). */
+export function initiatorNameArgv(): string[] {
+  return ['sh', '-c', 'sed -n "s/^InitiatorName=//p" /etc/iscsi/initiatorname.iscsi 2>/dev/null; exit 0', 'initiator-name'];
+}
+
+/** The initiator name from `initiatorNameArgv`, or null. */
+export function parseInitiatorName(r: RunResult): string | null {
+  const n = r.stdout.trim().split('\n')[0]?.trim() ?? '';
+  return r.exitCode === 0 && n !== '' ? n : null;
+}
+
 export function multipathArgv(): string[] {
   return ['multipath', '-ll'];
 }

@@ -12,7 +12,7 @@ import { lockOwner, placeholderOwner } from './lock.js';
 import { createSummary, deleteSummary, resizeSummary } from './plan-summary.js';
 import { FILESYSTEMS, type Filesystem } from './lvm.js';
 import { createPlan, createResult, createResultLines, type CreateRequest } from './volume-create.js';
-import { deleteOutcome, deletePlan } from './volume-delete.js';
+import { PHASE_GUARD, PHASE_TARGET_SESSIONS, PHASE_WORKERS_READ, deleteOutcome, deletePlan } from './volume-delete.js';
 import { listLines, listPlan, listRows } from './volume-list.js';
 import { DECISION as RESIZE_DECISION, resizePlan, resizeResult, resizeResultLines } from './volume-resize.js';
 import { PHASE_LOCK, PHASE_RELEASE, iqnOf, lockError, readError, validateVolumeName, volumeSite, type VolumeSite } from './volume.js';
@@ -203,7 +203,7 @@ export async function deleteCommand(ctx: Context, inv: Invocation): Promise<numb
   if (stop) throw stop;
   if (report.stoppedAt && report.mode === 'apply') {
     const o = report.phases.find((p) => p.title === report.stoppedAt)?.hosts.find((h) => h.status === 'failed');
-    const before = ['read sessions, maps and mounts on the workers', 'check that nothing uses the volume'].includes(report.stoppedAt);
+    const before = [PHASE_TARGET_SESSIONS, PHASE_WORKERS_READ, PHASE_GUARD].includes(report.stoppedAt);
     if (before && o?.error?.exitCode === ExitCode.usage) throw new UsageError(o.error.message, o.error.details);
     throw new OperationError(
       before ? `volume delete ${name} refused: ${o?.error?.message ?? report.stoppedAt}` : `volume delete ${name} stopped at "${report.stoppedAt}"`,

@@ -1,16 +1,18 @@
 import type { Action, Facts, Phase, Plan, RunReport, RunState } from '../engine/types.js';
 import { LOCAL } from '../engine/types.js';
 import { OperationError, UsageError } from '../errors.js';
-import { exportTrace, unexportActions } from './exports.js';
+import { exportTrace, parseTargetSessions, targetSessionsArgv, unexportActions } from './exports.js';
 import {
   ISCSI_ERR,
   deleteNodeArgv,
   dmOpenArgv,
+  initiatorNameArgv,
   logoutArgv,
   mountsArgv,
   multipathArgv,
   nodesArgv,
   parseDmOpen,
+  parseInitiatorName,
   parseMounts,
   parseMultipath,
   parseNodes,
@@ -49,6 +51,7 @@ export interface DeleteDeps {
   users?: (iqn: string) => Promise<VolumeUser[]>;
 }
 
+export const PHASE_TARGET_SESSIONS = 'read who has a session on the target on the storage servers';
 export const PHASE_WORKERS_READ = 'read sessions, maps and mounts on the workers';
 export const PHASE_GUARD = 'check that nothing uses the volume';
 export const PHASE_WORKERS_CLEAN = 'log out, flush the maps and forget the target on the workers';
@@ -105,6 +108,23 @@ export function notEnssibs(site: VolumeSite, host: string, lv: LvInfo): UsageErr
   ]);
 }
 
+/** Sessions on the volume's target from initiators that are none of the inventory's workers (pure; [] in a client dry run). */
+export function foreignSessions(site: VolumeSite, state: RunState): { server: string; initiator: string }[] {
+  const known = new Set<string>();
+  for (const w of site.workers) {
+    const f = state.facts(PHASE_WORKERS_READ, w);
+    const name = f?.[5] ? parseInitiatorName(f[5]) : null;
+    if (name) known.add(name);
+  }
+  const out: { server: string; initiator: string }[] = [];
+  for (const s of site.servers) {
+    const f = state.facts(PHASE_TARGET_SESSIONS, s.name);
+    if (!f?.[0]) continue;
+    for (const initiator of parseTargetSessions(f[0])) if (!known.has(initiator)) out.push({ server: s.name, initiator });
+  }
+  return out;
+}
+
 export function deletePlan(site: VolumeSite, req: DeleteRequest, deps: DeleteDeps): Plan {
   const iqn = iqnOf(site, req.name);
   const phases: Phase[] = [lockPhase(site, deps.owner, req.lockWaitS)];
@@ -114,12 +134,27 @@ export function deletePlan(site: VolumeSite, req: DeleteRequest, deps: DeleteDep
       if (refusal) throw refusal;
     }),
   );
+  phases.push({
+    title: PHASE_TARGET_SESSIONS,
+    hosts: site.servers.map((s) => s.name),
+    checks: () => [targetSessionsArgv(site, req.name)],
+    plan: (host, facts) => {
+      if (facts?.[0]) {
+        try {
+          parseTargetSessions(facts[0]);
+        } catch (e) {
+          throw new OperationError(`${host}: ${(e as Error).message}`, ['Nothing was changed.']);
+        }
+      }
+      return [];
+    },
+  });
   if (site.workers.length > 0) {
     phases.push({
       title: PHASE_WORKERS_READ,
       hosts: site.workers,
       ...(req.workerConcurrency ? { concurrency: req.workerConcurrency } : {}),
-      checks: () => [sessionsArgv(), multipathArgv(), dmOpenArgv(), mountsArgv(), nodesArgv()],
+      checks: () => [sessionsArgv(), multipathArgv(), dmOpenArgv(), mountsArgv(), nodesArgv(), initiatorNameArgv()],
       plan: (host, facts) => {
         const h = workerHold(iqn, facts);
         if (!h) return [];
@@ -140,6 +175,13 @@ export function deletePlan(site: VolumeSite, req: DeleteRequest, deps: DeleteDep
         return f === null || f.lv !== null || exportTrace(site, f, req.name).length > 0;
       });
       if (!known) throw new UsageError(`no volume "${req.name}": no LV and no export of it on ${site.servers.map((s) => s.name).join(' or ')}`, ['See the volumes with: enssib volume list']);
+      const foreign = foreignSessions(site, state);
+      if (foreign.length > 0) {
+        throw new OperationError(`volume "${req.name}" has iSCSI sessions from initiators that are no worker of the inventory`, [
+          ...foreign.map((f) => `on ${f.server}: ${f.initiator}`),
+          'Something outside the inventory uses this volume: log it out there first (iscsiadm -m node -T … --logout). Nothing was changed.',
+        ]);
+      }
       if (!req.checkPvs) return [];
       return [
         {
@@ -155,7 +197,13 @@ export function deletePlan(site: VolumeSite, req: DeleteRequest, deps: DeleteDep
                 `Delete the PersistentVolume first (kubectl delete pv ${pvs[0]?.name}); nothing was changed.`,
               ]);
             }
-            return { changed: false, message: 'no PersistentVolume refers to the volume' };
+            const pods = users.filter((u) => u.kind === 'Pod');
+            if (pods.length > 0) {
+              throw new OperationError(`volume "${req.name}" is used by ${pods.map((p) => `Pod ${p.namespace ? `${p.namespace}/` : ''}${p.name} (${p.detail})`).join(', ')}`, [
+                'The pod names the target in its own spec (an inline iSCSI volume). Delete or change that pod (or its Deployment) first; nothing was changed.',
+              ]);
+            }
+            return { changed: false, message: 'no PersistentVolume and no pod uses the volume' };
           },
         },
       ];

@@ -60,6 +60,17 @@ done
 exit 0`.split('\n'),
 );
 
+/** The initiator names with a session on the target: demo-mode sessions and ACLs with an active session (one a line). */
+export function lioSessionsArgv(iqn: string): string[] {
+  return [
+    'sh',
+    '-c',
+    'for t in /sys/kernel/config/target/iscsi/"$1"/tpgt_*; do [ -d "$t" ] || continue; cat "$t/dynamic_sessions" 2>/dev/null; echo; for a in "$t"/acls/*; do [ -r "$a/info" ] && ! grep -q "No active" "$a/info" && echo "${a##*/}"; done; done; exit 0',
+    'target-sessions',
+    iqn,
+  ];
+}
+
 /** Read-only: every iblock backstore and iSCSI target of the server, one tab-separated line each. */
 export function lioFactsArgv(): string[] {
   return ['sh', '-c', FACTS, 'lio-facts'];

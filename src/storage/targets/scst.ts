@@ -463,6 +463,17 @@ export function runningConfArgv(): string[] {
   return ['sh', '-c', 't=$(mktemp) || exit 1; scstadmin -noprompt -write_config "$t" >/dev/null; rc=$?; cat -- "$t"; rm -f -- "$t"; exit $rc', 'scst-running'];
 }
 
+/** The initiator names with a session on the target (one a line; nothing when the target does not run). */
+export function scstSessionsArgv(iqn: string): string[] {
+  return [
+    'sh',
+    '-c',
+    'd=/sys/kernel/scst_tgt/targets/iscsi/$1/sessions; [ -d "$d" ] || exit 0; for s in "$d"/*; do [ -d "$s" ] || continue; if [ -r "$s/initiator_name" ]; then head -n1 "$s/initiator_name"; else echo "${s##*/}"; fi; done',
+    'target-sessions',
+    iqn,
+  ];
+}
+
 export function applyArgv(): string[] {
   return ['scstadmin', '-noprompt', '-config', SCST_CONF];
 }

@@ -11,6 +11,12 @@ describe('SshHost without a host', () => {
     expect(new SshHost({ ...target, user: 'root' }).describe(['true'])).toBe('true');
   });
 
+  it('forces LC_ALL=C on the remote command line itself, also under sudo (never through SendEnv)', () => {
+    expect(new SshHost(target).remoteLine(['lvs', 'a b'])).toBe("env LC_ALL=C lvs 'a b'");
+    expect(new SshHost({ ...target, user: 'admin' }).remoteLine(['lvs', '$(id)'])).toBe("sudo -n -- env LC_ALL=C lvs '$(id)'");
+    expect(new SshHost({ ...target, user: 'admin' }).remoteLine(['true'], { sudo: false })).toBe('env LC_ALL=C true');
+  });
+
   it('never turns host-key checking off and passes the inventory settings to ssh', () => {
     const args = new SshHost({ ...target, port: 2222, user: 'admin', configFile: '/lab/ssh_config', knownHostsFile: '/lab/kh' }).sshArgs();
     expect(args.join(' ')).not.toMatch(/StrictHostKeyChecking=no|UserKnownHostsFile=\/dev\/null/);

@@ -181,3 +181,76 @@ describe('create allocates only on the DRBD device the inventory names', () => {
     expect(() => decideCreate(site, req({ name: 'big', sizeBytes: 3 * 1024 ** 3 }), ID, f)).toThrow(/more than volume group vg_cluster has free on data1/);
   });
 });
+
+describe('delete refuses while something outside enssib\'s view uses the volume, naming it', () => {
+  const withWorkers: VolumeSite = { ...site, workers: ['node01'] };
+  const tagged = fx('lvs-kernel-volume.json');
+  /** A LIO site whose target kvol has sessions from `initiators` on data1; node01 is iqn…:node01. */
+  function pool(initiators: string[]) {
+    return fakePool((host, argv) => {
+      const i = storageChecks(withWorkers).findIndex((c) => c.join(' ') === argv.join(' '));
+      if (i >= 0) return lioFacts(tagged, PVS_OK, { pvs: false })[i];
+      if (argv[3] === 'target-sessions') return res(host === 'data1' ? initiators.map((n) => `${n}\n`).join('') : '');
+      if (argv[3] === 'initiator-name') return res('iqn.1993-08.org.debian:01:node01\n');
+      if (argv[0] === 'iscsiadm') return res('', 21, 'iscsiadm: No active sessions.\n');
+      return res('');
+    });
+  }
+  const run = (p: ReturnType<typeof pool>, users?: Parameters<typeof deletePlan>[2]['users']) =>
+    runPlan(deletePlan(withWorkers, { name: 'kvol', lockWaitS: 0, checkPvs: users !== undefined }, { owner: lockOwner(['t']), ...(users ? { users } : {}) }), {
+      mode: 'apply',
+      concurrency: 4,
+      hosts: p,
+      renderer: 'silent',
+    });
+  const destructive = (p: ReturnType<typeof pool>) =>
+    ['data1', 'data2', 'node01'].flatMap((h) => p.host(h).calls.filter((c) => ['lvremove', 'lvchange', 'targetcli'].includes(c[0] as string) || c.includes('--logout') || c.includes('delete')));
+
+  it('a session from an initiator that is no worker of the inventory stops the delete', async () => {
+    const p = pool(['iqn.1993-08.org.debian:01:node01', 'iqn.2005-03.org.open-iscsi:backup-host']);
+    const r = await run(p);
+    expect(r.stoppedAt).toBe('check that nothing uses the volume');
+    const err = r.phases.find((x) => x.title === 'check that nothing uses the volume')?.hosts[0]?.error;
+    expect(err?.message).toBe('volume "kvol" has iSCSI sessions from initiators that are no worker of the inventory');
+    expect(err?.details).toContain('on data1: iqn.2005-03.org.open-iscsi:backup-host');
+    expect(destructive(p)).toEqual([]);
+  });
+
+  it('sessions from the inventory\'s workers only: the delete goes on', async () => {
+    const p = pool(['iqn.1993-08.org.debian:01:node01']);
+    const r = await run(p);
+    expect(r.stoppedAt).toBeUndefined();
+    expect(p.host('data1').calls.map((c) => c[0])).toContain('lvremove');
+  });
+
+  it('a pod naming the target inline (no PersistentVolume) stops the delete, naming the pod', async () => {
+    const p = pool([]);
+    const r = await run(p, async () => [{ kind: 'Pod', name: 'mail-0', namespace: 'mail', detail: 'node01', binding: false }]);
+    expect(r.stoppedAt).toBe('check that nothing uses the volume');
+    expect(r.phases.find((x) => x.title === 'check that nothing uses the volume')?.hosts[0]?.error?.message).toBe('volume "kvol" is used by Pod mail/mail-0 (node01)');
+    expect(destructive(p)).toEqual([]);
+  });
+
+  it('an unreadable session list is an error, never "no session"', async () => {
+    const p = fakePool((host, argv) => {
+      const i = storageChecks(withWorkers).findIndex((c) => c.join(' ') === argv.join(' '));
+      if (i >= 0) return lioFacts(tagged, PVS_OK, { pvs: false })[i];
+      if (argv[3] === 'target-sessions') return host === 'data2' ? res('', 1, 'cat: Permission denied\n') : res('');
+      return res('');
+    });
+    const r = await run(p);
+    expect(r.stoppedAt).toBe('read who has a session on the target on the storage servers');
+    expect(destructive(p)).toEqual([]);
+  });
+});
+
+describe('the SCST removal leaves a device of that name under another handler alone', () => {
+  it('refuses when the device in force is under another handler', async () => {
+    const { unexportActions } = await import('../../../src/storage/exports.js');
+    const scst: VolumeSite = { ...site, driver: 'scst' };
+    const vgs = fx('vgs-kernel.json');
+    const running = 'HANDLER vdisk_fileio {\n\tDEVICE kvol {\n\t\tfilename /srv/kvol.img\n\t}\n}\n';
+    const f = parseStorageFacts(scst, 'data1', 'kvol', [res(vgs), res(fx('lvs-kernel.json')), res(''), res(running), res('600 root:root\n')], { drbd: false });
+    expect(() => unexportActions(scst, f, 'kvol')).toThrow(/data1: .*under HANDLER vdisk_fileio/);
+  });
+});
