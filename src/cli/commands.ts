@@ -258,6 +258,18 @@ export const COMMANDS: CommandSpec[] = [
     handler: volumeHandler('deleteCommand'),
   },
   {
+    path: ['lock', 'status'],
+    summary: 'who holds the storage lock on the metadata host, and whether that command still runs (read-only)',
+    examples: ['enssib lock status', 'enssib lock status -o json'],
+    handler: async () => (await import('../storage/lock-commands.js')).lockStatusCommand,
+  },
+  {
+    path: ['lock', 'break'],
+    summary: "remove a stale storage lock (asks first; refused while the holder's ssh session is alive)",
+    examples: ['enssib lock break', 'enssib lock break --yes', 'enssib lock break --dry-run'],
+    handler: async () => (await import('../storage/lock-commands.js')).lockBreakCommand,
+  },
+  {
     path: ['backup', 'snapshot'],
     changes: true,
     summary: 'LVM snapshot backups of volumes, always cleaned up',

@@ -13,6 +13,7 @@ const GROUPS: Record<string, string> = {
   service: 'services: deploy, diff, status, list, expose, new',
   secret: 'Secrets from files (contents never shown)',
   volume: 'iSCSI volumes on the storage servers',
+  lock: 'the storage lock on the metadata host: status, break',
   backup: 'LVM snapshot backups',
   inventory: 'inventory.yaml: check and show',
 };

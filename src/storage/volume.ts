@@ -104,7 +104,7 @@ export function releasePhase(site: VolumeSite, owner: LockOwner): Phase {
   };
 }
 
-/** Turns a run stopped by a held lock into the error the user reads. */
+/** Turns a run stopped at the lock (held by another command, or not takeable) into the error the user reads. */
 export function lockError(report: RunReport, site: VolumeSite): OperationError | null {
   const o = report.phases.find((p) => p.title === PHASE_LOCK)?.hosts[0];
   if (o?.status !== 'failed' || !o.error) return null;
@@ -112,10 +112,19 @@ export function lockError(report: RunReport, site: VolumeSite): OperationError |
     const who = heldBy(o.error.details.join('\n')) ?? 'another enssib command';
     return new OperationError(`the storage lock on ${site.meta} is held by ${who}`, [
       'Nothing was changed. Wait for that command to finish, or give --lock-wait SECONDS to wait longer.',
-      `If no enssib command is running any more (it was killed), remove the lock: ssh ${site.meta} rm ${site.lockFile}`,
+      'If no enssib command is running any more (it was killed), see the lock with: enssib lock status — and remove it with: enssib lock break',
     ]);
   }
-  return null;
+  return new OperationError(`cannot take the storage lock on ${site.meta}: ${o.error.message}`, [...o.error.details, 'Nothing was changed.']);
+}
+
+/** A lock the run could not release: the run's outcome stands, but the lock is still held and the exit code says so. */
+export function releaseError(report: RunReport, site: VolumeSite): OperationError | null {
+  const o = report.phases.find((p) => p.title === PHASE_RELEASE)?.hosts[0];
+  if (o?.status !== 'failed') return null;
+  return new OperationError(`lock still held: the storage lock ${site.lockFile} on ${site.meta} could not be released (${o.error?.message ?? 'failed'})`, [
+    'Other volume commands wait for it until it is removed. Once you know no enssib command runs: enssib lock status, then enssib lock break',
+  ]);
 }
 
 // ---------------------------------------------------------------- storage facts

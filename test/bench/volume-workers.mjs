@@ -37,7 +37,7 @@ const workers = site.workers;
 if (workers.length !== 20) throw new Error(`expected 20 workers, got ${workers.length}`);
 
 const resetAll = () => {
-  for (const c of containers) execFileSync('docker', ['exec', c.container, 'sh', '-c', 'rm -rf /var/lib/enssib-stand-in /etc/scst.conf /run/lock/enssib-storage.lock']);
+  for (const c of containers) execFileSync('docker', ['exec', c.container, 'sh', '-c', 'rm -rf /var/lib/enssib-stand-in /etc/scst.conf /run/enssib/storage.lock']);
 };
 const resetWorkers = () => {
   for (const c of containers.filter((h) => h.name.startsWith('node'))) execFileSync('docker', ['exec', c.container, 'rm', '-rf', '/var/lib/enssib-stand-in']);

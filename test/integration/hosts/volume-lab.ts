@@ -66,7 +66,7 @@ export function volumeLab() {
     /** Forgets every stand-in state, the SCST files, the lock and the call logs, on every host. */
     reset(): void {
       for (const h of hosts) {
-        execFileSync('docker', ['exec', h.container, 'sh', '-c', 'rm -rf /var/lib/enssib-stand-in /etc/scst.conf /run/lock/enssib-storage.lock; : > /var/log/enssib-stand-ins.log'], { encoding: 'utf8' });
+        execFileSync('docker', ['exec', h.container, 'sh', '-c', 'rm -rf /var/lib/enssib-stand-in /etc/scst.conf /run/enssib/storage.lock; : > /var/log/enssib-stand-ins.log'], { encoding: 'utf8' });
       }
     },
     /** The calls the stand-ins recorded on a host, as argv arrays, in order. */

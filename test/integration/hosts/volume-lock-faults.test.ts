@@ -31,16 +31,17 @@ function pause(h: string): void {
 
 describe('the storage lock on the metadata host', () => {
   it('fails, naming who holds it, when it stays held; nothing is changed', async () => {
-    v.writeFile('data1', '/run/lock/enssib-storage.lock', 'token=0123abcd user=alice host=laptop pid=4242 since=2026-11-28T10:00:00.000Z command=enssib volume delete old\n');
+    v.exec('data1', 'mkdir -p -m 0700 /run/enssib');
+    v.writeFile('data1', '/run/enssib/storage.lock', 'token=0123abcd user=alice host=laptop pid=4242 since=2026-11-28T10:00:00.000Z command=enssib volume delete old\n');
     const t0 = Date.now();
     const r = await v.enssib(['volume', 'create', 'mail', '1G', '--lock-wait', '2']);
     expect(r.code).toBe(1);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(2000);
     expect(r.stderr).toContain('error: the storage lock on data1 is held by alice@laptop (pid 4242) since 2026-11-28T10:00:00.000Z: enssib volume delete old');
     expect(r.stderr).toContain('Nothing was changed.');
-    expect(r.stderr).toContain('ssh data1 rm /run/lock/enssib-storage.lock');
+    expect(r.stderr).toContain('enssib lock status — and remove it with: enssib lock break');
     for (const h of v.hosts) expect(v.calls(h)).toEqual([]); // not even the facts were read
-    expect(v.file('data1', '/run/lock/enssib-storage.lock')).toContain('user=alice'); // someone else's lock stays
+    expect(v.file('data1', '/run/enssib/storage.lock')).toContain('user=alice'); // someone else's lock stays
   });
 
   it('serializes two commands started at once: the second waits, both succeed, their steps never interleave', async () => {
@@ -63,8 +64,60 @@ describe('the storage lock on the metadata host', () => {
     expect(first).toBeLessThan(applies[0] as number);
     expect(applies[0]).toBeLessThan(reads[1] as number);
     expect(reads[1]).toBeLessThan(second);
-    expect(v.exec('data1', 'test -e /run/lock/enssib-storage.lock && echo held || echo free').trim()).toBe('free');
+    expect(v.exec('data1', 'test -e /run/enssib/storage.lock && echo held || echo free').trim()).toBe('free');
   });
+});
+
+describe('lock status and lock break over real ssh', () => {
+  const LOCK = '/run/enssib/storage.lock';
+  /** Starts `volume create` held in lvcreate; resolves once the lock is taken and lvcreate runs. */
+  async function holder(name: string) {
+    v.configure(['DELAY_lvcreate=6']);
+    const child = execa('node', [BIN, '-i', v.lab.inventoryFile, 'volume', 'create', name, '1G'], { env: { NO_COLOR: '1', CI: '1' }, reject: false, timeout: 300_000 });
+    for (let i = 0; i < 150 && !v.lines('data1', 'lvcreate').length; i++) await new Promise((res) => setTimeout(res, 100));
+    const text = v.file('data1', LOCK);
+    const m = /^session=(\d+) (\d+)$/m.exec(text);
+    return { child, text, pid: Number(m?.[1] ?? 0) };
+  }
+
+  it('records the holder and its ssh session; break is refused while that session is alive', async () => {
+    const h = await holder('alpha');
+    expect(h.text).toMatch(/^token=[0-9a-f]{16} user=\S+ host=\S+ pid=\d+ since=\S+ command=.*volume create alpha 1G\nsession=\d+ \d+\n$/);
+    expect(v.exec('data1', `cat /proc/${h.pid}/comm`).trim()).toMatch(/^sshd(-session)?$/);
+    expect(v.exec('data1', 'stat -c "%U %a" /run/enssib').trim()).toBe('root 700');
+    const st = await v.enssib(['lock', 'status']);
+    expect(st.code, st.stderr).toBe(0);
+    expect(st.stdout).toMatch(/The storage lock on data1 \(\/run\/enssib\/storage.lock\) is held by \S+ \(pid \d+\) since \S+: .*volume create alpha 1G\./);
+    expect(st.stdout).toContain(`its ssh session (sshd pid ${h.pid}) on data1 is alive: the command is running`);
+    const br = await v.enssib(['lock', 'break', '--yes']);
+    expect(br.code).toBe(1);
+    expect(br.stderr).toContain(`whose ssh session (sshd pid ${h.pid} on data1) is still alive`);
+    expect(v.file('data1', LOCK)).toBe(h.text);
+    const done = await h.child;
+    expect(done.exitCode, String(done.stderr)).toBe(0);
+    expect(v.exec('data1', `test -e ${LOCK} && echo held || echo free`).trim()).toBe('free');
+  }, 120_000);
+
+  it('a lock whose holder died with its session is stale: status says so, break asks, then removes it', async () => {
+    const h = await holder('beta');
+    h.child.kill('SIGKILL');
+    await h.child;
+    v.exec('data1', `kill ${h.pid}`); // the holder's connection is gone (its ssh master would end after ControlPersist)
+    for (let i = 0; i < 50 && v.exec('data1', `test -d /proc/${h.pid} && echo up || echo gone`).trim() === 'up'; i++) await new Promise((res) => setTimeout(res, 100));
+    expect(v.file('data1', LOCK)).toBe(h.text); // left behind
+    const st = await v.enssib(['lock', 'status', '-o', 'json']);
+    expect(st.code, st.stderr).toBe(0);
+    expect(JSON.parse(st.stdout)).toMatchObject({ lock: { host: 'data1', file: LOCK, held: true, sessionPid: h.pid, alive: 'no' } });
+    const noYes = await v.enssib(['lock', 'break']);
+    expect(noYes.code).toBe(2);
+    expect(noYes.stderr).toContain('this needs confirmation: run it again with --yes');
+    const br = await v.enssib(['lock', 'break', '--yes']);
+    expect(br.code, br.stdout + br.stderr).toBe(0);
+    expect(br.stdout).toContain('The storage lock on data1 is removed.');
+    expect(v.exec('data1', `test -e ${LOCK} && echo held || echo free`).trim()).toBe('free');
+    const free = await v.enssib(['lock', 'status']);
+    expect(free.stdout).toContain('The storage lock on data1 is free (/run/enssib/storage.lock).');
+  }, 120_000);
 });
 
 describe('faults', () => {
@@ -76,7 +129,7 @@ describe('faults', () => {
     expect(r.stderr).toMatch(/\n {2}data2: connection to data2 timed out\n/);
     expect(v.lines('data1').join('\n')).not.toMatch(/lvcreate|scstadmin -noprompt -config/);
     for (const w of v.workers) expect(v.calls(w)).toEqual([]);
-    expect(v.exec('data1', 'test -e /run/lock/enssib-storage.lock && echo held || echo free').trim()).toBe('free');
+    expect(v.exec('data1', 'test -e /run/enssib/storage.lock && echo held || echo free').trim()).toBe('free');
   });
 
   it('undoes lvcreate when the other storage server is lost right after it', async () => {

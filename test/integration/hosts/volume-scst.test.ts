@@ -164,7 +164,7 @@ describe('volume create on SCST (stand-ins) over real ssh', () => {
     expect(drbd.stderr).toContain('DRBD disk state of r0 is Inconsistent/UpToDate, not UpToDate/UpToDate');
     v.exec('data2', 'rm -f /var/lib/enssib-stand-in/drbd');
     for (const h of v.hosts) expect(v.lines(h).join('\n')).not.toMatch(/lvcreate|lvchange|scstadmin -noprompt -config|discovery/);
-    expect(v.exec('data1', 'test -e /run/lock/enssib-storage.lock && echo held || echo free').trim()).toBe('free');
+    expect(v.exec('data1', 'test -e /run/enssib/storage.lock && echo held || echo free').trim()).toBe('free');
   });
 
   it('grows the volume: lvextend, refresh on data2, SCST resync on both, rescan where sessions run', async () => {

@@ -51,7 +51,7 @@ function scrub(names: string[]): void {
         ls -d /sys/kernel/config/target/core/iblock_*/${n} >/dev/null 2>&1 && targetcli /backstores/block delete ${n} >/dev/null; targetcli saveconfig >/dev/null; true`);
     }
     lab.sh('data2', `lvs vg_cluster/${n} >/dev/null 2>&1 && lvchange -an vg_cluster/${n}; true`);
-    lab.sh('data1', `lvs vg_cluster/${n} >/dev/null 2>&1 && lvremove -y vg_cluster/${n}; rm -f /run/lock/enssib-storage.lock; true`);
+    lab.sh('data1', `lvs vg_cluster/${n} >/dev/null 2>&1 && lvremove -y vg_cluster/${n}; rm -f /run/enssib/storage.lock; true`);
   }
 }
 
@@ -233,7 +233,7 @@ describe('volume create / resize / list / delete on real LIO, DRBD, LVM, open-is
       expect(lab.sh(vm, 'test -e /sys/kernel/config/target/iscsi/iqn.2016-04.fr.enssib:kfail || ls -d /sys/kernel/config/target/core/iblock_*/kfail').code).not.toBe(0);
     }
     expect(lab.sh('node01', 'iscsiadm -m node -T iqn.2016-04.fr.enssib:kfail').code).toBe(21);
-    expect(lab.sh('data1', 'test -e /run/lock/enssib-storage.lock').code).not.toBe(0);
+    expect(lab.sh('data1', 'test -e /run/enssib/storage.lock').code).not.toBe(0);
   }, 900_000);
 
   it('reports data2 frozen during the worker phase, and the volume stays usable through data1', async () => {

@@ -81,7 +81,8 @@ describe('storage lock (the real script, run here with sh)', () => {
     const alice = lockOwner(['enssib', 'volume', 'create', 'mail', '200G'], new Date('2026-11-28T10:00:00Z'), 'aaaa1111');
     const bob = lockOwner(['enssib', 'volume', 'delete', 'old'], new Date('2026-11-28T10:01:00Z'), 'bbbb2222');
     expect(sh(acquireArgv(file, alice, 0)).status).toBe(0);
-    expect(readFileSync(file, 'utf8')).toBe(`${formatOwner(alice)}\n`);
+    // the owner line, then the holder's ssh session on this host ("0 0": these tests run outside ssh, unless their runner itself does)
+    expect(readFileSync(file, 'utf8')).toMatch(new RegExp(`^${formatOwner(alice).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\nsession=\\d+ \\d+\n$`));
 
     const t0 = Date.now();
     const held = sh(acquireArgv(file, bob, 2));
