@@ -9,7 +9,8 @@ import { kernelLab } from './lab.js';
  * enssib never destroys what it did not make, on real LVM, DRBD and LIO (the
  * kernel lab's VMs): a re-run of `volume create` on an LV that holds data
  * never formats it; `volume delete` refuses an LV without enssib's tags;
- * `volume create` refuses a volume group on a physical volume that is not the
+ * `volume delete` refuses while an initiator outside the inventory has a
+ * session on the target; `volume create` refuses a volume group on a physical volume that is not the
  * inventory's DRBD device, and a size beyond the VG's room; the storage lock
  * lives in a root-only directory.
  */
@@ -74,6 +75,36 @@ describe('never destroy what enssib did not make (real LVM, DRBD, LIO)', () => {
     // the lock lived in a root-only directory and is gone
     expect(lab.must('data1', 'stat -c "%U %a" /run/enssib').trim()).toBe('root 700');
     expect(lab.sh('data1', 'test -e /run/enssib/storage.lock').code).not.toBe(0);
+  }, 900_000);
+
+  it('delete refuses while an initiator outside the inventory has a session on the target, naming it; then deletes', async () => {
+    const outsider = 'iqn.2005-03.org.open-iscsi:outsider';
+    const iqn = `iqn.2016-04.fr.enssib:${DATA}`;
+    // data2 plays a host outside the inventory: its own iSCSI interface with another initiator name, logged in to data1's portal
+    lab.must(
+      'data2',
+      `set -e
+       iscsiadm -m iface -I outsider -o new >/dev/null 2>&1 || true
+       iscsiadm -m iface -I outsider -o update -n iface.initiatorname -v ${outsider} >/dev/null
+       iscsiadm -m discovery -t sendtargets -p 10.66.6.1:3260 -I outsider -o new >/dev/null
+       iscsiadm -m node -T ${iqn} -p 10.66.6.1:3260 -I outsider --login >/dev/null`,
+      300_000,
+    );
+    try {
+      expect(lab.must('data1', `cat /sys/kernel/config/target/iscsi/${iqn}/tpgt_1/dynamic_sessions`)).toContain(outsider);
+      const r = await lab.enssib(['volume', 'delete', DATA, '--yes', '--skip-pv-check']);
+      expect(r.code, r.stdout + r.stderr).toBe(1);
+      expect(r.stderr).toContain(`volume "${DATA}" has iSCSI sessions from initiators that are no worker of the inventory`);
+      expect(r.stderr).toContain(`on data1: ${outsider}`);
+      expect(r.stderr).toContain('Nothing was changed.');
+      expect(lab.sh('data1', `lvs vg_cluster/${DATA}`).code).toBe(0);
+    } finally {
+      lab.sh('data2', `iscsiadm -m node -T ${iqn} -I outsider --logout >/dev/null 2>&1; iscsiadm -m node -T ${iqn} -I outsider -o delete >/dev/null 2>&1; iscsiadm -m iface -I outsider -o delete >/dev/null 2>&1; udevadm settle; true`, 120_000);
+    }
+    const r = await lab.enssib(['volume', 'delete', DATA, '--yes', '--skip-pv-check']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain(`Volume ${DATA} deleted.`);
+    expect(lab.sh('data1', `lvs vg_cluster/${DATA}`).code).not.toBe(0);
   }, 900_000);
 
   it('delete refuses an LV without enssib\'s tags, saying what it is; the LV stays', async () => {
