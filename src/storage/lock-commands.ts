@@ -1,4 +1,4 @@
-import type { Invocation } from '../cli/commands.js';
+import type { Invocation } from '../usecase.js';
 import type { Context } from '../context.js';
 import { execute } from '../engine/execute.js';
 import { runPlan } from '../engine/runner.js';
