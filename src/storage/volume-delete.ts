@@ -130,7 +130,8 @@ export function deletePlan(site: VolumeSite, req: DeleteRequest, deps: DeleteDep
   const phases: Phase[] = [lockPhase(site, deps.owner, req.lockWaitS)];
   phases.push(
     readPhase(site, req.name, (host, f) => {
-      const refusal = f?.lv ? notEnssibs(site, host, f.lv) : null;
+      // The metadata host's LVM view decides (it writes the VG's metadata; it removes the LV).
+      const refusal = host === site.meta && f?.lv ? notEnssibs(site, host, f.lv) : null;
       if (refusal) throw refusal;
     }),
   );
