@@ -59,27 +59,25 @@ export class SshHost implements Host {
     return this.needsSudo(opts) ? ['sudo', '-n', '--', ...argv] : [...argv];
   }
 
-  /**
-   * The remote command line: the command under `env LC_ALL=C` (after sudo,
-   * which resets the environment), so that the host's own locale never changes
-   * the output enssib parses; with `sudo -n` when the ssh user is not root.
-   */
+  /** The remote command line (as messages show it), with `sudo -n` when the ssh user is not root. */
   remoteLine(argv: readonly string[], opts?: RunOptions): string {
-    return quote(this.withSudo(['env', 'LC_ALL=C', ...argv], opts));
+    return quote(this.withSudo(argv, opts));
   }
 
-  /** The command as a dry run shows it (every command is sent under `env LC_ALL=C`). */
   describe(argv: readonly string[], opts?: RunOptions): string {
-    return quote(this.withSudo(argv, opts));
+    return this.remoteLine(argv, opts);
   }
 
   /**
    * The line actually sent: the command under the remote supervisor (see
-   * SUPERVISOR), as root through `sudo -n` when the ssh user is not root.
+   * SUPERVISOR), all under `env LC_ALL=C` — set on the command line itself,
+   * after sudo (which resets the environment), so that the host's own locale
+   * never changes the output enssib parses — as root through `sudo -n` when
+   * the ssh user is not root.
    */
   supervisedLine(argv: readonly string[], opts: RunOptions, timeoutMs: number, input: number | null | 'stream'): string {
-    const run = ['sh', '-c', SUPERVISOR, 'enssib-run', `${Math.max(1, Math.ceil(timeoutMs / 1000))}s`, input === null ? '-' : String(input), ...argv];
-    return quote(this.needsSudo(opts) ? ['sudo', '-n', '--', ...run] : run);
+    const run = ['env', 'LC_ALL=C', 'sh', '-c', SUPERVISOR, 'enssib-run', `${Math.max(1, Math.ceil(timeoutMs / 1000))}s`, input === null ? '-' : String(input), ...argv];
+    return quote(this.withSudo(run, opts));
   }
 
   async exec(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {

@@ -1,6 +1,6 @@
 import type { Invocation } from '../usecase.js';
 import type { Context } from '../context.js';
-import { execute } from '../engine/execute.js';
+import { execute, runnerContext } from '../engine/execute.js';
 import { runPlan } from '../engine/runner.js';
 import type { Phase, Plan, RunReport } from '../engine/types.js';
 import { ExitCode, OperationError } from '../errors.js';
@@ -36,11 +36,13 @@ export function breakDecision(site: Pick<VolumeSite, 'meta' | 'lockFile'>, st: L
   return { kind: 'break', token: st.token };
 }
 
-function statusPhase(site: VolumeSite, title: string, plan: Phase['plan']): Phase {
+type PlanFn = NonNullable<Phase['plan']>;
+
+function statusPhase(site: VolumeSite, title: string, plan: PlanFn): Phase {
   return { title, hosts: [site.meta], checks: () => [lockStatusArgv(site.lockFile)], plan };
 }
 
-function readStatus(site: VolumeSite, host: string, facts: Parameters<Phase['plan']>[1]): LockStatus | null {
+function readStatus(site: VolumeSite, host: string, facts: Parameters<PlanFn>[1]): LockStatus | null {
   const r = facts?.[0];
   if (!r) return null;
   try {
@@ -85,7 +87,7 @@ function statusLines(site: VolumeSite, st: LockStatus): string[] {
 }
 
 async function currentStatus(ctx: Context, site: VolumeSite): Promise<LockStatus> {
-  const report: RunReport = await runPlan(lockStatusPlan(site), { mode: 'server', concurrency: 1, hosts: ctx.hosts(), renderer: ctx.renderer, signal: ctx.signal });
+  const report: RunReport = await runPlan(lockStatusPlan(site), { mode: 'server', concurrency: 1, hosts: ctx.hosts(), ...runnerContext(ctx) });
   const o = report.phases[0]?.hosts[0];
   if (o?.status === 'failed') throw new OperationError(o.error?.message ?? `${site.meta}: cannot read the storage lock`, o.error?.details ?? []);
   const st = readStatus(site, site.meta, report.state.facts(PHASE_LOCK_STATUS, site.meta) ?? null);

@@ -12,9 +12,10 @@ describe('SshHost without a host', () => {
   });
 
   it('forces LC_ALL=C on the remote command line itself, also under sudo (never through SendEnv)', () => {
-    expect(new SshHost(target).remoteLine(['lvs', 'a b'])).toBe("env LC_ALL=C lvs 'a b'");
-    expect(new SshHost({ ...target, user: 'admin' }).remoteLine(['lvs', '$(id)'])).toBe("sudo -n -- env LC_ALL=C lvs '$(id)'");
-    expect(new SshHost({ ...target, user: 'admin' }).remoteLine(['true'], { sudo: false })).toBe('env LC_ALL=C true');
+    const sent = (user: string | undefined, opts = {}) => new SshHost({ ...target, ...(user ? { user } : {}) }).supervisedLine(['lvs', 'a b'], opts, 5000, null);
+    expect(sent(undefined)).toMatch(/^env LC_ALL=C sh -c '.*' enssib-run 5s - lvs 'a b'$/s);
+    expect(sent('admin')).toMatch(/^sudo -n -- env LC_ALL=C sh -c /);
+    expect(sent('admin', { sudo: false })).toMatch(/^env LC_ALL=C sh -c /);
   });
 
   it('never turns host-key checking off and passes the inventory settings to ssh', () => {

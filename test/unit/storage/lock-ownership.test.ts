@@ -105,7 +105,7 @@ describe('lock break', () => {
     const status = (token: string, alive: string) => res(`held\ntoken=${token} user=bob host=h pid=2 since=s command=c\nsession=88 9\nalive=${alive}\n`);
     const run = async (token: string, alive: string) => {
       const pool = fakePool((_h, argv) => (argv[3] === 'enssib-lock-status' ? status(token, alive) : res('')));
-      const r = await runPlan(lockBreakPlan(site, 'abcd'), { mode: 'apply', concurrency: 1, hosts: pool, renderer: 'silent' });
+      const r = await runPlan(lockBreakPlan(site, 'abcd'), { mode: 'apply', concurrency: 1, hosts: pool });
       return { r, calls: pool.host('data1').calls.filter((c) => c[3] === 'enssib-unlock') };
     };
     const ok = await run('abcd', 'no');
@@ -124,7 +124,7 @@ describe('a failed release', () => {
   it('says "lock still held" and the run exits non-zero', async () => {
     const owner = lockOwner(['enssib', 'volume', 'create', 'a', '1G'], new Date(), 'abab');
     const pool = fakePool((_h, argv) => (argv[3] === 'enssib-unlock' ? res('', 1, 'enssib: lock still held: cannot remove /run/enssib/storage.lock\n') : res('')));
-    const r = await runPlan({ title: 't', mutating: true, phases: [], always: [releasePhase(site, owner)] }, { mode: 'apply', concurrency: 1, hosts: pool, renderer: 'silent' });
+    const r = await runPlan({ title: 't', mutating: true, phases: [], always: [releasePhase(site, owner)] }, { mode: 'apply', concurrency: 1, hosts: pool });
     expect(r.exitCode).not.toBe(0);
     expect(r.phases.find((p) => p.title === PHASE_RELEASE)?.hosts[0]?.status).toBe('failed');
     expect(releaseError(r, site)?.message).toMatch(/^lock still held: the storage lock \/run\/enssib\/storage.lock on data1 could not be released/);

@@ -201,7 +201,6 @@ describe('delete refuses while something outside enssib\'s view uses the volume,
       mode: 'apply',
       concurrency: 4,
       hosts: p,
-      renderer: 'silent',
     });
   const destructive = (p: ReturnType<typeof pool>) =>
     ['data1', 'data2', 'node01'].flatMap((h) => p.host(h).calls.filter((c) => ['lvremove', 'lvchange', 'targetcli'].includes(c[0] as string) || c.includes('--logout') || c.includes('delete')));
