@@ -217,7 +217,7 @@ export const drbdCheck: HostCheck = {
 
 function storageFacts(site: DoctorSite, g: Gathered, host: string): StorageFacts {
   const { lvs } = fact(g, host, lvsProbe(site.storage.vg));
-  const base: StorageFacts = { host, drbdProblems: [], vg: null, vgProblem: null, lvs, lv: null, fsType: null };
+  const base: StorageFacts = { host, drbdProblems: [], vg: null, vgProblem: null, lvs, lv: null, pvProblem: null };
   if (site.storage.driver === 'lio') return { ...base, lio: fact(g, host, lioProbe) };
   const conf = fact(g, host, scstFileProbe);
   return { ...base, scst: { conf, text: '', exists: true, running: fact(g, host, scstRunningProbe), mode: '0600' } };
