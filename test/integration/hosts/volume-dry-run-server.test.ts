@@ -10,7 +10,7 @@ import { volumeLab } from './volume-lab.js';
  */
 const v = volumeLab();
 /** What a server dry run may call: reads only. */
-const READS = /^(drbdadm (role|cstate|dstate) |vgs |lvs |blkid -p |scstadmin -noprompt -write_config |iscsiadm -m node$|iscsiadm -m session -P 3$|multipath -ll$|dmsetup info -c |blockdev --getsize64 )/;
+const READS = /^(drbdadm (role|cstate|dstate|sh-dev) |vgs |lvs |pvs |wipefs -n |blkid -p |scstadmin -noprompt -write_config |iscsiadm -m node$|iscsiadm -m session -P 3$|multipath -ll$|dmsetup info -c |blockdev --getsize64 )/;
 
 beforeAll(() => {
   assertBuilt();
@@ -21,7 +21,7 @@ afterAll(() => v.uninstall());
 
 function onlyReads(): void {
   for (const h of v.hosts) for (const l of v.lines(h)) expect(l, `${h}: ${l}`).toMatch(READS);
-  expect(v.exec('data1', 'test -e /run/lock/enssib-storage.lock && echo held || echo free').trim()).toBe('free');
+  expect(v.exec('data1', 'test -e /run/enssib/storage.lock && echo held || echo free').trim()).toBe('free');
 }
 
 describe('--dry-run=server', () => {

@@ -15,7 +15,7 @@ import { volumeLab } from './volume-lab.js';
  * and a journal record.
  */
 const v = volumeLab();
-const LOCK = '/run/lock/enssib-storage.lock';
+const LOCK = '/run/enssib/storage.lock';
 const PHASE_LV = 'create the logical volume on the metadata host';
 
 beforeAll(() => {
