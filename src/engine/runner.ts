@@ -1,4 +1,5 @@
 import { asEnssibError, CommandError, EnssibError, ExitCode, InterruptedError, OperationError, tail } from '../errors.js';
+import { mapLimit } from '../limit.js';
 import type { HostPool } from '../remote/pool.js';
 import type { Host, RunOptions } from '../remote/types.js';
 import { describeAction, describeCheck } from './describe.js';
@@ -142,7 +143,7 @@ async function runPhase(phase: Phase, kind: 'phase' | 'always', ctx: PhaseContex
     ctx.emit({ type: 'host-end', phase: id, outcome: o });
   };
   for (const h of phase.hosts.filter((x) => ctx.excluded.has(x))) record({ host: h, status: 'skipped', checks: [], actions: [], note: 'failed in an earlier phase', durationMs: 0 });
-  await eachLimit(
+  await mapLimit(
     phase.hosts.filter((h) => !ctx.excluded.has(h)),
     phase.concurrency ?? ctx.opts.concurrency,
     async (h) => {
@@ -154,15 +155,6 @@ async function runPhase(phase: Phase, kind: 'phase' | 'always', ctx: PhaseContex
   ctx.emit({ type: 'phase-end', outcome: result });
   await ctx.opts.observer?.settle?.();
   return result;
-}
-
-/** Runs fn over the items, at most `limit` at once. */
-async function eachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
 }
 
 /** A server dry run's host after a phase that would change something: its checks are listed, not run. */
