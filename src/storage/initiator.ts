@@ -41,6 +41,11 @@ export function logoutArgv(iqn: string, portal: string): string[] {
   return ['iscsiadm', '-m', 'node', '-T', iqn, '-p', portal, '--logout'];
 }
 
+/** Flush a multipath map once udev has settled, if it is still there (multipathd removes it by itself, but not at once). */
+export function flushMapArgv(map: string): string[] {
+  return ['sh', '-c', 'udevadm settle --timeout=30; if dmsetup info "$1" >/dev/null 2>&1; then exec multipath -f "$1"; fi', 'flush-map', map];
+}
+
 export function rescanArgv(iqn: string, portal: string): string[] {
   return ['iscsiadm', '-m', 'node', '-T', iqn, '-p', portal, '--rescan'];
 }

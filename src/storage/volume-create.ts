@@ -9,6 +9,7 @@ import {
   ISCSI_ERR,
   deleteNodeArgv,
   discoveryArgv,
+  flushMapArgv,
   loginArgv,
   logoutArgv,
   multipathArgv,
@@ -308,7 +309,11 @@ export function createPlan(site: VolumeSite, req: CreateRequest, deps: CreateDep
     phases.push({
       title: phaseLogout(w),
       hosts: [w],
-      plan: (_h, _f, state) => portalsToLogIn(site, state, w, iqn).map((p) => command(logoutArgv(iqn, p), `log out of ${p} (kubelet logs in when a pod mounts the volume)`, { okCodes: [0, ISCSI_ERR.noObjsFound] })),
+      plan: (_h, _f, state) => {
+        const logouts = portalsToLogIn(site, state, w, iqn).map((p) => command(logoutArgv(iqn, p), `log out of ${p} (kubelet logs in when a pod mounts the volume)`, { okCodes: [0, ISCSI_ERR.noObjsFound] }));
+        const wwid = state.values.get(WWID);
+        return logouts.length && wwid ? [...logouts, command(flushMapArgv(wwid), `flush the map ${wwid} if multipathd has not removed it yet`)] : logouts;
+      },
     });
   }
 

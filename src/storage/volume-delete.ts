@@ -6,6 +6,7 @@ import {
   ISCSI_ERR,
   deleteNodeArgv,
   dmOpenArgv,
+  flushMapArgv,
   initiatorNameArgv,
   logoutArgv,
   mountsArgv,
@@ -60,11 +61,6 @@ export const PHASE_DEACTIVATE = 'deactivate the logical volume on the other stor
 export const PHASE_LVREMOVE = 'remove the logical volume on the metadata host';
 
 /** What a worker holds of the target: sessions (portals), the map, node records, and who has it open. */
-/** Flush a multipath map once udev has settled, if it is still there. */
-function flushMapArgv(map: string): string[] {
-  return ['sh', '-c', 'udevadm settle --timeout=30; if dmsetup info "$1" >/dev/null 2>&1; then exec multipath -f "$1"; fi', 'flush-map', map];
-}
-
 export function workerHold(iqn: string, facts: Facts | null | undefined) {
   const [sess, mp, dm, mnt, nodes] = facts ?? [];
   if (!sess || !mp || !dm || !mnt || !nodes) return null;
