@@ -5,6 +5,7 @@ import type { Gathered } from '../../../src/doctor/facts.js';
 import type { RunResult } from '../../../src/remote/types.js';
 import { asIdentity } from '../../../src/storage/identity.js';
 import { parseScstConf, renderScstConf, upsertVolume } from '../../../src/storage/targets/scst.js';
+import { testVolumeSite } from '../../support/volume-site.js';
 
 /** A small site (data1, data2, node01, node02) and the captured outputs of a healthy one, for the doctor checks. */
 
@@ -19,19 +20,7 @@ export const site: DoctorSite = {
     { name: 'node01', address: '10.66.6.11', roles: ['worker'], podSubnet: '10.100.1.0/24' },
     { name: 'node02', address: '10.66.6.12', roles: ['worker'], podSubnet: '10.100.2.0/24' },
   ],
-  storage: {
-    vg: 'vg_cluster',
-    drbd: 'r0',
-    meta: 'data1',
-    servers: [
-      { name: 'data1', address: '10.66.6.1', portal: '10.66.6.1:3260' },
-      { name: 'data2', address: '10.66.6.2', portal: '10.66.6.2:3260' },
-    ],
-    workers: ['node01', 'node02'],
-    iqnPrefix: 'iqn.2016-04.fr.enssib',
-    driver: 'scst',
-    lockFile: '/run/lock/enssib-storage.lock',
-  },
+  storage: testVolumeSite(),
   clusterMtu: 9000,
   podsCidr: '10.100.0.0/16',
   gateway: '10.66.6.10',

@@ -13,6 +13,7 @@ import { createPlan, decideCreate, type CreateRequest } from '../../../src/stora
 import { deletePlan, notEnssibs } from '../../../src/storage/volume-delete.js';
 import { parseStorageFacts, storageChecks, type VolumeSite } from '../../../src/storage/volume.js';
 import { fakePool } from '../../support/fake-hosts.js';
+import { testVolumeSite } from '../../support/volume-site.js';
 
 /**
  * enssib never destroys what it did not make: mkfs only on the LV this run
@@ -24,19 +25,7 @@ import { fakePool } from '../../support/fake-hosts.js';
 const fx = (f: string) => readFileSync(join(import.meta.dirname, 'fixtures', f), 'utf8');
 const res = (stdout: string, exitCode = 0, stderr = '') => ({ exitCode, stdout, stderr, durationMs: 1 });
 const ID = asIdentity('0123456789abcdef0123456789abcdef');
-const site: VolumeSite = {
-  vg: 'vg_cluster',
-  drbd: 'r0',
-  meta: 'data1',
-  servers: [
-    { name: 'data1', address: '10.66.6.1', portal: '10.66.6.1:3260' },
-    { name: 'data2', address: '10.66.6.2', portal: '10.66.6.2:3260' },
-  ],
-  workers: [],
-  iqnPrefix: 'iqn.2016-04.fr.enssib',
-  driver: 'lio',
-  lockFile: '/run/lock/enssib-storage.lock',
-};
+const site: VolumeSite = testVolumeSite({ workers: [], driver: 'lio' });
 const req = (over: Partial<CreateRequest> = {}): CreateRequest => ({ name: 'kvol', sizeBytes: 256 * 1024 ** 2, fs: 'ext4', verifyOn: null, pv: false, keepOnFailure: false, lockWaitS: 0, ...over });
 const PVS_OK = res('drbd /dev/drbd0\npv /dev/drbd0 /dev/drbd0\n');
 

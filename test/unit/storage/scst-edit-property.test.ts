@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { asIdentity, newIdentity, scstIdentity } from '../../../src/storage/identity.js';
 import { devices, luns, parseScstConf, removeVolume, renderScstConf, sections, stateMatches, upsertVolume, volumeState, type ScstVolume } from '../../../src/storage/targets/scst.js';
 import { parseStorageFacts, type VolumeSite } from '../../../src/storage/volume.js';
+import { testVolumeSite } from '../../support/volume-site.js';
 
 /**
  * The scst.conf editor changes only the volume's own lines. Property, over
@@ -318,16 +319,7 @@ describe('scst.conf edits: the cases that lost access control or duplicated a de
 });
 
 describe('a running SCST configuration that cannot be read stops the run', () => {
-  const site: VolumeSite = {
-    vg: 'vg_cluster',
-    drbd: 'r0',
-    meta: 'data1',
-    servers: [{ name: 'data1', address: '10.66.6.1', portal: '10.66.6.1:3260' }],
-    workers: [],
-    iqnPrefix: 'iqn.2016-04.fr.enssib',
-    driver: 'scst',
-    lockFile: '/run/lock/enssib-storage.lock',
-  };
+  const site: VolumeSite = testVolumeSite({ servers: testVolumeSite().servers.slice(0, 1), workers: [] });
   const res = (exitCode: number, stdout = '', stderr = '') => ({ exitCode, stdout, stderr, durationMs: 1 });
   const vgs = JSON.stringify({ report: [{ vg: [{ vg_name: 'vg_cluster', vg_size: '2147483648', vg_free: '2147483648', vg_extent_size: '4194304', vg_extent_count: '512', vg_free_count: '512' }] }] });
   const lvs = JSON.stringify({ report: [{ lv: [] }] });

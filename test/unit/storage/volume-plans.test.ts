@@ -10,24 +10,13 @@ import { parseLioFacts, lioExportActions, lioVolumeState } from '../../../src/st
 import { createPlan, decideCreate, type CreateRequest } from '../../../src/storage/volume-create.js';
 import { parseStorageFacts, storageChecks, validateVolumeName, type VolumeSite } from '../../../src/storage/volume.js';
 import { fakePool } from '../../support/fake-hosts.js';
+import { testVolumeSite } from '../../support/volume-site.js';
 
 const fx = (f: string) => readFileSync(join(import.meta.dirname, 'fixtures', f), 'utf8');
 const ok = (stdout: string) => ({ exitCode: 0, stdout, stderr: '', durationMs: 1 });
 const G = 1024 ** 3;
 
-const site = (driver: 'scst' | 'lio'): VolumeSite => ({
-  vg: 'vg_cluster',
-  drbd: 'r0',
-  meta: 'data1',
-  servers: [
-    { name: 'data1', address: '10.66.6.1', portal: '10.66.6.1:3260' },
-    { name: 'data2', address: '10.66.6.2', portal: '10.66.6.2:3260' },
-  ],
-  workers: ['node01', 'node02'],
-  iqnPrefix: 'iqn.2016-04.fr.enssib',
-  driver,
-  lockFile: '/run/lock/enssib-storage.lock',
-});
+const site = (driver: 'scst' | 'lio'): VolumeSite => testVolumeSite({ driver });
 const req = (over: Partial<CreateRequest> = {}): CreateRequest => ({ name: 'kvol', sizeBytes: 256 * 1024 ** 2, fs: 'ext4', verifyOn: 'node01', pv: false, keepOnFailure: false, lockWaitS: 0, ...over });
 const ID = asIdentity('0123456789abcdef0123456789abcdef');
 
