@@ -39,10 +39,19 @@ export function asIdentity(v: string): Identity {
   return v;
 }
 
-/** A new identity; `random` is injectable so that tests and dry runs can be deterministic. */
+/** A new identity; `random` is injectable so that tests can be deterministic. */
 export function newIdentity(random: (n: number) => Buffer = randomBytes): Identity {
   return asIdentity(random(16).toString('hex'));
 }
+
+/**
+ * What a client dry run shows where a real run (and a server dry run) draws a
+ * new random identity: the same command then prints the same plan, and two
+ * dry runs can be compared with `diff`. Every form derived from it (LVM tag,
+ * SCST `t10_dev_id`/`usn`, LIO `wwn`) shows the placeholder too. Only a plan
+ * that contacts nothing carries it: it never reaches a host.
+ */
+export const NEW_IDENTITY = '<new identity>' as Identity;
 
 export function identityTag(id: Identity): string {
   return `${ID_TAG_PREFIX}${id}`;
@@ -60,6 +69,7 @@ export function identityFromTags(tags: readonly string[]): Identity | null {
 
 /** SCST vdisk attributes: the same on both storage servers. */
 export function scstIdentity(id: Identity): { t10DevId: string; usn: string } {
+  if (id === NEW_IDENTITY) return { t10DevId: id, usn: id };
   const t10DevId = id.slice(0, 24);
   const usn = id.slice(0, 16);
   // Guard the driver limits here, where the values are made.
@@ -69,6 +79,7 @@ export function scstIdentity(id: Identity): { t10DevId: string; usn: string } {
 
 /** LIO block backstore `wwn` (VPD unit serial), in the UUID form targetcli accepts. */
 export function lioSerial(id: Identity): string {
+  if (id === NEW_IDENTITY) return id;
   return `${id.slice(0, 8)}-${id.slice(8, 12)}-${id.slice(12, 16)}-${id.slice(16, 20)}-${id.slice(20, 32)}`;
 }
 

@@ -6,7 +6,7 @@ import type { RunReport } from '../engine/types.js';
 import { ExitCode, InterruptedError, OperationError, PartialFailureError, UsageError } from '../errors.js';
 import { rememberVolumes } from '../recent-volumes.js';
 import { parseSize } from '../validate.js';
-import { newIdentity } from './identity.js';
+import { NEW_IDENTITY, newIdentity } from './identity.js';
 import { createPersistentVolume, volumeUsers, type VolumeUser } from './kube.js';
 import { lockOwner, placeholderOwner } from './lock.js';
 import { createSummary, deleteSummary, resizeSummary } from './plan-summary.js';
@@ -103,7 +103,8 @@ export async function createCommand(ctx: Context, inv: Invocation): Promise<numb
     ctx.out.note(targetLine(kubeTarget(ctx, await ctx.kube())));
   }
   const plan = createPlan(site, req, {
-    identity: newIdentity(),
+    // a client dry run shows a placeholder, so that the same command prints the same plan
+    identity: ctx.opts.dryRun === 'client' ? NEW_IDENTITY : newIdentity(),
     owner: ownerFor(ctx),
     createPv: async (pv) => withTimeout(createPersistentVolume(await ctx.kube(), pv), 30_000, 'the Kubernetes API'),
   });

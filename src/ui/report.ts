@@ -1,18 +1,22 @@
 import type { Finding, HostOutcome, RunReport } from '../engine/types.js';
 import type { Output } from './output.js';
 
-/** The plan or run report as one JSON document (no internal state). */
+/**
+ * The plan or run report as one JSON document (no internal state). A client
+ * dry run ran nothing: it carries no start time or durations, so that the same
+ * command prints the same document.
+ */
 export function reportJson(r: RunReport): unknown {
+  const client = r.mode === 'client';
   return {
     plan: r.plan,
     mode: r.mode,
     dryRun: r.mode === 'apply' ? false : r.mode,
     exitCode: r.exitCode,
-    startedAt: r.startedAt,
-    durationMs: r.durationMs,
+    ...(client ? {} : { startedAt: r.startedAt, durationMs: r.durationMs }),
     ...(r.stoppedAt ? { stoppedAt: r.stoppedAt } : {}),
     ...(r.interrupted ? { interrupted: true } : {}),
-    phases: r.phases,
+    phases: client ? r.phases.map((p) => ({ ...p, hosts: p.hosts.map(({ durationMs: _, ...h }) => h) })) : r.phases,
     undo: r.undo,
     findings: r.findings,
   };

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { drbdProblems, parseDrbdadm, parseProcDrbd } from '../../../src/storage/drbd.js';
-import { asIdentity, identityFromTags, identityTag, isIdentity, lioSerial, lioWwid, newIdentity, scstIdentity } from '../../../src/storage/identity.js';
+import { NEW_IDENTITY, asIdentity, identityFromTags, identityTag, isIdentity, lioSerial, lioWwid, newIdentity, scstIdentity } from '../../../src/storage/identity.js';
 import { LOCK_HELD_EXIT, acquireArgv, describeOwner, formatOwner, heldBy, lockOwner, releaseArgv } from '../../../src/storage/lock.js';
 
 const fx = (f: string) => readFileSync(join(import.meta.dirname, 'fixtures', f), 'utf8');
@@ -65,6 +65,13 @@ describe('device identity', () => {
     expect(lioSerial(id)).toMatch(/^[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}$/); // what targetcli accepts as a unit serial
     // LIO: NAA 6, company id 0x001405, then the first 25 hex digits of the serial
     expect(lioWwid(id)).toBe('360014056f36c72ff5079f6bbe476fc2a');
+  });
+
+  it('shows the client dry run placeholder in every driver form, never a made-up value', () => {
+    expect(identityTag(NEW_IDENTITY)).toBe('enssib_id_<new identity>');
+    expect(scstIdentity(NEW_IDENTITY)).toEqual({ t10DevId: '<new identity>', usn: '<new identity>' });
+    expect(lioSerial(NEW_IDENTITY)).toBe('<new identity>');
+    expect(isIdentity(NEW_IDENTITY)).toBe(false);
   });
 
   it('injects the randomness (deterministic in tests)', () => {

@@ -45,15 +45,15 @@ describe('volume create --dry-run over the bundled inventory', () => {
     for (const check of ['drbdadm role r0', 'drbdadm cstate r0', 'drbdadm dstate r0', 'vgs --reportformat json', 'lvs --reportformat json', "read-conf /etc/scst.conf", 'scstadmin -noprompt -write_config', 'enssib-pvs vg_cluster r0']) {
       expect(out.split('\n').filter((l) => l.includes('check:') && l.includes(check))).toHaveLength(2); // data1 and data2
     }
-    expect(out).toMatch(/\$ lvcreate --yes --wipesignatures y --zero y --activate y --name mail --size 200g --addtag enssib --addtag enssib_id_[0-9a-f]{32} --addtag enssib_fs_ext4 vg_cluster\n/);
+    expect(out).toMatch(/\$ lvcreate --yes --wipesignatures y --zero y --activate y --name mail --size 200g --addtag enssib --addtag 'enssib_id_<new identity>' --addtag enssib_fs_ext4 vg_cluster\n/);
     // mkfs without -F, guarded: only when wipefs -n lists nothing and blkid -p exits 2
     expect(out).toMatch(/\$ sh -c .*wipefs -n.*blkid -p.*enssib-mkfs \/dev\/vg_cluster\/mail mkfs\.ext4 -q \/dev\/vg_cluster\/mail\n/);
     expect(out).not.toContain('mkfs.ext4 -q -F');
     expect(out).toContain('$ lvchange --activate y vg_cluster/mail');
-    // the SCST objects, the same identity on both servers, nv_cache 0 / write_through 1
-    const ids = [...out.matchAll(/t10_dev_id ([0-9a-f]+)/g)].map((m) => m[1]);
-    expect(ids).toHaveLength(2);
-    expect(ids[0]).toBe(ids[1]);
+    // the SCST objects, the same identity on both servers (a client dry run shows the
+    // placeholder where a real run draws a random one), nv_cache 0 / write_through 1
+    expect(out.match(/\t\tt10_dev_id "<new identity>"\n.*\t\tusn "<new identity>"\n/g)).toHaveLength(2);
+    expect(out).not.toMatch(/[0-9a-f]{16}/);
     expect(out.match(/nv_cache 0/g)).toHaveLength(2);
     expect(out.match(/write_through 1/g)).toHaveLength(2);
     expect(out.match(/\$ scstadmin -noprompt -config \/etc\/scst.conf/g)).toHaveLength(2);
