@@ -30,6 +30,9 @@ describe('--dry-run=server', () => {
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain('Dry run of "volume create mail 1G" (server): facts were read, nothing was changed.');
     expect(r.stdout).toMatch(/create the logical volume on the metadata host\n {2}data1 {2}would change\n/);
+    // a server dry run plans with the identity a real run would draw (only a client dry run shows the placeholder)
+    expect(r.stdout).toMatch(/\$ lvcreate .* --addtag enssib_id_[0-9a-f]{32} /);
+    expect(r.stdout).not.toContain('<new identity>');
     expect(r.stdout).toMatch(/export on both storage servers with one device identity\n {2}data1 {2}known after apply\n/);
     expect(r.stdout).toContain('(known after apply: it depends on "create the logical volume on the metadata host")');
     expect(r.stdout).toMatch(/check one multipath map with two active paths on node01\n {2}node01 {2}known after apply\n/);
