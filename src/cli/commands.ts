@@ -23,6 +23,7 @@ export type ValueKind =
   | 'seconds'
   | 'ipv4'
   | 'file'
+  | 'command' // command words of the table: "volume", "volume create"
   | 'text';
 
 export interface ArgSpec {
@@ -268,6 +269,21 @@ export const COMMANDS: CommandSpec[] = [
     summary: "remove a stale storage lock (asks first; refused while the holder's ssh session is alive)",
     examples: ['enssib lock break', 'enssib lock break --yes', 'enssib lock break --dry-run'],
     handler: async () => (await import('../storage/lock-commands.js')).lockBreakCommand,
+  },
+  {
+    path: ['journal'],
+    summary: 'who changed what, when, with what outcome: the runs the journal recorded, oldest first (read-only)',
+    options: [
+      { flags: '--since <when>', description: 'only runs since a duration ago (30m, 12h, 2d, 1w) or a date (2026-12-01, 2026-12-01T14:00Z)' },
+      { flags: '--host <name>', description: 'only runs that changed something, or failed, on this host', value: 'host' },
+      { flags: '--command <words>', description: 'only this command: "volume", "volume create", "service deploy"', value: 'command' },
+    ],
+    examples: [
+      'enssib journal --since 2d',
+      'enssib journal --host data1 --command "volume create"',
+      "enssib journal -o json | jq -c 'select(.exitCode != 0)'      (one JSON record per line)",
+    ],
+    handler: async () => (await import('../journal/usecases.js')).journalCommand,
   },
   {
     path: ['backup', 'snapshot'],

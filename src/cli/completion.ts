@@ -5,6 +5,7 @@ import { recentVolumes } from '../recent-volumes.js';
 import { UsageError } from '../errors.js';
 import { locateInventory, loadInventory } from '../inventory/load.js';
 import { COMMANDS, type ValueKind } from './commands.js';
+import { commandWords } from './values.js';
 
 /**
  * Shell scripts that ask `enssib __complete` for candidates. When enssib answers
@@ -121,6 +122,7 @@ interface Where {
 }
 
 function values(kind: ValueKind, where: Where): string[] {
+  if (kind === 'command') return commandWords();
   if (!['host', 'hosts', 'worker', 'service', 'volume'].includes(kind)) return kind === 'file' ? [FILES] : [];
   try {
     const inv = loadInventory(locateInventory(where.inventoryFlag, where.env, where.cwd), where.env);

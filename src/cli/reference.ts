@@ -66,7 +66,7 @@ export const INVENTORY_FIELDS: { field: string; meaning: string }[] = [
   { field: 'nfs.protocol', meaning: "`tcp` (default) or `udp`: the transport NFS mounts use (Debian 12's kernel cannot mount NFS over UDP)" },
   { field: 'keepalivedVip', meaning: '`{ configMap, namespace }` of the keepalived-vip ConfigMap' },
   { field: 'backup', meaning: '`destination`, `retention: { daily, weekly, monthly }`' },
-  { field: 'journal', meaning: 'the JSON-lines journal file: one record per real run that changes something (time, user, argv, plan, per-host outcome)' },
+  { field: 'journal', meaning: 'the JSON-lines journal file: one record per real run that changes something (time, user, argv, plan, per-host outcome); read it with `enssib journal`' },
 ];
 
 export const INVENTORY_NOTES = [

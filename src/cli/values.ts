@@ -3,7 +3,7 @@ import ipaddr from 'ipaddr.js';
 import { UsageError } from '../errors.js';
 import { parseSize, validateName } from '../validate.js';
 import type { Invocation } from '../usecase.js';
-import type { ArgSpec, CommandSpec, ValueKind } from './commands.js';
+import { COMMANDS, type ArgSpec, type CommandSpec, type ValueKind } from './commands.js';
 
 /**
  * The one check of a typed value by its kind, used before a command loads
@@ -47,9 +47,21 @@ export function checkValue(kind: ValueKind, value: string, what: string, hosts?:
     case 'file':
       if (value === '') throw new UsageError(`${what} is empty`);
       return;
+    case 'command': {
+      const words = value.trim().split(/\s+/).join(' ');
+      if (!COMMANDS.some((c) => c.path.join(' ') === words || c.path.join(' ').startsWith(`${words} `))) {
+        throw new UsageError(`${what} ${JSON.stringify(value.slice(0, 60))} is not a command of enssib`, [`e.g. ${commandWords().slice(0, 4).join(', ')}`]);
+      }
+      return;
+    }
     case 'text':
       return;
   }
+}
+
+/** The first words of the commands that change something (what the journal records), for `--command`. */
+export function commandWords(): string[] {
+  return [...new Set(COMMANDS.filter((c) => c.changes).map((c) => c.path[0] as string))];
 }
 
 /** The same check as an inquirer `validate`: true, or the message to show under the prompt. */

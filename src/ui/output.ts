@@ -20,6 +20,8 @@ export interface Output {
   debug(text: string): void;
   /** The command's one JSON document (JSON mode only). */
   json(value: unknown): void;
+  /** One compact JSON line (JSON mode only): for a command whose result is JSON lines (`journal`). */
+  jsonLine(value: unknown): void;
   /** Prints text or JSON depending on --output. */
   result(json: () => unknown, text: () => string[]): void;
   table(headers: string[], rows: string[][]): string[];
@@ -78,6 +80,9 @@ export function createOutput(o: OutputOptions): Output {
     },
     json: (v) => {
       if (o.format === 'json') write(stdout, JSON.stringify(v, null, 2));
+    },
+    jsonLine: (v) => {
+      if (o.format === 'json') write(stdout, JSON.stringify(v));
     },
     result(json, text) {
       if (o.format === 'json') write(stdout, JSON.stringify(json(), null, 2));

@@ -143,6 +143,12 @@ describe('enssib CLI', () => {
     expect(hosts.stdout.trim().split('\n')).toEqual(['node01', 'node02', 'node03']);
     const flags = await enssib(['__complete', '--', 'volume', 'create', '--ke']);
     expect(flags.stdout.trim()).toBe('--keep-on-failure');
+    const journal = await enssib(['__complete', '--', 'journal', '--']);
+    expect(journal.stdout.trim().split('\n')).toEqual(expect.arrayContaining(['--command', '--host', '--since']));
+    const journalHost = await enssib(['__complete', '--', 'journal', '--host', 'da']);
+    expect(journalHost.stdout.trim().split('\n')).toEqual(['data1', 'data2']);
+    const journalCommand = await enssib(['__complete', '--', 'journal', '--command', '']);
+    expect(journalCommand.stdout.trim().split('\n')).toEqual(expect.arrayContaining(['image', 'service', 'volume']));
     const bash = await enssib(['completion', 'bash']);
     expect(bash.stdout).toContain('complete -F _enssib_complete enssib');
     expect((await enssib(['completion', 'fish'])).code).toBe(2);
