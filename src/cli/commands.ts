@@ -103,8 +103,8 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     path: ['node', 'list'],
-    summary: 'list the workers with their cluster address and pod subnet',
-    examples: ['enssib node list', 'enssib node list -o json'],
+    summary: "list the workers: the inventory's view (address, pod subnet) and, when the API server answers, the cluster's (Ready, kubelet version, pod subnet, volumes in use)",
+    examples: ['enssib node list', 'enssib node list -o json', "enssib node list -o json | jq -r '.nodes[] | select(.problems != []) | .name'"],
     handler: async () => (await import('../nodes/usecases.js')).listCommand,
   },
   {

@@ -118,8 +118,13 @@ describe('enssib CLI', () => {
     const check = await enssib(['inventory', 'check']);
     expect(check.code).toBe(0);
     expect(check.stdout).toContain('inventory.yaml: valid');
-    const nodes = await enssib(['node', 'list', '-o', 'json']);
-    expect(JSON.parse(nodes.stdout)).toHaveLength(3);
+    // no kubeconfig: the inventory's view only, said on stderr (the bundled inventory's API server is never contacted)
+    const nodes = await enssib(['node', 'list', '-o', 'json'], { env: { KUBECONFIG: '/nonexistent/kubeconfig' } });
+    expect(nodes.code).toBe(0);
+    const doc = JSON.parse(nodes.stdout) as { live: boolean; nodes: { name: string; node: unknown }[] };
+    expect(doc.live).toBe(false);
+    expect(doc.nodes.map((n) => [n.name, n.node])).toEqual([['node01', null], ['node02', null], ['node03', null]]);
+    expect(nodes.stderr).toMatch(/^Inventory only: no kubeconfig at \/nonexistent\/kubeconfig \(from KUBECONFIG\)\./);
   });
 
   it('a doctor dry run over the bundled inventory prints the exact commands and contacts nothing', async () => {
