@@ -1,4 +1,4 @@
-import type { HostOutcome, PhaseOutcome, UndoOutcome } from './types.js';
+import type { HostOutcome, ItemOutcome, PhaseOutcome, UndoOutcome } from './types.js';
 
 /**
  * What the runner tells the outside while it works. The engine only emits;
@@ -7,15 +7,20 @@ import type { HostOutcome, PhaseOutcome, UndoOutcome } from './types.js';
  */
 export type RunEvent =
   /** A phase starts on these hosts (`kind` says whether it is a phase of the plan, an undo or a cleanup phase). */
-  | { type: 'phase-start'; id: string; title: string; hosts: string[]; kind: 'phase' | 'always' }
-  | { type: 'host-start'; phase: string; host: string }
-  | { type: 'host-end'; phase: string; outcome: HostOutcome }
+  | { type: 'phase-start'; id: string; title: string; hosts: string[]; kind: 'phase' | 'always'; item?: string }
+  | { type: 'host-start'; phase: string; host: string; item?: string }
+  | { type: 'host-end'; phase: string; outcome: HostOutcome; item?: string }
   | { type: 'phase-end'; outcome: PhaseOutcome }
-  | { type: 'undo-start'; steps: number }
-  | { type: 'undo-end'; outcome: UndoOutcome };
+  | { type: 'undo-start'; steps: number; item?: string }
+  | { type: 'undo-end'; outcome: UndoOutcome }
+  /** Per-item work starts: the items, in order (they then run a few at once, their events carry `item`). */
+  | { type: 'items-start'; title: string; items: string[] }
+  | { type: 'item-start'; item: string }
+  | { type: 'item-end'; outcome: ItemOutcome }
+  | { type: 'items-end'; outcomes: ItemOutcome[] };
 
 export interface RunObserver {
   event(e: RunEvent): void;
-  /** Resolves once everything emitted so far is rendered (called at the end of each phase). */
+  /** Resolves once everything emitted so far is rendered (called at the end of each phase outside per-item work, and at the end of that work). */
   settle?(): Promise<void>;
 }

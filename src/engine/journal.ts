@@ -12,8 +12,10 @@ export interface JournalRecord {
   plan: string;
   durationMs: number;
   exitCode: number;
-  phases: { title: string; hosts: { host: string; status: string; actions: string[]; error?: string }[] }[];
-  undo: { phase: string; host: string; ok: boolean }[];
+  phases: { title: string; item?: string; hosts: { host: string; status: string; actions: string[]; error?: string }[] }[];
+  undo: { phase: string; item?: string; host: string; ok: boolean }[];
+  /** Per-item work: each item's status (and why it failed). */
+  items?: { item: string; status: string; error?: string }[];
 }
 
 /** What the journal says about a run; time, user and argv are added when it is written. */
@@ -35,9 +37,11 @@ export function journalEntry(report: RunReport): JournalEntry {
     exitCode: report.exitCode,
     phases: report.phases.map((p) => ({
       title: p.title,
+      ...(p.item !== undefined ? { item: p.item } : {}),
       hosts: p.hosts.map((h) => ({ host: h.host, status: h.status, actions: h.actions, ...(h.error ? { error: h.error.message } : {}) })),
     })),
-    undo: report.undo.map((u) => ({ phase: u.phase, host: u.host, ok: u.ok })),
+    undo: report.undo.map((u) => ({ phase: u.phase, ...(u.item !== undefined ? { item: u.item } : {}), host: u.host, ok: u.ok })),
+    ...(report.items ? { items: report.items.map((i) => ({ item: i.item, status: i.status, ...(i.error ? { error: i.error.message } : {}) })) } : {}),
   };
 }
 

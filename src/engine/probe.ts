@@ -75,16 +75,21 @@ export function valueKey<T>(name: string): ValueKey<T> {
   return { name };
 }
 
-/** Values phases leave for later phases, by typed key: no casts at the reader. */
+/**
+ * Values phases leave for later phases, by typed key: no casts at the reader.
+ * An item's values (per-item work) see the plan's through `parent`; what an
+ * item sets stays its own.
+ */
 export class Values {
   private readonly m = new Map<string, unknown>();
+  constructor(private readonly parent?: Values) {}
   get<T>(k: ValueKey<T>): T | undefined {
-    return this.m.get(k.name) as T | undefined;
+    return this.m.has(k.name) ? (this.m.get(k.name) as T) : this.parent?.get(k);
   }
   set<T>(k: ValueKey<T>, v: T): void {
     this.m.set(k.name, v);
   }
-  has(k: ValueKey<unknown>): boolean {
-    return this.m.has(k.name);
+  has<T>(k: ValueKey<T>): boolean {
+    return this.m.has(k.name) || (this.parent?.has(k) ?? false);
   }
 }

@@ -5,7 +5,7 @@ import type { Host, RunOptions } from '../remote/types.js';
 import { describeAction, describeCheck } from './describe.js';
 import { Values } from './probe.js';
 import type { RunEvent, RunObserver } from './events.js';
-import type { Action, ErrorReport, Facts, Finding, HostOutcome, Phase, PhaseOutcome, Plan, RunMode, RunReport, RunState, UndoOutcome } from './types.js';
+import type { Action, ErrorReport, Facts, Finding, HostOutcome, ItemOutcome, ItemPlan, PerItem, Phase, PhaseOutcome, Plan, RunMode, RunReport, RunState, UndoOutcome } from './types.js';
 import { LOCAL } from './types.js';
 
 export interface RunnerOptions {
@@ -33,77 +33,61 @@ const factKey = (phase: string, host: string) => `${phase}\u0000${host}`;
  * interrupted, what earlier phases did is undone (newest first) where they say
  * how. The `always` phases run last whatever happened, and nothing — not an
  * undo that throws, not a bug in a plan — keeps them from running.
+ *
+ * Per-item work (`plan.items`) runs between the phases and the `always`
+ * phases: each item a sequence of its own with its own undo and cleanup (see
+ * `runItems`).
  */
 export async function runPlan(plan: Plan, opts: RunnerOptions): Promise<RunReport> {
   const started = Date.now();
   const facts = new Map<string, Facts>();
   const undo: UndoOutcome[] = [];
   const state: RunState = { facts: (phase, host) => facts.get(factKey(phase, host)), values: new Values(), undone: undo };
-  const phases: PhaseOutcome[] = [];
-  const excluded = new Set<string>();
   const emit = (e: RunEvent) => opts.observer?.event(e);
-  const ctx: PhaseContext = { opts, state, facts, emit, excluded, unknownAfter: null };
-  let stoppedAt: string | undefined;
-  let interrupted = false;
-  let internal: ErrorReport | undefined;
+  const ctx: PhaseContext = { opts, state, facts, emit, excluded: new Set(), unknownAfter: null };
   // Connections to hosts needed later are opened now, in the background; a failure here is ignored (the phase that needs the host reports it).
   const warming = opts.mode === 'client' ? [] : (plan.prefetch ?? []).filter((h) => h !== LOCAL).map((h) => opts.hosts.get(h).exec(['true'], { sudo: false, timeoutMs: 60_000 }).catch(() => undefined));
 
-  try {
-    for (const [i, phase] of plan.phases.entries()) {
-      if (opts.signal?.aborted) {
+  const main = await runSequence(plan.phases, plan.readOnly === true, plan.items !== undefined, ctx);
+  const phases = [...main.phases];
+  let { stoppedAt, interrupted, internal } = main;
+
+  let items: ItemOutcome[] | undefined;
+  if (plan.items) {
+    const section = plan.items;
+    if (stoppedAt) {
+      items = section.items.map((i) => ({ item: i.name, status: 'skipped', durationMs: 0 }));
+    } else {
+      const ran = await runItems(section, plan.readOnly === true, ctx);
+      items = ran.map((r) => r.outcome);
+      for (const r of ran) {
+        phases.push(...r.phases);
+        undo.push(...r.undo);
+      }
+      if (items.some((i) => i.status === 'interrupted' || (i.status === 'skipped' && opts.signal?.aborted))) {
         interrupted = true;
-        stoppedAt ??= phases.at(-1)?.title ?? phase.title;
-        break;
-      }
-      const result = await runPhase(phase, 'phase', ctx);
-      phases.push(result);
-      const failed = result.hosts.filter((o) => o.status === 'failed');
-      if (opts.signal?.aborted || failed.some((o) => o.error?.exitCode === ExitCode.interrupted)) {
-        interrupted = true;
-        stoppedAt = phase.title;
-        break;
-      }
-      if (failed.length > 0 && !plan.readOnly) {
-        if (!phase.continueOnError) {
-          stoppedAt = phase.title;
-          break;
-        }
-        failed.forEach((o) => excluded.add(o.host));
-      }
-      if (opts.mode === 'server' && !phase.independent && ctx.unknownAfter === null && result.hosts.some((h) => h.status === 'would-change') && i < plan.phases.length - 1) {
-        ctx.unknownAfter = phase.title;
+        stoppedAt = section.title;
       }
     }
-  } catch (e) {
-    internal = errorReport(e);
-    stoppedAt ??= 'internal error';
   }
 
   if (opts.mode === 'apply' && stoppedAt) {
     try {
-      await undoAll(plan, phases, ctx, undo);
+      await undoAll(plan.phases, main.phases, ctx, undo);
     } catch (e) {
       internal ??= errorReport(e);
     }
   }
 
-  // Cleanup phases run whatever happened, interruption included (no interruption signal reaches them).
-  const cleanup: PhaseContext = { ...ctx, opts: { ...opts, signal: undefined, cancel: undefined }, unknownAfter: null, excluded: new Set() };
-  for (const phase of plan.always ?? []) {
-    try {
-      phases.push(await runPhase(phase, 'always', cleanup));
-    } catch (e) {
-      const error = errorReport(e);
-      phases.push({ id: phaseId(phase), title: phase.title, hosts: phase.hosts.map((h) => ({ host: h, status: 'failed', checks: [], actions: [], error, durationMs: 0 })) });
-    }
-  }
+  phases.push(...(await runAlways(plan.always ?? [], ctx)));
 
   await Promise.all(warming);
   const all = phases.flatMap((p) => p.hosts);
   const anyFailed = all.some((o) => o.status === 'failed') || internal !== undefined;
   const anyOk = all.some((o) => o.status === 'done' || o.status === 'unchanged');
-  const exitCode = interrupted ? ExitCode.interrupted : stoppedAt ? ExitCode.failed : anyFailed ? (anyOk ? ExitCode.partial : ExitCode.failed) : ExitCode.ok;
+  // Per-item work where every item failed is a failure, not a partial one (the plan's own phases, such as a lock, do not count as success).
+  const everyItemFailed = items !== undefined && items.length > 0 && items.every((i) => i.status === 'failed');
+  const exitCode = interrupted ? ExitCode.interrupted : stoppedAt ? ExitCode.failed : anyFailed ? (anyOk && !everyItemFailed ? ExitCode.partial : ExitCode.failed) : ExitCode.ok;
   if (internal) {
     phases.push({ id: 'internal error', title: 'internal error', hosts: [{ host: LOCAL, status: 'failed', checks: [], actions: [], error: internal, durationMs: 0 }] });
   }
@@ -113,6 +97,7 @@ export async function runPlan(plan: Plan, opts: RunnerOptions): Promise<RunRepor
     mutating: plan.mutating,
     phases,
     undo,
+    ...(items ? { items } : {}),
     findings: findingsOf(phases, plan.readOnly === true),
     exitCode,
     ...(interrupted ? { interrupted } : {}),
@@ -132,28 +117,163 @@ interface PhaseContext {
   excluded: Set<string>;
   /** Server dry run: the first phase that would change something (later phases are known after apply). */
   unknownAfter: string | null;
+  /** Per-item work: the item these phases run for. */
+  item?: string;
+}
+
+interface Sequence {
+  phases: PhaseOutcome[];
+  /** The phase that stopped the sequence (failure or interruption). */
+  stoppedAt?: string;
+  interrupted: boolean;
+  /** A bug (a plan or parser that threw outside a host's work). */
+  internal?: ErrorReport;
+}
+
+/**
+ * Runs phases in order until one fails (unless it tolerates failures, or the
+ * plan is read-only) or the run is interrupted. `more`: work follows these
+ * phases (a server dry run then says "known after apply" there too).
+ */
+async function runSequence(defs: Phase[], readOnly: boolean, more: boolean, ctx: PhaseContext): Promise<Sequence> {
+  const { opts } = ctx;
+  const seq: Sequence = { phases: [], interrupted: false };
+  try {
+    for (const [i, phase] of defs.entries()) {
+      if (opts.signal?.aborted) {
+        seq.interrupted = true;
+        seq.stoppedAt ??= seq.phases.at(-1)?.title ?? phase.title;
+        break;
+      }
+      const result = await runPhase(phase, 'phase', ctx);
+      seq.phases.push(result);
+      const failed = result.hosts.filter((o) => o.status === 'failed');
+      if (opts.signal?.aborted || failed.some((o) => o.error?.exitCode === ExitCode.interrupted)) {
+        seq.interrupted = true;
+        seq.stoppedAt = phase.title;
+        break;
+      }
+      if (failed.length > 0 && !readOnly) {
+        if (!phase.continueOnError) {
+          seq.stoppedAt = phase.title;
+          break;
+        }
+        failed.forEach((o) => ctx.excluded.add(o.host));
+      }
+      if (opts.mode === 'server' && !phase.independent && ctx.unknownAfter === null && result.hosts.some((h) => h.status === 'would-change') && (more || i < defs.length - 1)) {
+        ctx.unknownAfter = phase.title;
+      }
+    }
+  } catch (e) {
+    seq.internal = errorReport(e);
+    seq.stoppedAt ??= 'internal error';
+  }
+  return seq;
+}
+
+/** Cleanup phases: they run whatever happened, interruption included (no interruption signal reaches them), and nothing keeps one from running. */
+async function runAlways(defs: Phase[], ctx: PhaseContext): Promise<PhaseOutcome[]> {
+  const cleanup: PhaseContext = { ...ctx, opts: { ...ctx.opts, signal: undefined, cancel: undefined }, unknownAfter: null, excluded: new Set() };
+  const out: PhaseOutcome[] = [];
+  for (const phase of defs) {
+    try {
+      out.push(await runPhase(phase, 'always', cleanup));
+    } catch (e) {
+      const error = errorReport(e);
+      out.push({ id: phaseId(phase), title: phase.title, ...(ctx.item !== undefined ? { item: ctx.item } : {}), hosts: phase.hosts.map((h) => ({ host: h, status: 'failed', checks: [], actions: [], error, durationMs: 0 })) });
+    }
+  }
+  return out;
+}
+
+interface ItemRun {
+  outcome: ItemOutcome;
+  phases: PhaseOutcome[];
+  undo: UndoOutcome[];
+}
+
+/**
+ * Per-item work: each item is a sequence of its own, a few at once. An item
+ * that stops (failure or interruption) has what it did undone; an item that
+ * started has its `always` phases run, whatever happened to it or to the
+ * others. Once the run is interrupted, no new item starts.
+ */
+async function runItems(section: PerItem, readOnly: boolean, ctx: PhaseContext): Promise<ItemRun[]> {
+  ctx.emit({ type: 'items-start', title: section.title, items: section.items.map((i) => i.name) });
+  const runs = await mapLimit(section.items, section.concurrency ?? 1, async (item): Promise<ItemRun> => {
+    if (ctx.opts.signal?.aborted) {
+      const outcome: ItemOutcome = { item: item.name, status: 'skipped', durationMs: 0 };
+      ctx.emit({ type: 'item-end', outcome });
+      return { outcome, phases: [], undo: [] };
+    }
+    const r = await runItem(item, readOnly, ctx);
+    ctx.emit({ type: 'item-end', outcome: r.outcome });
+    return r;
+  });
+  const outcomes = runs.map((r) => r.outcome);
+  ctx.emit({ type: 'items-end', outcomes });
+  await ctx.opts.observer?.settle?.();
+  return runs;
+}
+
+async function runItem(item: ItemPlan, readOnly: boolean, parent: PhaseContext): Promise<ItemRun> {
+  const t0 = Date.now();
+  parent.emit({ type: 'item-start', item: item.name });
+  const facts = new Map<string, Facts>();
+  const undo: UndoOutcome[] = [];
+  const state: RunState = { facts: (phase, host) => facts.get(factKey(phase, host)) ?? parent.state.facts(phase, host), values: new Values(parent.state.values), undone: undo };
+  const ctx: PhaseContext = { ...parent, state, facts, excluded: new Set(parent.excluded), item: item.name };
+  const seq = await runSequence(item.phases, readOnly, false, ctx);
+  let internal = seq.internal;
+  if (parent.opts.mode === 'apply' && seq.stoppedAt) {
+    try {
+      await undoAll(item.phases, seq.phases, ctx, undo);
+    } catch (e) {
+      internal ??= errorReport(e);
+    }
+  }
+  const phases = [...seq.phases, ...(await runAlways(item.always ?? [], ctx))];
+  const hosts = phases.flatMap((p) => p.hosts);
+  const failed = hosts.find((h) => h.status === 'failed');
+  const status: ItemOutcome['status'] = seq.interrupted
+    ? 'interrupted'
+    : failed || internal || undo.some((u) => !u.ok)
+      ? 'failed'
+      : hosts.some((h) => h.status === 'done')
+        ? 'done'
+        : hosts.some((h) => h.status === 'would-change')
+          ? 'would-change'
+          : hosts.some((h) => h.status === 'planned')
+            ? 'planned'
+            : 'unchanged';
+  const error = internal ?? failed?.error;
+  const outcome: ItemOutcome = { item: item.name, status, ...(seq.stoppedAt ? { stoppedAt: seq.stoppedAt } : {}), ...(error ? { error } : {}), durationMs: Date.now() - t0 };
+  if (internal) phases.push({ id: 'internal error', title: 'internal error', item: item.name, hosts: [{ host: LOCAL, status: 'failed', checks: [], actions: [], error: internal, durationMs: 0 }] });
+  return { outcome, phases, undo };
 }
 
 async function runPhase(phase: Phase, kind: 'phase' | 'always', ctx: PhaseContext): Promise<PhaseOutcome> {
   const id = phaseId(phase);
-  ctx.emit({ type: 'phase-start', id, title: phase.title, hosts: phase.hosts, kind });
+  const item = ctx.item !== undefined ? { item: ctx.item } : {};
+  ctx.emit({ type: 'phase-start', id, title: phase.title, hosts: phase.hosts, kind, ...item });
   const outcomes = new Map<string, HostOutcome>();
   const record = (o: HostOutcome) => {
     outcomes.set(o.host, o);
-    ctx.emit({ type: 'host-end', phase: id, outcome: o });
+    ctx.emit({ type: 'host-end', phase: id, outcome: o, ...item });
   };
   for (const h of phase.hosts.filter((x) => ctx.excluded.has(x))) record({ host: h, status: 'skipped', checks: [], actions: [], note: 'failed in an earlier phase', durationMs: 0 });
   await mapLimit(
     phase.hosts.filter((h) => !ctx.excluded.has(h)),
     phase.concurrency ?? ctx.opts.concurrency,
     async (h) => {
-      ctx.emit({ type: 'host-start', phase: id, host: h });
+      ctx.emit({ type: 'host-start', phase: id, host: h, ...item });
       record(ctx.unknownAfter !== null ? afterApply(phase, h, ctx) : await runHost(phase, h, ctx));
     },
   );
-  const result: PhaseOutcome = { id, title: phase.title, hosts: phase.hosts.map((h) => outcomes.get(h) as HostOutcome) };
+  const result: PhaseOutcome = { id, title: phase.title, ...item, hosts: phase.hosts.map((h) => outcomes.get(h) as HostOutcome) };
   ctx.emit({ type: 'phase-end', outcome: result });
-  await ctx.opts.observer?.settle?.();
+  // Items run side by side: their progress settles once at the end of the per-item work.
+  if (ctx.item === undefined) await ctx.opts.observer?.settle?.();
   return result;
 }
 
@@ -268,33 +388,33 @@ async function execAction(host: Host | null, a: Action, signal?: AbortSignal): P
 }
 
 /**
- * Takes back what the run did, newest phase first: the hosts where a phase
+ * Takes back what a sequence did, newest phase first: the hosts where a phase
  * was done, and those where it failed when it may have done part of its work
  * (`undoFailed`, or some of its actions ran). Undo is cleanup: no interruption
- * stops it.
+ * stops it. `outcomes[i]` is the outcome of `defs[i]`.
  */
-async function undoAll(plan: Plan, phases: PhaseOutcome[], ctx: PhaseContext, undo: UndoOutcome[]): Promise<void> {
+async function undoAll(defs: Phase[], outcomes: PhaseOutcome[], ctx: PhaseContext, undo: UndoOutcome[]): Promise<void> {
   const todo: { phase: Phase; outcome: HostOutcome }[] = [];
-  for (let i = phases.length - 1; i >= 0; i--) {
-    const phase = plan.phases[i] as Phase;
+  for (let i = outcomes.length - 1; i >= 0; i--) {
+    const phase = defs[i] as Phase;
     if (!phase.undo) continue;
-    for (const o of (phases[i] as PhaseOutcome).hosts) {
+    for (const o of (outcomes[i] as PhaseOutcome).hosts) {
       if (o.status === 'done' || (o.status === 'failed' && (phase.undoFailed || o.partial))) todo.push({ phase, outcome: o });
     }
   }
   if (todo.length === 0) return;
-  ctx.emit({ type: 'undo-start', steps: todo.length });
+  ctx.emit({ type: 'undo-start', steps: todo.length, ...(ctx.item !== undefined ? { item: ctx.item } : {}) });
   for (const t of todo) {
     const u = await undoHost(t.phase, t.outcome, ctx);
     undo.push(u);
     ctx.emit({ type: 'undo-end', outcome: u });
   }
-  await ctx.opts.observer?.settle?.();
+  if (ctx.item === undefined) await ctx.opts.observer?.settle?.();
 }
 
 async function undoHost(phase: Phase, done: HostOutcome, ctx: PhaseContext): Promise<UndoOutcome> {
   const name = done.host;
-  const out: UndoOutcome = { phase: phase.title, host: name, ok: true, actions: [] };
+  const out: UndoOutcome = { phase: phase.title, host: name, ...(ctx.item !== undefined ? { item: ctx.item } : {}), ok: true, actions: [] };
   try {
     const host = name === LOCAL ? null : ctx.opts.hosts.get(name);
     const checks = phase.undoChecks?.(name) ?? [];

@@ -158,6 +158,49 @@ export interface Plan {
    * failure is also reported as a finding.
    */
   readOnly?: boolean;
+  /**
+   * Work over items (volumes), run after `phases` and before `always`: each
+   * item is a small plan of its own, with its own failure, undo and `always`
+   * cleanup. An item that fails is undone and cleaned up without stopping the
+   * others (the run ends in partial failure, exit 3); an interruption stops
+   * new items from starting, and every item that started is undone and
+   * cleaned up. Not run when the plan's phases stopped.
+   */
+  items?: PerItem;
+}
+
+/** A section of work over items, a few at once. */
+export interface PerItem {
+  /** What the section does, e.g. "back up each volume". */
+  title: string;
+  items: ItemPlan[];
+  /** Items in progress at once (default 1); the hosts of one item's phase still run under the run's concurrency. */
+  concurrency?: number;
+}
+
+/**
+ * One item's work. Its phases see the plan's facts and values (its own come
+ * first); its `always` phases run once the item has started, whatever happened
+ * to it or to the other items.
+ */
+export interface ItemPlan {
+  /** The item's name (unique in the section), e.g. the volume. */
+  name: string;
+  phases: Phase[];
+  always?: Phase[];
+}
+
+export type ItemStatus = 'done' | 'unchanged' | 'failed' | 'skipped' | 'interrupted' | 'planned' | 'would-change';
+
+export interface ItemOutcome {
+  item: string;
+  /** `skipped`: never started (the plan's phases stopped, or the run was interrupted before its turn). */
+  status: ItemStatus;
+  /** The item's phase that failed or was interrupted. */
+  stoppedAt?: string;
+  /** Why it failed (the first failing host's error). */
+  error?: ErrorReport;
+  durationMs: number;
 }
 
 /**
@@ -198,12 +241,16 @@ export interface HostOutcome {
 export interface PhaseOutcome {
   id: string;
   title: string;
+  /** The item this phase ran for (per-item work). */
+  item?: string;
   hosts: HostOutcome[];
 }
 
 export interface UndoOutcome {
   phase: string;
   host: string;
+  /** The item whose phase this undoes (per-item work). */
+  item?: string;
   ok: boolean;
   /** The undo's actions (planned, or run). */
   actions: string[];
@@ -219,8 +266,11 @@ export interface RunReport {
   mode: RunMode;
   /** Copied from the plan: a read-only plan's summary shows what its commands printed. */
   mutating?: boolean;
+  /** The plan's phases, then each item's phases in item order (with `item` set), then the `always` phases. */
   phases: PhaseOutcome[];
   undo: UndoOutcome[];
+  /** Per-item work: one outcome per item, in item order. */
+  items?: ItemOutcome[];
   /** 0 ok, 1 failed, 3 partial, 130 interrupted. */
   exitCode: number;
   /** The run was interrupted (Ctrl-C, SIGTERM, SIGHUP): phases after `stoppedAt` did not run. */

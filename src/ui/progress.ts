@@ -1,6 +1,6 @@
-import { Listr, ListrLogger, ProcessOutput } from 'listr2';
+import { DefaultRenderer, Listr, ListrDefaultRendererLogLevels, ListrLogger, ProcessOutput, type ListrTask } from 'listr2';
 import type { RunEvent, RunObserver } from '../engine/events.js';
-import type { HostOutcome, PhaseOutcome } from '../engine/types.js';
+import type { HostOutcome, ItemOutcome, PhaseOutcome } from '../engine/types.js';
 
 /** `default`: listr2 on a terminal; `simple`: plain lines (no TTY, CI, a log file); `silent`: nothing (JSON output, client dry run). */
 export type ProgressRenderer = 'default' | 'simple' | 'silent';
@@ -36,106 +36,212 @@ export function hostLine(o: HostOutcome): string {
 
 /** The phase's true status: ✔ only when no host failed, and how many did. */
 export function phaseLine(p: PhaseOutcome): string {
+  const title = p.item !== undefined ? `[${p.item}] ${p.title}` : p.title;
   const failed = p.hosts.filter((h) => h.status === 'failed').length;
-  if (failed > 0) return `✖ ${p.title} — ${failed} of ${p.hosts.length} host${p.hosts.length > 1 ? 's' : ''} failed`;
-  if (p.hosts.every((h) => h.status === 'skipped')) return `· ${p.title} — skipped`;
-  return `✔ ${p.title}`;
+  if (failed > 0) return `✖ ${title} — ${failed} of ${p.hosts.length} host${p.hosts.length > 1 ? 's' : ''} failed`;
+  if (p.hosts.every((h) => h.status === 'skipped')) return `· ${title} — skipped`;
+  return `✔ ${title}`;
+}
+
+/** One item of per-item work as it ends. */
+export function itemLine(o: ItemOutcome): string {
+  const mark = o.status === 'failed' || o.status === 'interrupted' ? '✖' : o.status === 'done' || o.status === 'unchanged' ? '✔' : '·';
+  const secs = o.durationMs > 0 ? ` (${(o.durationMs / 1000).toFixed(1)} s)` : '';
+  const word = o.status === 'failed' || o.status === 'interrupted' ? o.status.toUpperCase() : o.status === 'would-change' ? 'would change' : o.status;
+  const why = o.error ? ` — ${o.stoppedAt ? `${o.stoppedAt}: ` : ''}${o.error.message.replace(/\r/g, '')}` : o.stoppedAt ? ` — during ${o.stoppedAt}` : '';
+  return `${mark} ${o.item}: ${word}${secs}${why}`;
+}
+
+/** The end of per-item work: ✔ only when no item failed. */
+export function itemsLine(title: string, outcomes: readonly ItemOutcome[]): string {
+  const bad = outcomes.filter((o) => o.status === 'failed' || o.status === 'interrupted').length;
+  return bad > 0 ? `✖ ${title} — ${bad} of ${outcomes.length} item${outcomes.length > 1 ? 's' : ''} failed` : `✔ ${title}`;
 }
 
 function undoLine(e: Extract<RunEvent, { type: 'undo-end' }>): string {
   const u = e.outcome;
-  return u.ok ? `  ↩ ${u.host}: undone — ${u.phase}` : `  ✖ ${u.host}: UNDO FAILED — ${u.phase}: ${(u.error?.message ?? '').replace(/\r/g, '')}`;
+  const phase = u.item !== undefined ? `[${u.item}] ${u.phase}` : u.phase;
+  return u.ok ? `  ↩ ${u.host}: undone — ${phase}` : `  ✖ ${u.host}: UNDO FAILED — ${phase}: ${(u.error?.message ?? '').replace(/\r/g, '')}`;
 }
 
-/** Plain lines, one per host as it ends and one per phase with its true status. */
+function undoStartLine(e: Extract<RunEvent, { type: 'undo-start' }>): string {
+  const steps = `${e.steps} step${e.steps > 1 ? 's' : ''}`;
+  return e.item !== undefined ? `↩ [${e.item}] undoing what this item did (${steps})` : `↩ undoing what this run did (${steps})`;
+}
+
+/** Plain lines, one per host as it ends and one per phase with its true status; an item's lines carry its name. */
 function plainObserver(stream: NodeJS.WritableStream): RunObserver {
   const write = (l: string) => stream.write(`${l}\n`);
+  let section = '';
   return {
     event(e) {
       switch (e.type) {
         case 'phase-start':
-          write(`→ ${e.title}`);
+          write(`→ ${e.item !== undefined ? `[${e.item}] ` : ''}${e.title}`);
           break;
         case 'host-end':
-          write(`  ${hostLine(e.outcome)}`);
+          write(`  ${e.item !== undefined ? `[${e.item}] ` : ''}${hostLine(e.outcome)}`);
           break;
         case 'phase-end':
           write(phaseLine(e.outcome));
           break;
         case 'undo-start':
-          write(`↩ undoing what this run did (${e.steps} step${e.steps > 1 ? 's' : ''})`);
+          write(undoStartLine(e));
           break;
         case 'undo-end':
           write(undoLine(e));
           break;
+        case 'items-start':
+          section = e.title;
+          write(`→ ${e.title} (${e.items.length} item${e.items.length > 1 ? 's' : ''})`);
+          break;
+        case 'item-end':
+          write(itemLine(e.outcome));
+          break;
+        case 'items-end':
+          write(itemsLine(section, e.outcomes));
+          break;
         case 'host-start':
+        case 'item-start':
           break;
       }
     },
   };
 }
 
-/** listr2 on a terminal: one list per phase, one line per host, resolved by the runner's events. */
-function listrObserver(): RunObserver {
-  const stream = process.stderr;
+/**
+ * listr2's renderer, on the terminal that stderr is: listr2 would fall back to
+ * its line renderer when stdout is not a terminal (`enssib … > file`), but the
+ * progress goes to stderr, which is one (the caller checked).
+ */
+class TerminalRenderer extends DefaultRenderer {
+  static override nonTTY = true;
+}
+
+/**
+ * listr2 on a terminal: one list per phase, one line per host, resolved by the
+ * runner's events; per-item work is one list with a line per item that shows
+ * the phase it is in. A phase where a host failed, or a section where an item
+ * failed, is marked failed (✖), not done.
+ */
+export function listrObserver(stream: NodeJS.WriteStream = process.stderr): RunObserver {
   const logger = () => new ListrLogger({ processOutput: new ProcessOutput(stream, stream) });
+  const run = (title: string, task: ListrTask['task']) =>
+    new Listr([{ title, task }], {
+      renderer: TerminalRenderer,
+      exitOnError: false,
+      collectErrors: false,
+      registerSignalListeners: false,
+      rendererOptions: { logger: logger(), collapseErrors: false, showErrorMessage: false, icon: { [ListrDefaultRendererLogLevels.FAILED_WITH_FAILED_SUBTASKS]: '✖' } },
+    })
+      .run()
+      .catch(() => undefined);
   let running: Promise<unknown> = Promise.resolve();
+  /** Host (or item) lines waiting for their end, by name. */
   let waiting = new Map<string, (o: HostOutcome) => void>();
   let phaseEnded: (p: PhaseOutcome) => void = () => undefined;
+  const items = new Map<string, { resolve: (o: ItemOutcome) => void; progress: (line: string) => void }>();
+  let itemsEnded: (o: ItemOutcome[]) => void = () => undefined;
+
+  /** The subtasks of a list, and a last one without a title that fails the parent when `failed` says so. */
+  const withVerdict = <T>(subtasks: ListrTask[], ended: Promise<T>, failed: (t: T) => string | null): ListrTask[] => [
+    ...subtasks,
+    {
+      task: async () => {
+        const why = failed(await ended);
+        if (why !== null) throw new Error(why);
+      },
+    },
+  ];
+
   return {
     event(e) {
       switch (e.type) {
         case 'phase-start': {
+          if (e.item !== undefined) {
+            items.get(e.item)?.progress(e.title);
+            break;
+          }
           const ends = new Map<string, Promise<HostOutcome>>();
           waiting = new Map();
           for (const h of e.hosts) ends.set(h, new Promise<HostOutcome>((resolve) => waiting.set(h, resolve)));
           const ended = new Promise<PhaseOutcome>((resolve) => (phaseEnded = resolve));
-          const list = new Listr(
-            [
-              {
-                title: e.title,
-                task: (_ctx, task) => {
-                  // listr2 marks a parent done even when a host failed: the title says the truth.
-                  void ended.then((p) => (task.title = phaseLine(p).slice(2)));
-                  return task.newListr(
-                    e.hosts.map((h) => ({
-                      title: h,
-                      task: async (_c, t) => {
-                        const o = await (ends.get(h) as Promise<HostOutcome>);
-                        t.title = hostLine(o).slice(2);
-                        if (o.status === 'failed') throw new Error(reason(o));
-                        if (o.status === 'skipped' || o.status === 'after-apply') t.skip(t.title);
-                      },
-                    })),
-                    { concurrent: true, exitOnError: false },
-                  );
-                },
-              },
-            ],
-            {
-              renderer: 'default',
+          running = run(e.title, (_ctx, task) => {
+            void ended.then((p) => (task.title = phaseLine(p).slice(2)));
+            const hosts: ListrTask[] = e.hosts.map((h) => ({
+              title: h,
               exitOnError: false,
-              collectErrors: false,
-              registerSignalListeners: false,
-              rendererOptions: { logger: logger(), collapseErrors: false, showErrorMessage: false },
-            },
-          );
-          running = list.run().catch(() => undefined);
+              task: async (_c, t) => {
+                const o = await (ends.get(h) as Promise<HostOutcome>);
+                t.title = hostLine(o).slice(2);
+                if (o.status === 'failed') throw new Error(reason(o));
+                if (o.status === 'skipped' || o.status === 'after-apply') t.skip(t.title);
+              },
+            }));
+            // listr2 marks a parent done even when a host failed: the last subtask fails it then.
+            return task.newListr(
+              withVerdict(hosts, ended, (p) => (p.hosts.some((h) => h.status === 'failed') ? phaseLine(p) : null)),
+              { concurrent: true, exitOnError: true },
+            );
+          });
           break;
         }
         case 'host-end':
-          waiting.get(e.outcome.host)?.(e.outcome);
-          break;
-        case 'undo-start':
-          stream.write(`↩ undoing what this run did (${e.steps} step${e.steps > 1 ? 's' : ''})\n`);
-          break;
-        case 'undo-end':
-          stream.write(`${undoLine(e)}\n`);
+          if (e.item === undefined) waiting.get(e.outcome.host)?.(e.outcome);
           break;
         case 'phase-end':
-          phaseEnded(e.outcome);
+          if (e.outcome.item === undefined) phaseEnded(e.outcome);
+          break;
+        case 'undo-start':
+          if (e.item !== undefined) items.get(e.item)?.progress(`undoing (${e.steps} step${e.steps > 1 ? 's' : ''})`);
+          else stream.write(`${undoStartLine(e)}\n`);
+          break;
+        case 'undo-end':
+          if (e.outcome.item === undefined) stream.write(`${undoLine(e)}\n`);
+          break;
+        case 'items-start': {
+          items.clear();
+          const ends = new Map<string, Promise<ItemOutcome>>();
+          const titles = new Map<string, (line: string) => void>();
+          const latest = new Map<string, string>();
+          for (const i of e.items) {
+            const progress = (l: string) => {
+              latest.set(i, l);
+              titles.get(i)?.(l);
+            };
+            ends.set(i, new Promise<ItemOutcome>((resolve) => items.set(i, { resolve, progress })));
+          }
+          const ended = new Promise<ItemOutcome[]>((resolve) => (itemsEnded = resolve));
+          running = run(e.title, (_ctx, task) => {
+            void ended.then((o) => (task.title = itemsLine(e.title, o).slice(2)));
+            const lines: ListrTask[] = e.items.map((i) => ({
+              title: i,
+              exitOnError: false,
+              task: async (_c, t) => {
+                titles.set(i, (l) => (t.title = `${i}: ${l}…`));
+                const now = latest.get(i);
+                if (now !== undefined) t.title = `${i}: ${now}…`;
+                const o = await (ends.get(i) as Promise<ItemOutcome>);
+                t.title = itemLine(o).slice(2);
+                if (o.status === 'failed' || o.status === 'interrupted') throw new Error(o.error?.message ?? o.status);
+                if (o.status === 'skipped') t.skip(t.title);
+              },
+            }));
+            return task.newListr(
+              withVerdict(lines, ended, (o) => (o.some((x) => x.status === 'failed' || x.status === 'interrupted') ? itemsLine(e.title, o) : null)),
+              { concurrent: true, exitOnError: true },
+            );
+          });
+          break;
+        }
+        case 'item-end':
+          items.get(e.outcome.item)?.resolve(e.outcome);
+          break;
+        case 'items-end':
+          itemsEnded(e.outcomes);
           break;
         case 'host-start':
+        case 'item-start':
           break;
       }
     },

@@ -1,4 +1,4 @@
-import type { Finding, HostOutcome, RunReport } from '../engine/types.js';
+import type { Finding, HostOutcome, ItemStatus, PhaseOutcome, RunReport } from '../engine/types.js';
 import type { Output } from './output.js';
 
 /**
@@ -18,6 +18,7 @@ export function reportJson(r: RunReport): unknown {
     ...(r.interrupted ? { interrupted: true } : {}),
     phases: client ? r.phases.map((p) => ({ ...p, hosts: p.hosts.map(({ durationMs: _, ...h }) => h) })) : r.phases,
     undo: r.undo,
+    ...(r.items ? { items: r.items } : {}),
     findings: r.findings,
   };
 }
@@ -41,7 +42,7 @@ export function planLines(r: RunReport, out: Output): string[] {
       : `Dry run of "${r.plan}" (server): facts were read, nothing was changed.`;
   const lines = [c.bold(head)];
   r.phases.forEach((p, i) => {
-    lines.push('', c.bold(`${i + 1}. ${p.title}`));
+    lines.push('', c.bold(`${i + 1}. ${phaseName(p)}`));
     for (const h of p.hosts) {
       const status = r.mode === 'server' ? `  ${statusColor(out, h.status)}` : '';
       lines.push(`  ${c.cyan(h.host)}${status}`);
@@ -60,7 +61,7 @@ export function summaryLines(r: RunReport, out: Output): string[] {
   const c = out.c;
   const lines = ['', c.bold(`Summary of "${r.plan}" (${(r.durationMs / 1000).toFixed(1)} s)`)];
   for (const p of r.phases) {
-    lines.push(`  ${p.title}`);
+    lines.push(`  ${phaseName(p)}`);
     for (const h of p.hosts) {
       const note = h.note ? c.dim(` (${h.note})`) : '';
       lines.push(`    ${h.host.padEnd(10)} ${statusColor(out, h.status)}${note}`);
@@ -68,10 +69,18 @@ export function summaryLines(r: RunReport, out: Output): string[] {
       if (h.status === 'failed') lines.push(...errorLines(h, out).map((l) => `  ${l}`));
     }
   }
+  if (r.items && r.items.length > 0) {
+    lines.push(`  ${c.bold('Items')}`);
+    for (const i of r.items) {
+      const why = i.error ? ` — ${i.stoppedAt ? `${i.stoppedAt}: ` : ''}${i.error.message}` : i.stoppedAt ? ` — during ${i.stoppedAt}` : '';
+      lines.push(`    ${i.item.padEnd(10)} ${itemStatus(out, i.status)}${why}`);
+    }
+  }
   if (r.undo.length > 0) {
-    lines.push(`  ${c.bold('Undo')} (after the ${r.interrupted ? 'interruption during' : 'failure in'} "${r.stoppedAt}")`);
+    const after = r.stoppedAt ? `after the ${r.interrupted ? 'interruption during' : 'failure in'} "${r.stoppedAt}"` : 'of the items that failed';
+    lines.push(`  ${c.bold('Undo')} (${after})`);
     for (const u of r.undo) {
-      lines.push(`    ${u.host.padEnd(10)} ${u.ok ? c.green('undone') : c.red('UNDO FAILED')} ${u.phase}`);
+      lines.push(`    ${u.host.padEnd(10)} ${u.ok ? c.green('undone') : c.red('UNDO FAILED')} ${u.item !== undefined ? `[${u.item}] ` : ''}${u.phase}`);
       if (!u.ok) {
         lines.push(`      ${c.red('left in place:')} ${(u.left ?? u.actions).join('; ') || '(unknown)'}`);
         if (u.left && u.actions.length > 0) lines.push(`      undo that failed: ${u.actions.join('; ')}`);
@@ -95,6 +104,19 @@ export function findingLines(findings: readonly Finding[], out: Output): string[
     c.bold('Findings'),
     ...sorted.flatMap((f) => [`  ${label(f)} ${f.host}: ${f.found}`, `    ${c.dim('why:')} ${f.why}`, ...f.fix.map((x, i) => `    ${c.dim(i === 0 ? 'fix:' : '    ')} ${x}`)]),
   ];
+}
+
+/** A phase's name in a report: an item's phases carry the item's name. */
+function phaseName(p: PhaseOutcome): string {
+  return p.item !== undefined ? `[${p.item}] ${p.title}` : p.title;
+}
+
+function itemStatus(out: Output, s: ItemStatus): string {
+  const c = out.c;
+  if (s === 'failed' || s === 'interrupted') return c.red(s.toUpperCase());
+  if (s === 'done') return c.green(s);
+  if (s === 'would-change') return c.yellow('would change');
+  return c.dim(s);
 }
 
 function statusColor(out: Output, s: HostOutcome['status']): string {

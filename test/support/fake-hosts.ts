@@ -24,13 +24,14 @@ export class FakeHost implements Host {
   async exec(argv: readonly string[], opts?: RunOptions): Promise<RunResult> {
     this.calls.push([...argv]);
     const signal = opts?.signal;
+    let stop = () => undefined as void;
     const cancelled = new Promise<never>((_, reject) => {
-      const stop = () => reject(new InterruptedError(`${this.name}: cancelled: ${quote(argv)}`));
+      stop = () => reject(new InterruptedError(`${this.name}: cancelled: ${quote(argv)}`));
       if (signal?.aborted) stop();
       else signal?.addEventListener('abort', stop, { once: true });
     });
     cancelled.catch(() => undefined);
-    const r = signal ? await Promise.race([this.respond(this.name, argv), cancelled]) : await this.respond(this.name, argv);
+    const r = signal ? await Promise.race([this.respond(this.name, argv), cancelled]).finally(() => signal.removeEventListener('abort', stop)) : await this.respond(this.name, argv);
     if (r instanceof Error) throw r;
     return { exitCode: 0, stdout: '', stderr: '', durationMs: 0, ...r };
   }
