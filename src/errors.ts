@@ -19,6 +19,19 @@ export const ExitCode = {
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
+/** The exit code of a run interrupted by each signal (128 + its number). */
+export const SIGNAL_EXIT = { SIGINT: ExitCode.interrupted, SIGTERM: ExitCode.terminated, SIGHUP: ExitCode.hangup } as const;
+export type InterruptSignal = keyof typeof SIGNAL_EXIT;
+
+/**
+ * The exit code of a run that the abort signal interrupted: the CLI aborts it
+ * with the name of the signal it received as the reason (130 otherwise).
+ */
+export function interruptedExitCode(signal?: AbortSignal): ExitCode {
+  const reason: unknown = signal?.reason;
+  return typeof reason === 'string' && Object.hasOwn(SIGNAL_EXIT, reason) ? SIGNAL_EXIT[reason as InterruptSignal] : ExitCode.interrupted;
+}
+
 export class EnssibError extends Error {
   readonly exitCode: ExitCode;
   /** Extra lines shown under the message (hints, the failing command, stderr tail). */

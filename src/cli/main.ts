@@ -1,7 +1,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { createRequire } from 'node:module';
 import type { DryRun, GlobalOptions } from '../context.js';
-import { ExitCode, UsageError } from '../errors.js';
+import { ExitCode, SIGNAL_EXIT, UsageError, type InterruptSignal } from '../errors.js';
 import { quietOnBrokenPipe, writeUnlessClosed } from '../ui/output.js';
 import type { Invocation } from '../usecase.js';
 import { COMMANDS, type CommandSpec } from './commands.js';
@@ -194,7 +194,6 @@ export function globalOptions(cmd: Command): GlobalOptions {
   };
 }
 
-const SIGNAL_EXIT: Record<'SIGINT' | 'SIGTERM' | 'SIGHUP', number> = { SIGINT: ExitCode.interrupted, SIGTERM: ExitCode.terminated, SIGHUP: ExitCode.hangup };
 
 /**
  * Ctrl-C, SIGTERM and SIGHUP, in three steps. The first: start nothing new,
@@ -218,7 +217,7 @@ function interruptions(stderr: NodeJS.WritableStream) {
     }
   };
   const ignore = () => undefined;
-  const on = (sig: keyof typeof SIGNAL_EXIT) => {
+  const on = (sig: InterruptSignal) => {
     count++;
     state.code ??= SIGNAL_EXIT[sig];
     // After a hang-up, writes to the terminal fail: they must not end the cleanup.
@@ -226,7 +225,8 @@ function interruptions(stderr: NodeJS.WritableStream) {
     const what = sig === 'SIGINT' ? 'interrupted' : `${sig} received`;
     if (count === 1) {
       say(`${what}: starting no new command; the commands in flight finish, then what this run did is undone and its locks released (Ctrl-C again to cancel the commands in flight)`);
-      abort.abort();
+      // The signal's name is the reason: the run's report and journal record say 143 or 129, as the exit does.
+      abort.abort(sig);
     } else if (count === 2) {
       say(`${what} again: cancelling the commands in flight (stopped on their hosts); undo and lock release still run (Ctrl-C again to quit at once and leave them)`);
       cancel.abort();

@@ -1,4 +1,4 @@
-import type { HostOutcome, ItemOutcome, PhaseOutcome, UndoOutcome } from './types.js';
+import type { HostOutcome, ItemResult, PhaseOutcome, UndoOutcome } from './types.js';
 
 /**
  * What the runner tells the outside while it works. The engine only emits;
@@ -16,8 +16,8 @@ export type RunEvent =
   /** Per-item work starts: the items, in order (they then run a few at once, their events carry `item`). */
   | { type: 'items-start'; title: string; items: string[] }
   | { type: 'item-start'; item: string }
-  | { type: 'item-end'; outcome: ItemOutcome }
-  | { type: 'items-end'; outcomes: ItemOutcome[] };
+  | { type: 'item-end'; outcome: ItemResult }
+  | { type: 'items-end'; outcomes: ItemResult[] };
 
 export interface RunObserver {
   event(e: RunEvent): void;

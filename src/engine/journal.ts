@@ -2,6 +2,7 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import type { Context } from '../context.js';
+import { ExitCode, interruptedExitCode } from '../errors.js';
 import type { RunReport } from './types.js';
 
 /** One line of the journal: who ran what, when, with which plan and outcome. */
@@ -51,8 +52,13 @@ export function appendJournal(file: string, record: JournalRecord): void {
   appendFileSync(file, `${JSON.stringify(record)}\n`, { mode: 0o640 });
 }
 
-/** Appends a record to the inventory's journal; a journal that cannot be written is a warning, never a failure. */
-export function writeJournal(ctx: Pick<Context, 'inventory' | 'argv' | 'out'>, entry: JournalEntry): void {
+/**
+ * Appends a record to the inventory's journal; a journal that cannot be written
+ * is a warning, never a failure. An interrupted run is recorded with the exit
+ * code of the signal that interrupted it (143 for SIGTERM, 129 for SIGHUP), as
+ * the process exits.
+ */
+export function writeJournal(ctx: Pick<Context, 'inventory' | 'argv' | 'out'> & Partial<Pick<Context, 'signal'>>, entry: JournalEntry): void {
   let file: string | undefined;
   try {
     file = ctx.inventory().journalFile();
@@ -61,7 +67,8 @@ export function writeJournal(ctx: Pick<Context, 'inventory' | 'argv' | 'out'>, e
   }
   if (!file) return;
   try {
-    appendJournal(file, { time: new Date().toISOString(), user: currentUser(), argv: ctx.argv, ...entry });
+    const exitCode = entry.exitCode === ExitCode.interrupted ? interruptedExitCode(ctx.signal) : entry.exitCode;
+    appendJournal(file, { time: new Date().toISOString(), user: currentUser(), argv: ctx.argv, ...entry, exitCode });
   } catch (e) {
     ctx.out.warn(`could not write the journal ${file}: ${(e as Error).message}`);
   }

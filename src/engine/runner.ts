@@ -1,11 +1,11 @@
-import { asEnssibError, CommandError, EnssibError, ExitCode, InterruptedError, OperationError, tail } from '../errors.js';
+import { asEnssibError, CommandError, EnssibError, ExitCode, InterruptedError, interruptedExitCode, OperationError, tail } from '../errors.js';
 import { mapLimit } from '../limit.js';
 import type { HostPool } from '../remote/pool.js';
 import type { Host, RunOptions } from '../remote/types.js';
 import { describeAction, describeCheck } from './describe.js';
 import { Values } from './probe.js';
 import type { RunEvent, RunObserver } from './events.js';
-import type { Action, ErrorReport, Facts, Finding, HostOutcome, ItemOutcome, ItemPlan, PerItem, Phase, PhaseOutcome, Plan, RunMode, RunReport, RunState, UndoOutcome } from './types.js';
+import type { Action, ErrorReport, Facts, Finding, HostOutcome, ItemResult, ItemPlan, PerItem, Phase, PhaseOutcome, Plan, RunMode, RunReport, RunState, UndoOutcome } from './types.js';
 import { LOCAL } from './types.js';
 
 export interface RunnerOptions {
@@ -52,7 +52,7 @@ export async function runPlan(plan: Plan, opts: RunnerOptions): Promise<RunRepor
   const phases = [...main.phases];
   let { stoppedAt, interrupted, internal } = main;
 
-  let items: ItemOutcome[] | undefined;
+  let items: ItemResult[] | undefined;
   if (plan.items) {
     const section = plan.items;
     if (stoppedAt) {
@@ -87,7 +87,7 @@ export async function runPlan(plan: Plan, opts: RunnerOptions): Promise<RunRepor
   const anyOk = all.some((o) => o.status === 'done' || o.status === 'unchanged');
   // Per-item work where every item failed is a failure, not a partial one (the plan's own phases, such as a lock, do not count as success).
   const everyItemFailed = items !== undefined && items.length > 0 && items.every((i) => i.status === 'failed');
-  const exitCode = interrupted ? ExitCode.interrupted : stoppedAt ? ExitCode.failed : anyFailed ? (anyOk && !everyItemFailed ? ExitCode.partial : ExitCode.failed) : ExitCode.ok;
+  const exitCode = interrupted ? interruptedExitCode(opts.signal) : stoppedAt ? ExitCode.failed : anyFailed ? (anyOk && !everyItemFailed ? ExitCode.partial : ExitCode.failed) : ExitCode.ok;
   if (internal) {
     phases.push({ id: 'internal error', title: 'internal error', hosts: [{ host: LOCAL, status: 'failed', checks: [], actions: [], error: internal, durationMs: 0 }] });
   }
@@ -187,7 +187,7 @@ async function runAlways(defs: Phase[], ctx: PhaseContext): Promise<PhaseOutcome
 }
 
 interface ItemRun {
-  outcome: ItemOutcome;
+  outcome: ItemResult;
   phases: PhaseOutcome[];
   undo: UndoOutcome[];
 }
@@ -202,7 +202,7 @@ async function runItems(section: PerItem, readOnly: boolean, ctx: PhaseContext):
   ctx.emit({ type: 'items-start', title: section.title, items: section.items.map((i) => i.name) });
   const runs = await mapLimit(section.items, section.concurrency ?? 1, async (item): Promise<ItemRun> => {
     if (ctx.opts.signal?.aborted) {
-      const outcome: ItemOutcome = { item: item.name, status: 'skipped', durationMs: 0 };
+      const outcome: ItemResult = { item: item.name, status: 'skipped', durationMs: 0 };
       ctx.emit({ type: 'item-end', outcome });
       return { outcome, phases: [], undo: [] };
     }
@@ -235,7 +235,7 @@ async function runItem(item: ItemPlan, readOnly: boolean, parent: PhaseContext):
   const phases = [...seq.phases, ...(await runAlways(item.always ?? [], ctx))];
   const hosts = phases.flatMap((p) => p.hosts);
   const failed = hosts.find((h) => h.status === 'failed');
-  const status: ItemOutcome['status'] = seq.interrupted
+  const status: ItemResult['status'] = seq.interrupted
     ? 'interrupted'
     : failed || internal || undo.some((u) => !u.ok)
       ? 'failed'
@@ -247,7 +247,7 @@ async function runItem(item: ItemPlan, readOnly: boolean, parent: PhaseContext):
             ? 'planned'
             : 'unchanged';
   const error = internal ?? failed?.error;
-  const outcome: ItemOutcome = { item: item.name, status, ...(seq.stoppedAt ? { stoppedAt: seq.stoppedAt } : {}), ...(error ? { error } : {}), durationMs: Date.now() - t0 };
+  const outcome: ItemResult = { item: item.name, status, ...(seq.stoppedAt ? { stoppedAt: seq.stoppedAt } : {}), ...(error ? { error } : {}), durationMs: Date.now() - t0 };
   if (internal) phases.push({ id: 'internal error', title: 'internal error', item: item.name, hosts: [{ host: LOCAL, status: 'failed', checks: [], actions: [], error: internal, durationMs: 0 }] });
   return { outcome, phases, undo };
 }

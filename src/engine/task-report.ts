@@ -76,7 +76,7 @@ export function runMode(ctx: Pick<Context, 'opts'>): RunMode {
 }
 
 /** Journals a real run, as `execute` does for plans. */
-export function journalTaskRun(ctx: Pick<Context, 'inventory' | 'argv' | 'out'>, report: RunReport): void {
+export function journalTaskRun(ctx: Pick<Context, 'inventory' | 'argv' | 'out' | 'signal'>, report: RunReport): void {
   if (report.mode === 'apply') writeJournal(ctx, journalEntry(report));
 }
 

@@ -192,7 +192,7 @@ export interface ItemPlan {
 
 export type ItemStatus = 'done' | 'unchanged' | 'failed' | 'skipped' | 'interrupted' | 'planned' | 'would-change';
 
-export interface ItemOutcome {
+export interface ItemResult {
   item: string;
   /** `skipped`: never started (the plan's phases stopped, or the run was interrupted before its turn). */
   status: ItemStatus;
@@ -270,7 +270,7 @@ export interface RunReport {
   phases: PhaseOutcome[];
   undo: UndoOutcome[];
   /** Per-item work: one outcome per item, in item order. */
-  items?: ItemOutcome[];
+  items?: ItemResult[];
   /** 0 ok, 1 failed, 3 partial, 130 interrupted. */
   exitCode: number;
   /** The run was interrupted (Ctrl-C, SIGTERM, SIGHUP): phases after `stoppedAt` did not run. */

@@ -1,6 +1,6 @@
 import { DefaultRenderer, Listr, ListrDefaultRendererLogLevels, ListrLogger, ProcessOutput, type ListrTask } from 'listr2';
 import type { RunEvent, RunObserver } from '../engine/events.js';
-import type { HostOutcome, ItemOutcome, PhaseOutcome } from '../engine/types.js';
+import type { HostOutcome, ItemResult, PhaseOutcome } from '../engine/types.js';
 
 /** `default`: listr2 on a terminal; `simple`: plain lines (no TTY, CI, a log file); `silent`: nothing (JSON output, client dry run). */
 export type ProgressRenderer = 'default' | 'simple' | 'silent';
@@ -44,7 +44,7 @@ export function phaseLine(p: PhaseOutcome): string {
 }
 
 /** One item of per-item work as it ends. */
-export function itemLine(o: ItemOutcome): string {
+export function itemLine(o: ItemResult): string {
   const mark = o.status === 'failed' || o.status === 'interrupted' ? '✖' : o.status === 'done' || o.status === 'unchanged' ? '✔' : '·';
   const secs = o.durationMs > 0 ? ` (${(o.durationMs / 1000).toFixed(1)} s)` : '';
   const word = o.status === 'failed' || o.status === 'interrupted' ? o.status.toUpperCase() : o.status === 'would-change' ? 'would change' : o.status;
@@ -53,7 +53,7 @@ export function itemLine(o: ItemOutcome): string {
 }
 
 /** The end of per-item work: ✔ only when no item failed. */
-export function itemsLine(title: string, outcomes: readonly ItemOutcome[]): string {
+export function itemsLine(title: string, outcomes: readonly ItemResult[]): string {
   const bad = outcomes.filter((o) => o.status === 'failed' || o.status === 'interrupted').length;
   return bad > 0 ? `✖ ${title} — ${bad} of ${outcomes.length} item${outcomes.length > 1 ? 's' : ''} failed` : `✔ ${title}`;
 }
@@ -140,8 +140,8 @@ export function listrObserver(stream: NodeJS.WriteStream = process.stderr): RunO
   /** Host (or item) lines waiting for their end, by name. */
   let waiting = new Map<string, (o: HostOutcome) => void>();
   let phaseEnded: (p: PhaseOutcome) => void = () => undefined;
-  const items = new Map<string, { resolve: (o: ItemOutcome) => void; progress: (line: string) => void }>();
-  let itemsEnded: (o: ItemOutcome[]) => void = () => undefined;
+  const items = new Map<string, { resolve: (o: ItemResult) => void; progress: (line: string) => void }>();
+  let itemsEnded: (o: ItemResult[]) => void = () => undefined;
 
   /** The subtasks of a list, and a last one without a title that fails the parent when `failed` says so. */
   const withVerdict = <T>(subtasks: ListrTask[], ended: Promise<T>, failed: (t: T) => string | null): ListrTask[] => [
@@ -201,7 +201,7 @@ export function listrObserver(stream: NodeJS.WriteStream = process.stderr): RunO
           break;
         case 'items-start': {
           items.clear();
-          const ends = new Map<string, Promise<ItemOutcome>>();
+          const ends = new Map<string, Promise<ItemResult>>();
           const titles = new Map<string, (line: string) => void>();
           const latest = new Map<string, string>();
           for (const i of e.items) {
@@ -209,9 +209,9 @@ export function listrObserver(stream: NodeJS.WriteStream = process.stderr): RunO
               latest.set(i, l);
               titles.get(i)?.(l);
             };
-            ends.set(i, new Promise<ItemOutcome>((resolve) => items.set(i, { resolve, progress })));
+            ends.set(i, new Promise<ItemResult>((resolve) => items.set(i, { resolve, progress })));
           }
-          const ended = new Promise<ItemOutcome[]>((resolve) => (itemsEnded = resolve));
+          const ended = new Promise<ItemResult[]>((resolve) => (itemsEnded = resolve));
           running = run(e.title, (_ctx, task) => {
             void ended.then((o) => (task.title = itemsLine(e.title, o).slice(2)));
             const lines: ListrTask[] = e.items.map((i) => ({
@@ -221,7 +221,7 @@ export function listrObserver(stream: NodeJS.WriteStream = process.stderr): RunO
                 titles.set(i, (l) => (t.title = `${i}: ${l}…`));
                 const now = latest.get(i);
                 if (now !== undefined) t.title = `${i}: ${now}…`;
-                const o = await (ends.get(i) as Promise<ItemOutcome>);
+                const o = await (ends.get(i) as Promise<ItemResult>);
                 t.title = itemLine(o).slice(2);
                 if (o.status === 'failed' || o.status === 'interrupted') throw new Error(o.error?.message ?? o.status);
                 if (o.status === 'skipped') t.skip(t.title);

@@ -120,7 +120,7 @@ describe('interrupting volume create', () => {
     expect(v.exec('data1', 'cat /etc/scst.conf 2>/dev/null || true')).not.toContain('mail');
     expectCleanHosts();
     const j = lastJournal();
-    expect(j.exitCode).toBe(130);
+    expect(j.exitCode).toBe(143);
     expect(j.undo.map((u) => u.phase)).toEqual(expect.arrayContaining([PHASE_LV, 'export on both storage servers with one device identity']));
     expect(j.undo.every((u) => u.ok)).toBe(true);
   });
@@ -135,7 +135,7 @@ describe('interrupting volume create', () => {
     expect(lvs()).toBe('');
     expect(lockState()).toBe('free');
     expectCleanHosts();
-    expect(lastJournal().exitCode).toBe(130);
+    expect(lastJournal().exitCode).toBe(129);
   });
 
   it('a second Ctrl-C cancels lvcreate on the host; the undo reads lvs again, the lock is still released', async () => {

@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { RunEvent } from '../../../src/engine/events.js';
-import type { HostOutcome, ItemOutcome, PhaseOutcome } from '../../../src/engine/types.js';
+import type { HostOutcome, ItemResult, PhaseOutcome } from '../../../src/engine/types.js';
 import { listrObserver } from '../../../src/ui/progress.js';
 
 /**
@@ -74,8 +74,8 @@ describe('terminal progress (listr2) tells the true status', () => {
   });
 
   it('per-item work: one line per item with its outcome; the section is marked failed when an item failed', async () => {
-    const a: ItemOutcome = { item: 'mail', status: 'done', durationMs: 0 };
-    const b: ItemOutcome = { item: 'git', status: 'failed', stoppedAt: 'copy', error: { message: 'data1: disk full', details: [] }, durationMs: 0 };
+    const a: ItemResult = { item: 'mail', status: 'done', durationMs: 0 };
+    const b: ItemResult = { item: 'git', status: 'failed', stoppedAt: 'copy', error: { message: 'data1: disk full', details: [] }, durationMs: 0 };
     const lines = await render([
       { type: 'items-start', title: 'back up each volume', items: ['mail', 'git'] },
       { type: 'item-start', item: 'mail' },
