@@ -384,6 +384,7 @@ async function execAction(host: Host | null, a: Action, signal?: AbortSignal): P
   };
   const r = await host.exec(a.argv, opts);
   if (!(a.okCodes ?? [0]).includes(r.exitCode)) throw new CommandError(host.name, host.describe(a.argv, opts), r.exitCode, r.stderr);
+  a.result?.(r);
   return { changed: true, stdout: r.stdout };
 }
 
@@ -406,6 +407,8 @@ async function undoAll(defs: Phase[], outcomes: PhaseOutcome[], ctx: PhaseContex
   ctx.emit({ type: 'undo-start', steps: todo.length, ...(ctx.item !== undefined ? { item: ctx.item } : {}) });
   for (const t of todo) {
     const u = await undoHost(t.phase, t.outcome, ctx);
+    // A host with nothing to take back in this phase, decided without reading anything again, is not an undo step.
+    if (u.ok && u.actions.length === 0 && !t.phase.undoChecks) continue;
     undo.push(u);
     ctx.emit({ type: 'undo-end', outcome: u });
   }

@@ -21,6 +21,11 @@ export interface CommandAction {
   interruptible?: boolean;
   /** Handlers of the phase to run on this host after its actions when this one ran (see Phase.handlers). */
   notify?: string[];
+  /**
+   * Reads what the command printed once it succeeded (e.g. a check's report):
+   * throwing an EnssibError fails the host. Pure: it parses and judges.
+   */
+  result?: (r: RunResult) => void;
 }
 
 export interface FileAction {

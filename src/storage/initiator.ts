@@ -85,26 +85,77 @@ export function resizeMapArgv(map: string): string[] {
   return ['multipathd', 'resize', 'map', map];
 }
 
+/** The disks of `iqn`'s sessions in `iscsiadm -m session -P 3` output (stdin), one a line. */
+const TARGET_DISKS = 'awk -v t="$iqn" \'/^Target: /{on=($2==t)} on && /Attached scsi disk/{print $4}\'';
+/** From `multipath -ll` (stdin) and the disks in $disks: "ready" when each disk is an active path, then the names of the maps holding them. */
+const MAPS_OF_DISKS =
+  'awk -v ds="$disks" \'BEGIN{n=split(ds,a,/[ \\n]+/); for(i=1;i<=n;i++) if(a[i]!="") {w[a[i]]=1; want++}} / dm-[0-9]+ /{m=$1; next} {for(i=1;i<NF;i++) if($i in w){if($(i+2)=="active") got++; if(!(m in seen)){seen[m]=1; maps=maps" "m}}} END{if(want>0 && got==want) printf "ready"; print maps}\'';
+
 /**
- * Waits (up to `seconds`) until udev has settled and every SCSI disk of the
- * target's sessions sits in a multipath map, so that the check that follows
- * sees the final picture. Always exits 0: the check judges.
+ * The check of a new volume's paths on one worker, as one remote script (one
+ * round trip): log in through `portals` (those without a session already —
+ * kubelet's stay untouched), wait (up to about `seconds`) until udev has
+ * settled and every SCSI disk of the target's sessions is an active path of a
+ * multipath map, print the sessions and the maps it saw last (framed, see
+ * parseCheckPaths), and log out of the sessions it opened whatever happens (a
+ * failure, an interruption). With `flush` (no session to the target was there
+ * before), the target's maps are then flushed once udev has settled, if
+ * multipathd has not removed them yet. Exit codes: a failed login's own; 3
+ * when a logout or a flush failed (what stays is said on stderr).
  */
-export function waitForPathsArgv(iqn: string, seconds: number): string[] {
+export function checkPathsArgv(iqn: string, portals: readonly string[], seconds: number, flush: boolean): string[] {
   const script = oneLine([
-    'iqn=$1 n=$2 i=0',
-    'while [ "$i" -lt "$n" ]; do',
-    '  udevadm settle --timeout=10 >/dev/null 2>&1',
-    '  disks=$(iscsiadm -m session -P 3 2>/dev/null | awk -v t="$iqn" \'/^Target: /{on=($2==t)} on && /Attached scsi disk/{print $4}\')',
-    '  want=$(printf "%s\\n" $disks | grep -c .)',
-    '  got=0',
-    '  for d in $disks; do multipath -ll 2>/dev/null | grep -qE " $d +[0-9]+:[0-9]+ +active" && got=$((got + 1)); done',
-    '  [ "$want" -gt 0 ] && [ "$got" -eq "$want" ] && exit 0',
-    '  sleep 1; i=$((i + 1))',
+    'iqn=$1 n=$2 flush=$3 i=0 mine="" maps=""',
+    'shift 3',
+    'bye() {',
+    '  st=$1; trap - EXIT',
+    '  for p in $mine; do',
+    '    iscsiadm -m node -T "$iqn" -p "$p" --logout >/dev/null; rc=$?',
+    `    if [ "$rc" -ne 0 ] && [ "$rc" -ne ${ISCSI_ERR.noObjsFound} ]; then echo "could not log out of $iqn through $p (iscsiadm exit $rc): the session stays" >&2; [ "$st" -ne 0 ] || st=3; fi`,
+    '  done',
+    '  if [ -n "$mine" ] && [ "$flush" = 1 ] && [ -n "$maps" ]; then',
+    '    udevadm settle --timeout=30 >/dev/null 2>&1',
+    '    for m in $maps; do',
+    '      if dmsetup info "$m" >/dev/null 2>&1 && ! multipath -f "$m" >/dev/null 2>&1; then echo "could not flush the multipath map $m after the logout: it stays" >&2; [ "$st" -ne 0 ] || st=3; fi',
+    '    done',
+    '  fi',
+    '  exit "$st"',
+    '}',
+    "trap 'bye $?' EXIT",
+    "trap 'exit 130' HUP INT TERM",
+    'for p do',
+    '  iscsiadm -m node -T "$iqn" -p "$p" --login >/dev/null; rc=$?',
+    '  if [ "$rc" -eq 0 ]; then mine="$mine $p"',
+    `  elif [ "$rc" -ne ${ISCSI_ERR.sessExists} ]; then exit "$rc"`,
+    '  fi',
     'done',
-    'exit 0',
+    'while :; do',
+    '  udevadm settle --timeout=10 >/dev/null 2>&1',
+    '  sess=$(iscsiadm -m session -P 3 2>&1); src=$?',
+    '  mp=$(multipath -ll 2>&1); mrc=$?',
+    `  disks=$(printf "%s\\n" "$sess" | ${TARGET_DISKS})`,
+    `  found=$(printf "%s\\n" "$mp" | ${MAPS_OF_DISKS})`,
+    '  maps=${found#ready}',
+    '  i=$((i + 1))',
+    '  if [ "$found" != "$maps" ] || [ "$i" -ge "$n" ]; then break; fi',
+    '  sleep 1',
+    'done',
+    'printf "=== sessions\\n%s\\n=== exit %s\\n=== multipath\\n%s\\n=== exit %s\\n" "$sess" "$src" "$mp" "$mrc"',
   ]);
-  return ['sh', '-c', script, 'wait-for-paths', iqn, String(seconds)];
+  return ['sh', '-c', script, 'check-paths', iqn, String(seconds), flush ? '1' : '0', ...portals];
+}
+
+/** The sessions and multipath reports that checkPathsArgv printed, as the results of the two commands. */
+export function parseCheckPaths(stdout: string): { sessions: RunResult; multipath: RunResult } | null {
+  const part = (name: string): RunResult | null => {
+    const m = new RegExp(`^=== ${name}\\n([\\s\\S]*?)\\n=== exit (\\d+)$`, 'm').exec(stdout);
+    if (!m) return null;
+    const text = m[1] as string;
+    return { exitCode: Number(m[2]), stdout: text, stderr: text, durationMs: 0 };
+  };
+  const sessions = part('sessions');
+  const multipath = part('multipath');
+  return sessions && multipath ? { sessions, multipath } : null;
 }
 
 // ---------------------------------------------------------------- parsers

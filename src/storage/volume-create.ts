@@ -1,26 +1,23 @@
 import type { Action, Facts, Phase, Plan, RunReport, RunState } from '../engine/types.js';
 import { LOCAL } from '../engine/types.js';
-import { valueKey } from '../engine/probe.js';
+import { probe, probePhase, valueKey } from '../engine/probe.js';
 import { OperationError, UsageError } from '../errors.js';
 import { formatBytes } from '../validate.js';
 import { exportActions, exportUndo } from './exports.js';
 import { ID_TAG_PREFIX, identityFromTags, identityTag, type Identity } from './identity.js';
 import {
   ISCSI_ERR,
+  checkPathsArgv,
   deleteNodeArgv,
   discoveryArgv,
-  flushMapArgv,
-  loginArgv,
-  logoutArgv,
-  multipathArgv,
   discoverTargetArgv,
   nodesArgv,
+  parseCheckPaths,
   parseMultipath,
   parseNodes,
   parseSessions,
   sessionsArgv,
   verifyPaths,
-  waitForPathsArgv,
 } from './initiator.js';
 import { iscsiStanza, pvManifest, stanzaYaml, type IscsiStanza, type PvManifest } from './kube.js';
 import type { LockOwner } from './lock.js';
@@ -53,11 +50,11 @@ import {
 
 /**
  * `enssib volume create <name> <size>` as a plan:
- *   lock → read DRBD/LVM/targets on both storage servers → lvcreate (+mkfs) on
- *   the metadata host → activate on the other → export on both with one
- *   identity → discovery on every worker in parallel → log in on one worker,
- *   check one multipath map with two active paths, log out → (PersistentVolume)
- *   → release the lock (always).
+ *   lock → read DRBD/LVM/targets on both storage servers → lvcreate on the
+ *   metadata host → mkfs there while the other activates → export on both
+ *   with one identity → discovery on every worker in parallel → on one
+ *   worker, one script: log in, check one multipath map with two active
+ *   paths, log out → (PersistentVolume) → release the lock (always).
  * Every phase plans from facts, so a re-run converges; a failure after
  * lvcreate undoes what this run created unless --keep-on-failure.
  */
@@ -94,12 +91,10 @@ export interface CreateDecision {
 }
 
 export const PHASE_LV = 'create the logical volume on the metadata host';
-export const PHASE_ACTIVATE = 'activate the logical volume on the storage servers';
+export const PHASE_ACTIVATE = 'make the filesystem on the metadata host, activate the logical volume on the others';
 export const PHASE_EXPORT = 'export on both storage servers with one device identity';
 export const PHASE_DISCOVERY = 'discovery on every worker (both portals)';
-export const phaseLogin = (w: string) => `log in on ${w} to check the paths`;
-export const phaseVerify = (w: string) => `check one multipath map with two active paths on ${w}`;
-export const phaseLogout = (w: string) => `log out on ${w}`;
+export const phaseCheckPaths = (w: string) => `check one multipath map with two active paths on ${w} (log in, check, log out)`;
 export const PHASE_PV = 'create the PersistentVolume';
 
 const DECISION = valueKey<CreateDecision>('volume');
@@ -148,16 +143,9 @@ export function decideCreate(site: VolumeSite, req: CreateRequest, candidate: Id
   return { identity: candidate, existed: false, fs: req.fs, sizeBytes: want, mkfs: req.fs !== 'none' };
 }
 
-function loggedInBefore(state: RunState, worker: string, iqn: string): Set<string> | null {
-  const f = state.facts(phaseLogin(worker), worker);
-  if (!f || !f[0]) return null;
-  return new Set(parseSessions(f[0]).filter((s) => s.iqn === iqn).map((s) => s.portal));
-}
-
-/** Portals this run logs in to on the verifying worker (those without a session already: kubelet's stay untouched). */
-function portalsToLogIn(site: VolumeSite, state: RunState, worker: string, iqn: string): string[] {
-  const before = loggedInBefore(state, worker, iqn);
-  return site.servers.map((s) => s.portal).filter((p) => !before?.has(p));
+/** The metadata host activates an LV that existed inactive (a new one is active from lvcreate). */
+function activatedHere(d: CreateDecision, f: StorageFacts | null): boolean {
+  return d.existed && f !== null && !f.lv?.active;
 }
 
 /**
@@ -199,12 +187,7 @@ export function createPlan(site: VolumeSite, req: CreateRequest, deps: CreateDep
     hosts: [site.meta],
     plan: (_h, _f, state) => {
       const d = decision(state);
-      const mkfs = mkfsArgv(d.fs, dev);
-      const actions: Action[] = [];
-      if (d.existed) return actions;
-      actions.push(command(lvcreateArgv(site.vg, req.name, d.sizeBytes, volumeTags(d.identity, d.fs)), 'LV with the volume identity as a tag'));
-      if (d.mkfs && mkfs) actions.push(command(mkfs, `${d.fs} filesystem on the LV just created, only if it carries no signature`, { timeoutMs: 30 * 60_000 }));
-      return actions;
+      return d.existed ? [] : [command(lvcreateArgv(site.vg, req.name, d.sizeBytes, volumeTags(d.identity, d.fs)), 'LV with the volume identity as a tag')];
     },
     // What is on the host now decides the undo: an lvcreate that timed out or was cancelled may or may not have created the LV.
     undoChecks: () => [lvsArgv(site.vg)],
@@ -234,14 +217,24 @@ export function createPlan(site: VolumeSite, req: CreateRequest, deps: CreateDep
   phases.push({
     title: PHASE_ACTIVATE,
     hosts: site.servers.map((s) => s.name),
+    // The filesystem is made on the metadata host while the other servers activate the LV (both before any export: no initiator ever sees it half-made).
     plan: (host, _f, state) => {
       const d = decision(state);
       const f = readFacts(site, state, host, req.name, FACTS);
-      if (host === site.meta) return d.existed && f && !f.lv?.active ? [command(lvActivateArgv(site.vg, req.name), 'activate')] : [];
+      if (host === site.meta) {
+        const mkfs = mkfsArgv(d.fs, dev);
+        return [
+          ...(activatedHere(d, f) ? [command(lvActivateArgv(site.vg, req.name), 'activate')] : []),
+          ...(d.mkfs && mkfs ? [command(mkfs, `${d.fs} filesystem on the LV just created, only if it carries no signature`, { timeoutMs: 30 * 60_000 })] : []),
+        ];
+      }
       if (f?.lv?.active) return [];
       return [command(lvActivateArgv(site.vg, req.name), `activate here too (dual-primary DRBD: LVM metadata written on ${site.meta})`)];
     },
-    undo: undo((): Action[] => [command(lvDeactivateArgv(site.vg, req.name), 'deactivate')]),
+    // The filesystem goes with the LV (its removal); an activation this run made is taken back.
+    undo: undo((host: string, state: RunState): Action[] =>
+      host !== site.meta || activatedHere(decision(state), readFacts(site, state, host, req.name, FACTS)) ? [command(lvDeactivateArgv(site.vg, req.name), 'deactivate')] : [],
+    ),
   });
 
   phases.push({
@@ -258,63 +251,52 @@ export function createPlan(site: VolumeSite, req: CreateRequest, deps: CreateDep
   });
 
   if (site.workers.length > 0) {
-    phases.push({
-      title: PHASE_DISCOVERY,
-      hosts: site.workers,
-      continueOnError: true,
-      ...(req.workerConcurrency ? { concurrency: req.workerConcurrency } : {}),
-      checks: () => [nodesArgv()],
-      plan: (_h, facts) => {
-        const known = facts && facts[0] ? parseNodes(facts[0]).filter((n) => n.iqn === iqn).map((n) => n.portal) : [];
-        return portals
-          .filter((p) => !known.includes(p))
-          .map((p) => command(discoverTargetArgv(iqn, p), `discover the targets of ${p}; the target must be known through it`, { timeoutMs: 90_000 }));
-      },
-      undo: undo((): Action[] => [command(deleteNodeArgv(iqn), 'forget the target', { okCodes: [0, ISCSI_ERR.noObjsFound] })]),
-    });
+    phases.push(
+      probePhase({
+        title: PHASE_DISCOVERY,
+        hosts: site.workers,
+        continueOnError: true,
+        ...(req.workerConcurrency ? { concurrency: req.workerConcurrency } : {}),
+        probes: () => ({ nodes: probe(nodesArgv(), parseNodes) }),
+        plan: (_h, facts) => {
+          const known = (facts?.nodes ?? []).filter((n) => n.iqn === iqn).map((n) => n.portal);
+          return portals
+            .filter((p) => !known.includes(p))
+            .map((p) => command(discoverTargetArgv(iqn, p), `discover the targets of ${p}; the target must be known through it`, { timeoutMs: 90_000 }));
+        },
+        undo: undo((): Action[] => [command(deleteNodeArgv(iqn), 'forget the target', { okCodes: [0, ISCSI_ERR.noObjsFound] })]),
+      }),
+    );
   }
 
   const w = req.verifyOn;
   if (w) {
-    phases.push({
-      title: phaseLogin(w),
-      hosts: [w],
-      checks: () => [sessionsArgv()],
-      plan: (_h, _f, state) => {
-        const todo = portalsToLogIn(site, state, w, iqn);
-        return [
-          ...todo.map((p) => command(loginArgv(iqn, p), `log in through ${p}`, { okCodes: [0, ISCSI_ERR.sessExists], timeoutMs: 90_000 })),
-          command(waitForPathsArgv(iqn, 30), 'wait for udev and multipathd', { timeoutMs: 60_000 }),
-        ];
-      },
-      undo: undo((_h: string, state: RunState): Action[] =>
-        portalsToLogIn(site, state, w, iqn).map((p) => command(logoutArgv(iqn, p), `log out of ${p}`, { okCodes: [0, ISCSI_ERR.noObjsFound] })),
-      ),
-      undoFailed: true,
-    });
-    phases.push({
-      title: phaseVerify(w),
-      hosts: [w],
-      checks: () => [sessionsArgv(), multipathArgv()],
-      decide: (host, facts, state) => {
-        const [sess, mp] = facts ?? [];
-        if (!sess || !mp) return;
-        const sessions = parseSessions(sess);
-        const maps = parseMultipath(mp.stdout);
-        const v = verifyPaths(iqn, portals, sessions, maps);
-        if (!v.ok) throw new OperationError(`${host}: ${iqn} is not one multipath map with ${portals.length} active paths`, v.problems);
-        state.values.set(WWID, v.map.wwid);
-      },
-    });
-    phases.push({
-      title: phaseLogout(w),
-      hosts: [w],
-      plan: (_h, _f, state) => {
-        const logouts = portalsToLogIn(site, state, w, iqn).map((p) => command(logoutArgv(iqn, p), `log out of ${p} (kubelet logs in when a pod mounts the volume)`, { okCodes: [0, ISCSI_ERR.noObjsFound] }));
-        const wwid = state.values.get(WWID);
-        return logouts.length && wwid ? [...logouts, command(flushMapArgv(wwid), `flush the map ${wwid} if multipathd has not removed it yet`)] : logouts;
-      },
-    });
+    phases.push(
+      probePhase({
+        title: phaseCheckPaths(w),
+        hosts: [w],
+        probes: () => ({ sessions: probe(sessionsArgv(), parseSessions) }),
+        plan: (_h, facts, state) => {
+          // kubelet's sessions stay untouched: log in only where there is none
+          const before = new Set((facts?.sessions ?? []).filter((x) => x.iqn === iqn).map((x) => x.portal));
+          const todo = portals.filter((p) => !before.has(p));
+          const flush = todo.length === portals.length;
+          const what = `log in${todo.length ? ` through ${todo.join(' and ')}` : ''}, wait for udev and multipathd, read the sessions and maps, log out${flush ? ' and flush the map if multipathd has not removed it' : ''}`;
+          return [
+            command(checkPathsArgv(iqn, todo, 30, flush), what, {
+              timeoutMs: 4 * 60_000,
+              result: (r) => {
+                const report = parseCheckPaths(r.stdout);
+                if (!report) throw new OperationError(`${w}: the path check printed no report`, [r.stdout.trim(), r.stderr.trim()].filter(Boolean));
+                const v = verifyPaths(iqn, portals, parseSessions(report.sessions), parseMultipath(report.multipath.stdout));
+                if (!v.ok) throw new OperationError(`${w}: ${iqn} is not one multipath map with ${portals.length} active paths`, v.problems);
+                state.values.set(WWID, v.map.wwid);
+              },
+            }),
+          ];
+        },
+      }),
+    );
   }
 
   if (req.pv) {

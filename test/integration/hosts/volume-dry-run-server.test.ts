@@ -35,7 +35,7 @@ describe('--dry-run=server', () => {
     expect(r.stdout).not.toContain('<new identity>');
     expect(r.stdout).toMatch(/export on both storage servers with one device identity\n {2}data1 {2}known after apply\n/);
     expect(r.stdout).toContain('(known after apply: it depends on "create the logical volume on the metadata host")');
-    expect(r.stdout).toMatch(/check one multipath map with two active paths on node01\n {2}node01 {2}known after apply\n/);
+    expect(r.stdout).toMatch(/check one multipath map with two active paths on node01 \(log in, check, log out\)\n {2}node01 {2}known after apply\n/);
     onlyReads();
     expect(v.lines('data1', 'lvs')).toHaveLength(1);
   });
@@ -47,11 +47,11 @@ describe('--dry-run=server', () => {
 
     const same = await v.enssib(['volume', 'create', 'mail', '1G', '--dry-run=server']);
     expect(same.code, same.stdout + same.stderr).toBe(0);
-    // Every structural phase is planned from facts: unchanged. Only the path check logs in again, and what follows it is known after apply.
+    // Every structural phase is planned from facts: unchanged. Only the path check (log in, check, log out: one script) would run again.
     expect(same.stdout).toMatch(/create the logical volume on the metadata host\n {2}data1 {2}unchanged\n/);
     expect(same.stdout).toMatch(/export on both storage servers with one device identity\n {2}data1 {2}unchanged\n/);
     expect(same.stdout).toMatch(/discovery on every worker \(both portals\)\n {2}node01 {2}unchanged\n/);
-    expect(same.stdout).toContain('(known after apply: it depends on "log in on node01 to check the paths")');
+    expect(same.stdout).toMatch(/check one multipath map with two active paths on node01 \(log in, check, log out\)\n {2}node01 {2}would change\n/);
 
     const grow = await v.enssib(['volume', 'resize', 'mail', '2G', '--dry-run=server']);
     expect([0, 4], grow.stdout + grow.stderr).toContain(grow.code);

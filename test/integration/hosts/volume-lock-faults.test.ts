@@ -141,9 +141,9 @@ describe('faults', () => {
     pause('data2');
     const r = await child;
     expect(r.exitCode, String(r.stdout) + String(r.stderr)).toBe(1);
-    expect(String(r.stderr)).toContain('volume create mail failed at "activate the logical volume on the storage servers"');
+    expect(String(r.stderr)).toContain('volume create mail failed at "make the filesystem on the metadata host, activate the logical volume on the others"');
     expect(String(r.stderr)).toContain('What this run had created was undone.');
-    expect(String(r.stdout)).toMatch(/Undo \(after the failure in "activate the logical volume on the storage servers"\)\n {4}data1 +undone create the logical volume on the metadata host/);
+    expect(String(r.stdout)).toMatch(/Undo \(after the failure in "make the filesystem on the metadata host, activate the logical volume on the others"\)\n {4}data1 +undone create the logical volume on the metadata host/);
     expect(v.lines('data1').filter((l) => /^(lvcreate|mkfs|lvremove|sh)/.test(l))).toEqual(expect.arrayContaining(['mkfs.ext4 -q /dev/vg_cluster/mail']));
     expect(v.exec('data1', 'ls /var/lib/enssib-stand-in/lvm/vg_cluster/ 2>/dev/null | wc -l').trim()).toBe('0'); // the LV is gone
     for (const w of v.workers) expect(v.calls(w)).toEqual([]);

@@ -94,10 +94,16 @@ describe('volume create on SCST (stand-ins) over real ssh', () => {
           'iscsiadm -m session -P 3',
           `iscsiadm -m node -T ${IQN} -p 10.66.6.1:3260 --login`,
           `iscsiadm -m node -T ${IQN} -p 10.66.6.2:3260 --login`,
-          'iscsiadm -m session -P 3', // wait for the paths
-          'iscsiadm -m session -P 3', // the check
+          'iscsiadm -m session -P 3', // the wait for the paths, whose last reading is the check
           `iscsiadm -m node -T ${IQN} -p 10.66.6.1:3260 --logout`,
           `iscsiadm -m node -T ${IQN} -p 10.66.6.2:3260 --logout`,
+        ]);
+        // one remote script: the map is flushed after the logout, udev settled first, when multipathd has left it
+        expect(v.lines(w).filter((l) => /^(multipath|udevadm|dmsetup)/.test(l))).toEqual([
+          'udevadm settle --timeout=10',
+          'multipath -ll',
+          'udevadm settle --timeout=30',
+          expect.stringMatching(/^dmsetup info 36001405[0-9a-f]{25}$/), // gone with the sessions: no multipath -f
         ]);
       } else expect(calls).toHaveLength(5);
     }

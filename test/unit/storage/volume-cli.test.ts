@@ -34,12 +34,10 @@ describe('volume create --dry-run over the bundled inventory', () => {
       'take the storage lock',
       'read DRBD, LVM and target state on the storage servers',
       'create the logical volume on the metadata host',
-      'activate the logical volume on the storage servers',
+      'make the filesystem on the metadata host, activate the logical volume on the others',
       'export on both storage servers with one device identity',
       'discovery on every worker (both portals)',
-      'log in on node01 to check the paths',
-      'check one multipath map with two active paths on node01',
-      'log out on node01',
+      'check one multipath map with two active paths on node01 (log in, check, log out)',
       'release the storage lock',
     ]);
     for (const check of ['drbdadm role r0', 'drbdadm cstate r0', 'drbdadm dstate r0', 'vgs --reportformat json', 'lvs --reportformat json', "read-conf /etc/scst.conf", 'scstadmin -noprompt -write_config', 'enssib-pvs vg_cluster r0']) {
@@ -65,9 +63,11 @@ describe('volume create --dry-run over the bundled inventory', () => {
           `    $ sh -c 'iscsiadm -m discovery -t sendtargets -p "$1" -o new -o update && iscsiadm -m node -T "$2" -p "$1" -o show >/dev/null' discover 10.66.6.2:3260 iqn.2016-04.fr.enssib:mail\n`,
       );
     }
-    expect(out).toContain('$ iscsiadm -m node -T iqn.2016-04.fr.enssib:mail -p 10.66.6.2:3260 --login');
-    expect(out).toContain('check: multipath -ll');
-    expect(out).toContain('$ iscsiadm -m node -T iqn.2016-04.fr.enssib:mail -p 10.66.6.1:3260 --logout');
+    // the path check: one remote script that logs in, reads sessions and maps, logs out whatever happens and flushes the map left
+    expect(out).toContain('check: iscsiadm -m session -P 3');
+    const check = out.split('\n').find((l) => l.includes(' check-paths '));
+    expect(check).toMatch(/check-paths iqn\.2016-04\.fr\.enssib:mail 30 1 10\.66\.6\.1:3260 10\.66\.6\.2:3260$/);
+    for (const part of ['--login', 'multipath -ll', '--logout', ' EXIT; trap ', 'udevadm settle --timeout=30', 'multipath -f "$m"']) expect(check).toContain(part);
     expect(contacted()).toBe(false);
   });
 

@@ -90,7 +90,7 @@ describe('create run with fake hosts', () => {
     expect(r.undo.map((u) => [u.phase.slice(0, 20), u.host, u.ok])).toEqual([
       ['export on both stora', 'data1', true],
       ['export on both stora', 'data2', false],
-      ['activate the logical', 'data2', true],
+      ['make the filesystem ', 'data2', true],
       ['create the logical v', 'data1', false],
     ]);
     const lvUndo = r.undo.at(-1);
