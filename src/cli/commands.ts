@@ -104,7 +104,11 @@ export const COMMANDS: CommandSpec[] = [
   {
     path: ['node', 'list'],
     summary: "list the workers: the inventory's view (address, pod subnet) and, when the API server answers, the cluster's (Ready, kubelet version, pod subnet, volumes in use)",
-    examples: ['enssib node list', 'enssib node list -o json', "enssib node list -o json | jq -r '.nodes[] | select(.problems != []) | .name'"],
+    examples: [
+      'enssib node list',
+      "enssib node list -o json | jq -r '.nodes[] | select(.problems != []) | .name'",
+      'enssib doctor --only paths --host node01      (the iSCSI paths of each volume on a worker)',
+    ],
     handler: async () => (await import('../nodes/usecases.js')).listCommand,
   },
   {

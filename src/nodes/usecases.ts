@@ -87,6 +87,7 @@ export function nodeRows(inv: Inventory, nodes: NodeLive[] | null): NodeRow[] {
 
 /** Asks the API server for its nodes; null and why when it cannot be asked or does not answer. */
 async function clusterNodes(ctx: Context): Promise<{ nodes: NodeLive[]; server: string } | { why: string }> {
+  if (ctx.opts.dryRun === 'client') return { why: 'a client dry run contacts nothing' };
   const { kubeconfigPath } = await import('../k8s/config.js');
   const { path, source } = kubeconfigPath(ctx);
   if (!existsSync(path)) return { why: `no kubeconfig at ${path} (from ${source})` };

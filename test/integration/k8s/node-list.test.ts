@@ -60,6 +60,13 @@ describe('node list (stand-in API server)', () => {
       "the node's pod subnet is 10.100.9.0/24, the inventory says 10.100.1.0/24",
     ]);
     expect(doc.nodes.find((n) => n.name === 'node07')).toMatchObject({ inInventory: false, problems: ['in the cluster but not in the inventory'] });
+
+    // a client dry run contacts nothing, the API server included
+    const before = env.standIn.requests.length;
+    const dry = await enssib(['-i', env.site.inventory, 'node', 'list', '--dry-run']);
+    expect(dry.code).toBe(0);
+    expect(dry.stderr.split('\n').at(-1)).toMatch(/^Inventory only: a client dry run contacts nothing\./);
+    expect(env.standIn.requests.length).toBe(before);
   });
 
   it('a worker that is no node says so', async () => {
