@@ -120,11 +120,13 @@ export function journalRow(r: JournalRecord): JournalRow {
   const changed: string[] = [];
   let failedAt = '';
   for (const p of r.phases) {
+    // per-item work (one volume of several) names its item
+    const title = p.item !== undefined ? `${p.item}: ${p.title}` : p.title;
     const done = p.hosts.filter((h) => h.status === 'done' && h.actions.length > 0).map((h) => h.host);
     const failed = p.hosts.filter((h) => h.status === 'failed').map((h) => h.host);
     for (const h of [...done, ...failed]) touched.add(h);
-    if (done.length > 0 && !BOOKKEEPING.has(p.title)) changed.push(show(done) ? `${p.title} (${show(done)})` : p.title);
-    if (failed.length > 0 && !failedAt) failedAt = show(failed) ? `FAILED: ${p.title} (${show(failed)})` : `FAILED: ${p.title}`;
+    if (done.length > 0 && !BOOKKEEPING.has(p.title)) changed.push(show(done) ? `${title} (${show(done)})` : title);
+    if (failed.length > 0 && !failedAt) failedAt = show(failed) ? `FAILED: ${title} (${show(failed)})` : `FAILED: ${title}`;
   }
   const undoFailed = r.undo.some((u) => !u.ok);
   const result = [`${RESULT[r.exitCode] ?? 'exit'} ${r.exitCode}`, ...(r.undo.length > 0 ? [undoFailed ? 'UNDO FAILED' : 'undone'] : [])].join(', ');

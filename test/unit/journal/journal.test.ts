@@ -106,6 +106,17 @@ describe('parseJournal, filterJournal, journalRow', () => {
     expect(journalRow({ ...RESIZE, undo: [{ phase: 'grow the logical volume', host: 'data1', ok: false }] }).result).toBe('failed 1, UNDO FAILED');
     expect(journalRow(DEPLOY)).toMatchObject({ command: "service deploy www --timeout '300 s'", hosts: 'www', changed: 'apply (www)' });
     expect(journalRow(rec({ phases: [], exitCode: 130 }))).toMatchObject({ result: 'interrupted 130', hosts: '-', changed: 'nothing' });
+    expect(journalRow(rec({ phases: [], exitCode: 143 })).result).toBe('SIGTERM 143');
+    // per-item work names the item of each phase
+    const items = rec({
+      exitCode: 3,
+      phases: [
+        { title: 'snapshot', item: 'mail', hosts: [{ host: 'data1', status: 'done', actions: ['lvcreate -s'] }] },
+        { title: 'snapshot', item: 'ldap', hosts: [{ host: 'data1', status: 'failed', actions: [], error: 'no space' }] },
+      ],
+      items: [{ item: 'mail', status: 'done' }, { item: 'ldap', status: 'failed', error: 'no space' }],
+    });
+    expect(journalRow(items)).toMatchObject({ result: 'partial 3', hosts: 'data1', changed: 'mail: snapshot (data1); FAILED: ldap: snapshot (data1)' });
   });
 });
 
