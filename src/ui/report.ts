@@ -18,7 +18,7 @@ export function reportJson(r: RunReport): unknown {
     ...(r.interrupted ? { interrupted: true } : {}),
     phases: client ? r.phases.map((p) => ({ ...p, hosts: p.hosts.map(({ durationMs: _, ...h }) => h) })) : r.phases,
     undo: r.undo,
-    ...(r.items ? { items: r.items } : {}),
+    ...(r.items ? { items: client ? r.items.map(({ durationMs: _, ...i }) => i) : r.items } : {}),
     findings: r.findings,
   };
 }

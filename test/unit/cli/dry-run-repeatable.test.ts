@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { runPlan } from '../../../src/engine/runner.js';
+import type { Plan } from '../../../src/engine/types.js';
+import { reportJson } from '../../../src/ui/report.js';
 import { enssib } from '../../support/cli.js';
+import { fakePool } from '../../support/fake-hosts.js';
 
 /**
  * The same client dry run twice prints the same bytes (built CLI, bundled
@@ -33,5 +37,21 @@ describe('client dry runs are repeatable', () => {
     expect(r.stdout).toContain('token=<token> ');
     expect(r.stdout).toContain(' pid=<pid> since=<time> ');
     expect(r.stdout).not.toMatch(/[0-9a-f]{16}/);
+  });
+});
+
+describe('a client dry run\'s JSON report', () => {
+  it('carries no start time and no durations (phases, hosts, per-item work); a real run carries them', async () => {
+    const plan: Plan = {
+      title: 'per-item',
+      mutating: true,
+      phases: [{ title: 'lock', hosts: ['data1'], plan: () => [{ kind: 'command', argv: ['lock'] }] }],
+      items: { title: 'each volume', items: ['a', 'b'].map((v) => ({ name: v, phases: [{ title: 'copy', hosts: ['data1'], plan: () => [{ kind: 'command' as const, argv: ['copy', v] }] }] })) },
+    };
+    const client = JSON.stringify(reportJson(await runPlan(plan, { mode: 'client', concurrency: 2, hosts: fakePool() })));
+    expect(client).toContain('"items":[{"item":"a","status":"planned"}');
+    expect(client).not.toMatch(/startedAt|durationMs/);
+    const real = JSON.stringify(reportJson(await runPlan(plan, { mode: 'apply', concurrency: 2, hosts: fakePool() })));
+    expect(real).toMatch(/"startedAt":.*"durationMs":/);
   });
 });
