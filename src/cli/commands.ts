@@ -62,6 +62,7 @@ const notYet = (name: string) => ({
 });
 
 const volumeHandler = (fn: 'createCommand' | 'resizeCommand' | 'listCommand' | 'deleteCommand') => async () => (await import('../storage/usecases.js'))[fn];
+const backupHandler = (fn: 'snapshotCommand' | 'listCommand' | 'verifyCommand' | 'pruneCommand') => async () => (await import('../backup/usecases.js'))[fn];
 
 const allOrServices: OptionSpec = { flags: '--all', description: 'every service under services/' };
 const allowInsecureEngine: OptionSpec = { flags: '--allow-insecure-engine', description: 'send the registry credentials to a Docker engine over plain TCP (DOCKER_HOST=tcp://…:2375)' };
@@ -292,24 +293,35 @@ export const COMMANDS: CommandSpec[] = [
   {
     path: ['backup', 'snapshot'],
     changes: true,
-    summary: 'LVM snapshot backups of volumes, always cleaned up',
+    summary: 'back up volumes from LVM snapshots (zstd image on the metadata host), always cleaned up',
     args: [{ syntax: '[volume...]', description: 'volumes to back up', value: 'volume' }],
-    options: [{ flags: '--all', description: 'every volume' }],
+    options: [
+      { flags: '--all', description: 'every volume' },
+      { flags: '--lock-wait <seconds>', description: "how long to wait for a volume's lock (default 0: a volume another command holds fails)", value: 'seconds' },
+    ],
     examples: ['enssib backup snapshot --all', 'enssib backup snapshot mail ldap --dry-run'],
-    ...notYet('backup snapshot'),
+    handler: backupHandler('snapshotCommand'),
   },
   {
     path: ['backup', 'list'],
-    summary: 'backups in the backup destination',
-    examples: ['enssib backup list'],
-    ...notYet('backup list'),
+    summary: 'backups in the catalogue (the backup destination)',
+    args: [{ syntax: '[volume]', description: 'only this volume', value: 'volume' }],
+    examples: ['enssib backup list', 'enssib backup list mail -o json'],
+    handler: backupHandler('listCommand'),
+  },
+  {
+    path: ['backup', 'verify'],
+    summary: "recompute the backups' checksums and report mismatches",
+    args: [{ syntax: '[backup...]', description: 'backup ids (default: all)' }],
+    examples: ['enssib backup verify', 'enssib backup verify mail.20261203T020000Z'],
+    handler: backupHandler('verifyCommand'),
   },
   {
     path: ['backup', 'prune'],
     changes: true,
-    summary: 'remove backups beyond the retention the inventory sets',
-    examples: ['enssib backup prune --dry-run'],
-    ...notYet('backup prune'),
+    summary: 'remove backups beyond the retention the inventory sets (asks first)',
+    examples: ['enssib backup prune --dry-run=server', 'enssib backup prune --yes'],
+    handler: backupHandler('pruneCommand'),
   },
   {
     path: ['backup', 'restore'],

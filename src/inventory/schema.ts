@@ -108,6 +108,8 @@ export const inventorySchema = z.strictObject({
   backup: z
     .strictObject({
       destination: path,
+      /** Copy-on-write size of each snapshot: a share of the volume ("20%", the default) or a size ("10G"). */
+      snapshotSize: z.string().min(1).optional(),
       retention: z.strictObject({
         daily: z.number().int().min(0).max(3650).optional(),
         weekly: z.number().int().min(0).max(520).optional(),

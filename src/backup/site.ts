@@ -1,0 +1,47 @@
+import { ConfigError } from '../errors.js';
+import type { Inventory } from '../inventory/inventory.js';
+import { parseSize } from '../validate.js';
+import type { Retention } from './retention.js';
+
+/** The inventory's `backup` section, checked: where backups go, how large a snapshot is, what prune keeps. */
+export interface BackupSite {
+  /** An absolute folder on the metadata storage server. */
+  destination: string;
+  /** Copy-on-write size of a snapshot: a share of the volume's size, or a fixed size. */
+  snapshotSize: { percent: number } | { bytes: number };
+  retention: Retention;
+}
+
+export const DEFAULT_SNAPSHOT_PERCENT = 20;
+
+export function backupSite(inv: Inventory): BackupSite {
+  const b = inv.data.backup;
+  if (!b) {
+    throw new ConfigError(`${inv.file} has no backup section`, ['Add one, e.g.:', 'backup: { destination: /srv/backup, retention: { daily: 7, weekly: 4, monthly: 6 } }']);
+  }
+  const dest = b.destination;
+  if (!dest.startsWith('/') || /[\0\n]/.test(dest) || dest.split('/').includes('..') || dest.replace(/\/+$/, '') === '') {
+    throw new ConfigError(`backup.destination ${JSON.stringify(dest)} in ${inv.file}: expected an absolute folder on the metadata storage server, other than /`);
+  }
+  return { destination: dest.replace(/\/+$/, ''), snapshotSize: snapshotSize(b.snapshotSize, inv.file), retention: b.retention };
+}
+
+function snapshotSize(v: string | undefined, file: string): BackupSite['snapshotSize'] {
+  if (v === undefined) return { percent: DEFAULT_SNAPSHOT_PERCENT };
+  const pct = /^(\d{1,3})%$/.exec(v);
+  if (pct) {
+    const n = Number(pct[1]);
+    if (n < 1 || n > 100) throw new ConfigError(`backup.snapshotSize ${v} in ${file}: expected 1% to 100% of the volume`);
+    return { percent: n };
+  }
+  try {
+    return { bytes: parseSize(v, 'backup.snapshotSize') };
+  } catch (e) {
+    throw new ConfigError(`${(e as Error).message} in ${file}`, ['Give a share of the volume, such as 20%, or a size, such as 10G.']);
+  }
+}
+
+/** The copy-on-write size for a volume of `originBytes`, in bytes (before rounding to extents). */
+export function cowBytes(site: Pick<BackupSite, 'snapshotSize'>, originBytes: number): number {
+  return 'bytes' in site.snapshotSize ? site.snapshotSize.bytes : Math.ceil((originBytes * site.snapshotSize.percent) / 100);
+}

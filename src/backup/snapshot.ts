@@ -1,0 +1,419 @@
+import { probePhase, probedFacts, rawProbe, valueKey } from '../engine/probe.js';
+import type { Action, Finding, Phase, Plan, RunReport, RunState } from '../engine/types.js';
+import { OperationError, UsageError } from '../errors.js';
+import type { RunResult } from '../remote/types.js';
+import { exportActions, unexportActions } from '../storage/exports.js';
+import { asIdentity, identityFromTags, type Identity } from '../storage/identity.js';
+import { ISCSI_ERR, loginArgv, multipathArgv, parseMultipath, parseSessions, rescanArgv, sessionsArgv, targetPaths, verifyPaths, waitForPathsArgv } from '../storage/initiator.js';
+import { acquireArgv, releaseArgv, type LockOwner } from '../storage/lock.js';
+import { SNAPSHOT_FIELDS, lvActivateArgv, lvDeactivateArgv, lvPath, lvRef, lvmSize, lvremoveArgv, lvsArgv, parseSnapshots, roundToExtents, type SnapshotInfo } from '../storage/lvm.js';
+import { notEnssibs } from '../storage/volume-delete.js';
+import { command, iqnOf, storageFacts, storageProbes, type StorageFacts, type VolumeSite } from '../storage/volume.js';
+import { formatBytes } from '../validate.js';
+import { RECORD_FORMAT, backupFiles, recordJson, type BackupFiles, type BackupRecord } from './catalogue.js';
+import { cowBytes, type BackupSite } from './site.js';
+
+/**
+ * `enssib backup snapshot <volume>` with the `image` method, as one plan per
+ * volume. On the metadata host M, for a volume also exported by the other
+ * storage server O:
+ *
+ *   lock the volume → read both servers and the workers → remove what an
+ *   earlier run left (its snapshot, a partial image) → take O's export offline
+ *   and deactivate the LV there (while the snapshot exists, every write must go
+ *   through M: DRBD applies O's writes beneath LVM, where the snapshot does not
+ *   see them) → lvcreate --snapshot → zstd of the snapshot to a hidden
+ *   temporary file on M, sha256 in the same stream, fsync → check that the
+ *   snapshot is still valid → rename, catalogue record.
+ *
+ * Always (success, failure, Ctrl-C): remove the snapshot and the partial
+ * image, reactivate and re-export on O, log in and rescan on the workers that
+ * had the volume, check both paths there, release the volume's lock.
+ */
+
+export interface SnapshotRequest {
+  volume: string;
+  /** Backup id (the volume and the time the plan was made). */
+  id: string;
+  lockWaitS: number;
+  /** "enssib 0.1.0 (commit …)" for the record. */
+  tool: string;
+  /** How long the copy may take before it is stopped (seconds). */
+  copyTimeoutS: number;
+}
+
+export const PHASE_LOCK = 'take the lock of the volume';
+export const PHASE_READ = 'read the volume, its snapshots and exports on the storage servers';
+export const PHASE_WORKERS = 'read the sessions and multipath maps on the workers';
+export const PHASE_LEFTOVERS = 'remove what an earlier backup of the volume left';
+export const PHASE_OFFLINE = 'take the export offline on the other storage server';
+export const PHASE_DEACTIVATE = 'deactivate the logical volume on the other storage server';
+export const PHASE_SNAPSHOT = 'create the snapshot';
+export const PHASE_COPY = 'copy the snapshot (zstd, sha256)';
+export const PHASE_KEEP = 'check the snapshot and keep the copy';
+export const PHASE_REMOVE = 'remove the snapshot and any partial copy';
+export const PHASE_REEXPORT = 'reactivate and re-export on the other storage server';
+export const PHASE_RESCAN = 'log in and rescan on the workers that have the volume';
+export const PHASE_PATHS = 'check both paths on the workers that have the volume';
+export const PHASE_UNLOCK = 'release the lock of the volume';
+
+/** The snapshot's LV name: recognisable, one per volume (the volume's lock makes it unique). */
+export function snapshotName(volume: string): string {
+  return `${volume}-enssib-snap`;
+}
+
+/** The per-volume lock file, beside the storage lock: a backup holds it for hours without blocking other volumes. */
+export function volumeLockFile(site: Pick<VolumeSite, 'lockFile'>, volume: string): string {
+  return `${site.lockFile.slice(0, site.lockFile.lastIndexOf('/') + 1)}volume-${volume}.lock`;
+}
+
+export interface SnapshotDecision {
+  identity: Identity;
+  originBytes: number;
+  cowBytes: number;
+  /** A snapshot of the volume left by an earlier run. */
+  leftover: SnapshotInfo | null;
+}
+
+export const DECISION = valueKey<SnapshotDecision>('backup.decision');
+/** The other servers whose export this run took (or was about to take) offline. */
+export const OFFLINE = valueKey<string[]>('backup.offline');
+/** Workers with a session to the volume's target when the run started. */
+export const ATTACHED = valueKey<string[]>('backup.attached');
+export const RECORD = valueKey<BackupRecord>('backup.record');
+
+/** Placeholder identity a client dry run shows (nothing read). */
+const DRY_IDENTITY = asIdentity('0'.repeat(32));
+
+const readProbes = (site: VolumeSite) => ({ ...storageProbes(site), snaps: rawProbe(lvsArgv(site.vg, SNAPSHOT_FIELDS)) });
+
+function snapshotsOf(r: RunResult, host: string): SnapshotInfo[] {
+  if (r.exitCode !== 0) throw new OperationError(`${host}: cannot list the snapshots (lvs exit code ${r.exitCode})`, [r.stderr.trim()]);
+  try {
+    return parseSnapshots(r.stdout);
+  } catch (e) {
+    throw new OperationError(`${host}: ${(e as Error).message}`);
+  }
+}
+
+/** Refuses what cannot be backed up; what the run needs from the metadata host's facts (pure). */
+export function decideSnapshot(site: VolumeSite, bsite: BackupSite, volume: string, f: StorageFacts, snaps: SnapshotInfo[]): SnapshotDecision {
+  const lv = f.lv;
+  if (!lv) throw new UsageError(`no volume "${volume}": no LV ${lvRef(site.vg, volume)} on ${site.meta}`, ['See the volumes with: enssib volume list']);
+  const refusal = notEnssibs(site, site.meta, lv);
+  if (refusal) throw new UsageError(refusal.message.replace('enssib deletes only its own volumes', 'enssib backs up only its own volumes'), refusal.details);
+  const identity = identityFromTags(lv.tags) as Identity;
+  const snap = snapshotName(volume);
+  const same = f.lvs.find((l) => l.name === snap);
+  const leftover = snaps.find((s) => s.name === snap) ?? null;
+  if (same && (!leftover || leftover.origin !== volume)) {
+    throw new OperationError(`${site.meta}: an LV ${lvRef(site.vg, snap)} exists and is not a snapshot of ${volume}`, ['enssib names its snapshots so; it never removes an LV it did not make. Nothing was changed.']);
+  }
+  if (!f.vg) throw new OperationError(`${site.meta}: volume group ${site.vg} not found`);
+  const cow = roundToExtents(cowBytes(bsite, lv.sizeBytes), f.vg.extentBytes);
+  const free = f.vg.freeBytes + (leftover && same ? same.sizeBytes : 0);
+  if (cow > free) {
+    throw new OperationError(`volume group ${site.vg} on ${site.meta} has ${formatBytes(free)} free; the snapshot of ${volume} needs ${formatBytes(cow)}`, [
+      'Nothing was changed. Free space in the volume group, or set a smaller backup.snapshotSize in the inventory (a snapshot that fills up fails its backup).',
+    ]);
+  }
+  return { identity, originBytes: lv.sizeBytes, cowBytes: cow, leftover };
+}
+
+/** The copy: zstd of the snapshot into the hidden partial file, sha256 of what is written in the same stream, then fsync. */
+const COPY = [
+  'set -o pipefail',
+  'src=$1 tmp=$2',
+  'start=$(date +%s%3N)',
+  'zstd -q -1 -T0 -c < "$src" | tee -- "$tmp" | sha256sum > "$tmp.sha256" || exit 1',
+  'sync -- "$tmp" || exit 1',
+  'printf "%s %s\\n" "$start" "$(date +%s%3N)" > "$tmp.time"',
+].join('\n');
+
+export function copyArgv(snapshotDev: string, partial: string): string[] {
+  return ['bash', '-c', COPY, 'enssib-backup-copy', snapshotDev, partial];
+}
+
+/** What the copy left beside the partial file: its checksum, times, compressed size, and the snapshot's size. */
+const RESULT = ['tmp=$1 dev=$2', 'cat -- "$tmp.sha256" "$tmp.time" || exit 1', 'stat -c %s -- "$tmp" || exit 1', 'blockdev --getsize64 "$dev"'].join('\n');
+
+export function copyResultArgv(partial: string, snapshotDev: string): string[] {
+  return ['sh', '-c', RESULT, 'enssib-backup-result', partial, snapshotDev];
+}
+
+export interface CopyResult {
+  sha256: string;
+  startMs: number;
+  endMs: number;
+  compressedBytes: number;
+  sizeBytes: number;
+}
+
+export function parseCopyResult(r: RunResult): CopyResult {
+  if (r.exitCode !== 0) throw new OperationError(`the copy left no complete result (exit code ${r.exitCode})`, [r.stderr.trim()].filter(Boolean));
+  const lines = r.stdout.split('\n').map((l) => l.trim());
+  const sha = /^([0-9a-f]{64})\s/.exec(lines[0] ?? '')?.[1];
+  const times = /^(\d+) (\d+)$/.exec(lines[1] ?? '');
+  const nums = [lines[2], lines[3]].map((x) => (/^\d+$/.test(x ?? '') ? Number(x) : NaN));
+  if (!sha || !times || nums.some((n) => !Number.isSafeInteger(n))) throw new OperationError(`the copy's result cannot be read: ${JSON.stringify(r.stdout.slice(0, 200))}`);
+  return { sha256: sha, startMs: Number(times[1]), endMs: Number(times[2]), compressedBytes: nums[0] as number, sizeBytes: nums[1] as number };
+}
+
+/** Why the snapshot cannot be trusted after the copy, or null. */
+export function snapshotProblem(snap: SnapshotInfo | undefined, name: string): string | null {
+  if (!snap) return `the snapshot ${name} is gone`;
+  if (snap.invalid) return `the snapshot ${name} became invalid: its copy-on-write area filled up during the copy`;
+  if (snap.usedPercent !== null && snap.usedPercent >= 100) return `the snapshot ${name} is full (${snap.usedPercent}%)`;
+  return null;
+}
+
+const WORKER_PROBES = () => ({ sessions: rawProbe(sessionsArgv()), multipath: rawProbe(multipathArgv()) });
+
+export function snapshotPlan(site: VolumeSite, bsite: BackupSite, req: SnapshotRequest, owner: LockOwner): Plan {
+  const { volume } = req;
+  const iqn = iqnOf(site, volume);
+  const snap = snapshotName(volume);
+  const snapDev = lvPath(site.vg, snap);
+  const files: BackupFiles = backupFiles(bsite.destination, volume, req.id);
+  const others = site.servers.filter((s) => s.name !== site.meta);
+  const lockFile = volumeLockFile(site, volume);
+  const decided = (state: RunState) => state.values.get(DECISION);
+  const add = (state: RunState, key: typeof OFFLINE | typeof ATTACHED, host: string) => state.values.set(key, [...new Set([...(state.values.get(key) ?? []), host])]);
+
+  const phases: Phase[] = [
+    {
+      title: PHASE_LOCK,
+      hosts: [site.meta],
+      plan: () => [{ kind: 'command', argv: acquireArgv(lockFile, owner, req.lockWaitS), label: `lock ${lockFile}`, timeoutMs: (req.lockWaitS + 60) * 1000, interruptible: true }],
+      independent: true,
+    },
+    probePhase({
+      title: PHASE_READ,
+      hosts: site.servers.map((s) => s.name),
+      probes: () => readProbes(site),
+      decide: (host, raw, state) => {
+        if (!raw) {
+          if (host === site.meta) state.values.set(DECISION, { identity: DRY_IDENTITY, originBytes: 0, cowBytes: 0, leftover: null });
+          return;
+        }
+        const f = storageFacts(site, host, volume, raw);
+        if (f.drbdProblems.length > 0) throw new OperationError(`${host}: DRBD is not ready for a backup`, [...f.drbdProblems, 'Nothing was changed.']);
+        if (f.vgProblem) throw new OperationError(`${host}: ${f.vgProblem}`);
+        if (host === site.meta) state.values.set(DECISION, decideSnapshot(site, bsite, volume, f, snapshotsOf(raw.snaps, host)));
+        else if (snapshotsOf(raw.snaps, host).some((s) => s.origin === volume)) {
+          throw new OperationError(`${host}: a snapshot of ${volume} exists on ${host}`, [`enssib snapshots only on the metadata host ${site.meta}; look at it with lvs ${site.vg} on ${host}. Nothing was changed.`]);
+        }
+      },
+    }),
+  ];
+  if (site.workers.length > 0) {
+    phases.push(
+      probePhase({
+        title: PHASE_WORKERS,
+        hosts: site.workers,
+        probes: WORKER_PROBES,
+        decide: (host, f, state) => {
+          if (!f) return;
+          if (f.sessions.exitCode !== 0 && f.sessions.exitCode !== ISCSI_ERR.noObjsFound) throw new OperationError(`${host}: cannot read the iSCSI sessions (exit code ${f.sessions.exitCode})`);
+          if (targetPaths(iqn, parseSessions(f.sessions), parseMultipath(f.multipath.stdout)).sessions.length > 0) add(state, ATTACHED, host);
+        },
+      }),
+    );
+  }
+  phases.push(
+    {
+      title: PHASE_LEFTOVERS,
+      hosts: [site.meta],
+      plan: (_h, _f, state) => {
+        const d = decided(state);
+        const actions: Action[] = [];
+        if (!d || d.leftover || state.facts(PHASE_READ, site.meta) === undefined) {
+          actions.push(command(lvremoveArgv(site.vg, snap), d?.leftover ? `the snapshot an earlier run left (${d.leftover.usedPercent ?? '?'}% used)` : 'if an earlier run left it'));
+        }
+        actions.push(
+          command(['find', files.dir, '-maxdepth', '1', '-name', '.*.partial*', '-delete'], 'partial copies an earlier run left', { okCodes: [0, 1] }),
+          command(['mkdir', '-p', '-m', '0700', '--', files.dir], 'the volume\u2019s backup folder'),
+        );
+        return actions;
+      },
+    },
+    {
+      title: PHASE_OFFLINE,
+      hosts: others.map((s) => s.name),
+      decide: (host, _f, state) => add(state, OFFLINE, host),
+      plan: (host, _f, state) => unexportActions(site, serverFacts(site, state, host, volume), volume),
+    },
+    {
+      title: PHASE_DEACTIVATE,
+      hosts: others.map((s) => s.name),
+      plan: (host, _f, state) => {
+        const f = serverFacts(site, state, host, volume);
+        return !f || f.lv?.active ? [command(lvDeactivateArgv(site.vg, volume), 'no write reaches the volume through this server')] : [];
+      },
+    },
+    {
+      title: PHASE_SNAPSHOT,
+      hosts: [site.meta],
+      plan: (_h, _f, state) => {
+        const cow = decided(state)?.cowBytes ?? 0;
+        const size = cow > 0 ? lvmSize(cow) : 'percent' in bsite.snapshotSize ? `<${bsite.snapshotSize.percent}% of the volume>` : lvmSize(bsite.snapshotSize.bytes);
+        return [command(['lvcreate', '--yes', '--snapshot', '--name', snap, '--size', size, lvRef(site.vg, volume)], 'copy-on-write snapshot')];
+      },
+    },
+    {
+      title: PHASE_COPY,
+      hosts: [site.meta],
+      plan: () => [command(copyArgv(snapDev, files.partial), `to ${files.partial}`, { timeoutMs: req.copyTimeoutS * 1000, interruptible: true })],
+    },
+    probePhase({
+      title: PHASE_KEEP,
+      hosts: [site.meta],
+      probes: () => ({ snaps: rawProbe(lvsArgv(site.vg, SNAPSHOT_FIELDS)), result: rawProbe(copyResultArgv(files.partial, snapDev)) }),
+      decide: (host, f, state) => {
+        if (!f) return;
+        const s = snapshotsOf(f.snaps, host).find((x) => x.name === snap);
+        const problem = snapshotProblem(s, snap);
+        if (problem) throw new OperationError(`${volume}: ${problem}; the copy is not kept`, ['Set a larger backup.snapshotSize in the inventory, or back up when the volume is written less.']);
+        const c = parseCopyResult(f.result);
+        const rec: BackupRecord = {
+          format: RECORD_FORMAT,
+          id: req.id,
+          volume,
+          method: 'image',
+          time: new Date(c.startMs).toISOString(),
+          sizeBytes: c.sizeBytes,
+          compressedBytes: c.compressedBytes,
+          sha256: c.sha256,
+          durationMs: Math.max(0, c.endMs - c.startMs),
+          snapshotFillPercent: s?.usedPercent ?? 0,
+          file: files.image.slice(files.dir.length + 1),
+          tool: req.tool,
+        };
+        state.values.set(RECORD, rec);
+      },
+      plan: (_h, _f, state) => {
+        const rec = state.values.get(RECORD);
+        return [
+          command(['mv', '-T', '--', files.partial, files.image], 'the complete copy under its name'),
+          { kind: 'file', file: { path: files.record, content: rec ? recordJson(rec) : '<the catalogue record: volume, time, sizes, sha256, duration, snapshot fill, tool>\n', mode: '0600' }, label: 'catalogue record' },
+          command(['sync', '--', files.dir], 'the folder on disk'),
+        ];
+      },
+      undo: () => [command(['rm', '-f', '--', files.image, files.record], 'no half-kept backup')],
+      undoFailed: true,
+    }),
+  );
+
+  const always: Phase[] = [
+    probePhase({
+      title: PHASE_REMOVE,
+      hosts: [site.meta],
+      probes: () => ({ snaps: rawProbe(lvsArgv(site.vg, SNAPSHOT_FIELDS)) }),
+      plan: (host, f) => {
+        const exists = !f || snapshotsOf(f.snaps, host).some((s) => s.name === snap && s.origin === volume);
+        return [...(exists ? [command(lvremoveArgv(site.vg, snap), 'the snapshot')] : []), command(['rm', '-f', '--', files.partial, `${files.partial}.sha256`, `${files.partial}.time`], 'no partial copy left')];
+      },
+    }),
+  ];
+  if (others.length > 0) {
+    always.push(
+      probePhase({
+        title: PHASE_REEXPORT,
+        hosts: others.map((s) => s.name),
+        probes: () => storageProbes(site, { drbd: false }),
+        plan: (host, raw, state) => {
+          if (!state.values.get(OFFLINE)?.includes(host)) return [];
+          const d = decided(state);
+          if (!d) return [];
+          const f = raw ? storageFacts(site, host, volume, raw) : null;
+          const server = site.servers.find((s) => s.name === host);
+          if (!server) return [];
+          return [...(!f || !f.lv?.active ? [command(lvActivateArgv(site.vg, volume), 'writes may come through this server again')] : []), ...exportActions(site, server, f, { name: volume, identity: d.identity })];
+        },
+      }),
+    );
+  }
+  if (site.workers.length > 0 && others.length > 0) {
+    const attached = (state: RunState, host: string) => state.facts(PHASE_WORKERS, host) === undefined || (state.values.get(ATTACHED) ?? []).includes(host);
+    always.push(
+      {
+        title: PHASE_RESCAN,
+        hosts: site.workers,
+        plan: (host, _f, state) => {
+          if (!attached(state, host) || (state.values.get(OFFLINE) ?? []).length === 0) return [];
+          return [
+            ...others.map((s) => command(loginArgv(iqn, s.portal), `the path through ${s.name}`, { okCodes: [0, ISCSI_ERR.sessExists] })),
+            ...others.map((s) => command(rescanArgv(iqn, s.portal), `its disk through ${s.name}`, { okCodes: [0, ISCSI_ERR.noObjsFound] })),
+            command(waitForPathsArgv(iqn, 60), 'until multipathd has the path back (up to 60 s)', { timeoutMs: 90_000 }),
+          ];
+        },
+      },
+      probePhase({
+        title: PHASE_PATHS,
+        hosts: site.workers,
+        probes: WORKER_PROBES,
+        verify: (host, _raw, state): Finding[] => {
+          if (!attached(state, host)) return [];
+          const f = probedFacts(state, PHASE_PATHS, host, WORKER_PROBES());
+          if (!f) return [];
+          const v = verifyPaths(iqn, site.servers.map((s) => s.portal), parseSessions(f.sessions), parseMultipath(f.multipath.stdout));
+          if (v.ok) return [{ severity: 'info', host, check: PHASE_PATHS, found: `${volume}: map ${v.map.wwid} with ${site.servers.length} active paths`, why: 'both storage servers serve the volume again', fix: [] }];
+          return [
+            {
+              severity: 'error',
+              host,
+              check: PHASE_PATHS,
+              found: `${volume}: ${v.problems.join('; ')}`,
+              why: 'the volume runs on one path: a failure of the remaining storage server stops its I/O',
+              fix: [...others.map((s) => `iscsiadm -m node -T ${iqn} -p ${s.portal} --login; iscsiadm -m node -T ${iqn} -p ${s.portal} --rescan`), 'then check with: multipath -ll'],
+            },
+          ];
+        },
+      }),
+    );
+  }
+  always.push({ title: PHASE_UNLOCK, hosts: [site.meta], plan: () => [command(releaseArgv(lockFile, owner), `unlock ${lockFile}`)] });
+  return { title: `backup snapshot ${volume}`, mutating: true, phases, always, prefetch: [...others.map((s) => s.name), ...site.workers] };
+}
+
+/** A storage server's facts read at the start of the run (null in a client dry run). */
+function serverFacts(site: VolumeSite, state: RunState, host: string, volume: string): StorageFacts | null {
+  const f = probedFacts(state, PHASE_READ, host, readProbes(site));
+  return f ? storageFacts(site, host, volume, f) : null;
+}
+
+export interface SnapshotOutcome {
+  volume: string;
+  id: string;
+  status: 'ok' | 'failed' | 'interrupted' | 'planned';
+  record: BackupRecord | null;
+  /** Where the run stopped, and why. */
+  error: string | null;
+  /** About how long the other server's export was offline (ms): the phases from taking it offline to re-exporting. */
+  singlePathMs: number | null;
+  /** Both paths checked on every worker that had the volume. */
+  pathsOk: boolean;
+}
+
+export function snapshotOutcome(req: SnapshotRequest, report: RunReport): SnapshotOutcome {
+  const record = report.state.values.get(RECORD) ?? null;
+  const failed = report.phases.flatMap((p) => p.hosts.filter((h) => h.status === 'failed').map((h) => ({ p, h })));
+  const first = failed[0];
+  const keep = report.phases.find((p) => p.title === PHASE_KEEP)?.hosts[0];
+  const ok = report.mode === 'apply' && keep?.status === 'done' && !report.stoppedAt && record !== null;
+  const titles = report.phases.map((p) => p.title);
+  const from = titles.indexOf(PHASE_OFFLINE);
+  const to = titles.indexOf(PHASE_REEXPORT);
+  const offline = from >= 0 && report.phases[from]?.hosts.some((h) => h.status === 'done' || h.partial);
+  const singlePathMs = offline && to >= from ? report.phases.slice(from, to + 1).reduce((sum, p) => sum + Math.max(0, ...p.hosts.map((h) => h.durationMs)), 0) : null;
+  const paths = report.phases.find((p) => p.title === PHASE_PATHS);
+  return {
+    volume: req.volume,
+    id: req.id,
+    status: report.mode !== 'apply' ? 'planned' : report.interrupted ? 'interrupted' : ok ? 'ok' : 'failed',
+    record: ok ? record : null,
+    error: first ? `${first.p.title}: ${first.h.host}: ${first.h.error?.message ?? 'failed'}` : null,
+    singlePathMs,
+    pathsOk: !paths || paths.hosts.every((h) => h.status !== 'failed'),
+  };
+}

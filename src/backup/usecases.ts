@@ -1,0 +1,289 @@
+import { createRequire } from 'node:module';
+import type { Context } from '../context.js';
+import { runnerContext } from '../engine/execute.js';
+import { journalEntry, writeJournal } from '../engine/journal.js';
+import { runPlan } from '../engine/runner.js';
+import type { Plan, RunMode, RunReport } from '../engine/types.js';
+import { ExitCode, InterruptedError, OperationError, UsageError } from '../errors.js';
+import { LOCK_HELD_EXIT, heldBy, lockOwner, placeholderOwner } from '../storage/lock.js';
+import { VOLUME_TAG } from '../storage/identity.js';
+import { lvsArgv, parseLvs } from '../storage/lvm.js';
+import { command, validateVolumeName, volumeSite, type VolumeSite } from '../storage/volume.js';
+import { planLines, reportJson, summaryLines } from '../ui/report.js';
+import type { Invocation } from '../usecase.js';
+import { formatBytes } from '../validate.js';
+import { backupFiles, backupId, listRecordsArgv, parseRecords, validateBackupId, type BackupRecord } from './catalogue.js';
+import { applyRetention, retentionIsEmpty } from './retention.js';
+import { backupSite, type BackupSite } from './site.js';
+import { PHASE_LOCK, snapshotOutcome, snapshotPlan, volumeLockFile, type SnapshotOutcome, type SnapshotRequest } from './snapshot.js';
+
+/** The `enssib backup …` commands. */
+
+const COPY_TIMEOUT_S = 24 * 3600;
+
+function tool(): string {
+  const v = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+  return `enssib ${v}`;
+}
+
+function sites(ctx: Context): { site: VolumeSite; bsite: BackupSite } {
+  const inv = ctx.inventory();
+  return { site: volumeSite(inv), bsite: backupSite(inv) };
+}
+
+const mode = (ctx: Context): RunMode => (ctx.opts.dryRun === false ? 'apply' : ctx.opts.dryRun);
+
+function run(ctx: Context, plan: Plan, as = mode(ctx)): Promise<RunReport> {
+  return runPlan(plan, { mode: as, concurrency: ctx.opts.concurrency, hosts: ctx.hosts(), ...runnerContext(ctx) });
+}
+
+// ---------------------------------------------------------------- snapshot
+
+/** The enssib volumes on the metadata host (LVs with enssib's tag), read-only. */
+async function allVolumes(ctx: Context, site: VolumeSite): Promise<string[]> {
+  const r = await ctx.hosts().get(site.meta).probe([lvsArgv(site.vg)], { ...(ctx.signal ? { signal: ctx.signal } : {}) });
+  const res = r[0];
+  if (!res || res.exitCode !== 0) throw new OperationError(`${site.meta}: cannot list the volumes (lvs exit code ${res?.exitCode ?? '?'})`, [res?.stderr.trim() ?? '']);
+  return parseLvs(res.stdout)
+    .filter((l) => l.vg === site.vg && l.tags.includes(VOLUME_TAG))
+    .map((l) => l.name)
+    .sort();
+}
+
+function snapshotTargets(site: VolumeSite, inv: Invocation): string[] | 'all' {
+  const raw = (inv.args[0] ?? []) as string[] | string;
+  const names = Array.isArray(raw) ? raw : [raw];
+  const all = inv.opts.all === true;
+  if (all && names.length > 0) throw new UsageError('give volume names or --all, not both');
+  if (!all && names.length === 0) throw new UsageError('which volumes? Give their names, or --all', ['enssib backup snapshot mail ldap', 'enssib backup snapshot --all']);
+  if (all) return 'all';
+  const valid = names.map((n) => validateVolumeName(site, n));
+  const dup = valid.find((n, i) => valid.indexOf(n) !== i);
+  if (dup) throw new UsageError(`volume "${dup}" is named twice`);
+  return valid;
+}
+
+function lockWait(opts: Record<string, unknown>): number {
+  const v = opts.lockWait;
+  if (v === undefined) return 0;
+  if (typeof v !== 'string' || !/^\d{1,5}$/.test(v)) throw new UsageError(`--lock-wait ${JSON.stringify(v)}: expected a number of seconds`);
+  return Number(v);
+}
+
+/** Why a volume's run stopped at its lock, in words (another backup, or a resize/delete of it). */
+function lockMessage(report: RunReport, site: VolumeSite, volume: string): string | null {
+  const o = report.phases.find((p) => p.title === PHASE_LOCK)?.hosts[0];
+  if (o?.status !== 'failed' || o.error?.remoteExitCode !== LOCK_HELD_EXIT) return null;
+  return `volume ${volume} is locked (${volumeLockFile(site, volume)} on ${site.meta}) by ${heldBy(o.error.details.join('\n')) ?? 'another enssib command'}`;
+}
+
+export async function snapshotCommand(ctx: Context, inv: Invocation): Promise<number> {
+  const { site, bsite } = sites(ctx);
+  const wanted = snapshotTargets(site, inv);
+  const lockWaitS = lockWait(inv.opts);
+  const volumes = wanted !== 'all' ? wanted : ctx.opts.dryRun === 'client' ? ['VOLUME'] : await allVolumes(ctx, site);
+  if (wanted === 'all' && ctx.opts.dryRun === 'client') ctx.out.note(`--all: the volumes are read on ${site.meta} when the command runs (${lvsArgv(site.vg).join(' ')}); the plan of each is:`);
+  if (volumes.length === 0) {
+    ctx.out.result(() => ({ backups: [] }), () => [`No volumes on ${site.meta}.`]);
+    return ExitCode.ok;
+  }
+  const outcomes: SnapshotOutcome[] = [];
+  const reports: RunReport[] = [];
+  for (const volume of volumes) {
+    if (ctx.signal.aborted) break;
+    const req: SnapshotRequest = { volume, id: backupId(volume, new Date()), lockWaitS, tool: tool(), copyTimeoutS: COPY_TIMEOUT_S };
+    const owner = ctx.opts.dryRun === 'client' ? placeholderOwner(ctx.argv) : lockOwner(ctx.argv);
+    const report = await run(ctx, snapshotPlan(site, bsite, req, owner));
+    if (report.mode === 'apply') writeJournal(ctx, journalEntry(report));
+    reports.push(report);
+    const o = snapshotOutcome(req, report);
+    const locked = lockMessage(report, site, volume);
+    if (locked) o.error = locked;
+    outcomes.push(o);
+    if (ctx.out.format === 'text') for (const l of report.mode === 'apply' ? summaryLines(report, ctx.out) : planLines(report, ctx.out)) ctx.out.line(l);
+  }
+  const skipped = volumes.slice(outcomes.length);
+  ctx.out.result(
+    () => ({ backups: outcomes, ...(skipped.length > 0 ? { notStarted: skipped } : {}), runs: reports.map(reportJson) }),
+    () => (mode(ctx) === 'apply' ? ['', ...snapshotTable(ctx, outcomes), ...(skipped.length > 0 ? [`Not started (interrupted): ${skipped.join(', ')}`] : [])] : []),
+  );
+  if (mode(ctx) !== 'apply') return ExitCode.ok;
+  const interrupted = outcomes.some((o) => o.status === 'interrupted') || skipped.length > 0;
+  const ok = outcomes.filter((o) => o.status === 'ok' && o.pathsOk);
+  if (interrupted) throw new InterruptedError(`backup interrupted: ${ok.length} of ${volumes.length} volume(s) backed up`, ['The snapshot of the volume in progress was removed and its export restored (see the summary above).']);
+  if (ok.length === outcomes.length) return ExitCode.ok;
+  const failed = outcomes.filter((o) => !(o.status === 'ok' && o.pathsOk));
+  const details = failed.map((o) => `${o.volume}: ${o.status === 'ok' ? 'backed up, but a worker does not have both paths again (see above)' : (o.error ?? 'failed')}`);
+  if (ok.length === 0) throw new OperationError(`backup failed for ${failed.map((o) => o.volume).join(', ')}`, details);
+  ctx.out.warn(`backup failed for ${failed.map((o) => o.volume).join(', ')}: ${details.join('; ')}`);
+  return ExitCode.partial;
+}
+
+function snapshotTable(ctx: Context, outcomes: SnapshotOutcome[]): string[] {
+  const rows = outcomes.map((o) => {
+    const r = o.record;
+    return [
+      o.volume,
+      o.status === 'ok' ? (o.pathsOk ? 'ok' : 'ok, ONE PATH') : o.status.toUpperCase(),
+      r ? r.id : '-',
+      r ? formatBytes(r.sizeBytes) : '-',
+      r ? formatBytes(r.compressedBytes) : '-',
+      r ? `${(r.durationMs / 1000).toFixed(1)} s` : '-',
+      r ? `${r.snapshotFillPercent.toFixed(1)}%` : '-',
+      o.singlePathMs === null ? '-' : `${(o.singlePathMs / 1000).toFixed(1)} s`,
+    ];
+  });
+  const lines = ctx.out.table(['VOLUME', 'RESULT', 'BACKUP', 'SIZE', 'COMPRESSED', 'COPY', 'SNAPSHOT USED', 'ONE PATH FOR'], rows);
+  for (const o of outcomes) if (o.error && o.status !== 'ok') lines.push(`${o.volume}: ${o.error}`);
+  return lines;
+}
+
+// ---------------------------------------------------------------- catalogue
+
+const READ_TITLE = 'read the backup catalogue';
+
+function readPlan(site: VolumeSite, bsite: BackupSite): Plan {
+  return { title: 'backup list', mutating: false, phases: [{ title: READ_TITLE, hosts: [site.meta], checks: () => [listRecordsArgv(bsite.destination)] }] };
+}
+
+/** The catalogue, oldest first; null in a client dry run (the read is printed instead). */
+async function readCatalogue(ctx: Context, site: VolumeSite, bsite: BackupSite): Promise<BackupRecord[] | null> {
+  const plan = readPlan(site, bsite);
+  if (ctx.opts.dryRun === 'client') {
+    for (const l of planLines(await run(ctx, plan, 'client'), ctx.out)) ctx.out.line(l);
+    return null;
+  }
+  const report = await run(ctx, plan, 'server');
+  const o = report.phases[0]?.hosts[0];
+  const facts = report.state.facts(READ_TITLE, site.meta);
+  if (!facts?.[0] || o?.status === 'failed') {
+    if (report.interrupted) throw new InterruptedError('interrupted while reading the backup catalogue');
+    throw new OperationError(`cannot read the backup catalogue on ${site.meta}: ${o?.error?.message ?? 'no answer'}`, o?.error?.details ?? []);
+  }
+  return parseRecords(facts[0], `${site.meta}:${bsite.destination}`);
+}
+
+function volumeFilter(site: VolumeSite, raw: unknown): string | null {
+  return raw === undefined ? null : validateVolumeName(site, raw);
+}
+
+export async function listCommand(ctx: Context, inv: Invocation): Promise<number> {
+  const { site, bsite } = sites(ctx);
+  const only = volumeFilter(site, inv.args[0]);
+  const all = await readCatalogue(ctx, site, bsite);
+  if (!all) return ExitCode.ok;
+  const records = only ? all.filter((r) => r.volume === only) : all;
+  ctx.out.result(
+    () => ({ destination: `${site.meta}:${bsite.destination}`, backups: records }),
+    () =>
+      records.length === 0
+        ? [`No backups${only ? ` of ${only}` : ''} in ${site.meta}:${bsite.destination}.`]
+        : ctx.out.table(
+            ['BACKUP', 'VOLUME', 'TIME', 'SIZE', 'COMPRESSED', 'COPY', 'SNAPSHOT USED', 'SHA256'],
+            records.map((r) => [r.id, r.volume, r.time, formatBytes(r.sizeBytes), formatBytes(r.compressedBytes), `${(r.durationMs / 1000).toFixed(1)} s`, `${r.snapshotFillPercent.toFixed(1)}%`, r.sha256.slice(0, 12)]),
+          ),
+  );
+  return ExitCode.ok;
+}
+
+/** The records named by id (each must exist), or all. */
+function pick(records: BackupRecord[], ids: string[]): BackupRecord[] {
+  if (ids.length === 0) return records;
+  return ids.map((id) => {
+    const r = records.find((x) => x.id === id);
+    if (!r) throw new UsageError(`no backup ${id} in the catalogue`, ['See the backups with: enssib backup list']);
+    return r;
+  });
+}
+
+const sha256Argv = (file: string) => ['sha256sum', '--', file];
+
+export async function verifyCommand(ctx: Context, inv: Invocation): Promise<number> {
+  const { site, bsite } = sites(ctx);
+  const raw = (inv.args[0] ?? []) as string[] | string;
+  const ids = (Array.isArray(raw) ? raw : [raw]).map((v) => validateBackupId(v).id);
+  const all = await readCatalogue(ctx, site, bsite);
+  if (!all) {
+    ctx.out.line(`Then, on ${site.meta}, for each backup: ${sha256Argv(`${bsite.destination}/VOLUME/BACKUP.img.zst`).join(' ')}`);
+    return ExitCode.ok;
+  }
+  const records = pick(all, ids);
+  if (records.length === 0) {
+    ctx.out.result(() => ({ verified: [] }), () => ['No backups to verify.']);
+    return ExitCode.ok;
+  }
+  const images = records.map((r) => backupFiles(bsite.destination, r.volume, r.id).image);
+  const plan: Plan = { title: 'backup verify', mutating: false, phases: [{ title: 'recompute the checksums', hosts: [site.meta], checks: () => images.map(sha256Argv) }] };
+  const report = await run(ctx, plan, 'server');
+  const facts = report.state.facts('recompute the checksums', site.meta);
+  if (!facts) {
+    if (report.interrupted) throw new InterruptedError('backup verify interrupted');
+    throw new OperationError(`cannot read the backups on ${site.meta}: ${report.phases[0]?.hosts[0]?.error?.message ?? 'no answer'}`);
+  }
+  const results = records.map((r, i) => {
+    const f = facts[i];
+    const got = f && f.exitCode === 0 ? (/^([0-9a-f]{64})\s/.exec(f.stdout)?.[1] ?? null) : null;
+    const problem = got === null ? `cannot read ${images[i]}${f?.stderr.trim() ? `: ${f.stderr.trim().split('\n').pop()}` : ''}` : got !== r.sha256 ? `sha256 ${got} differs from the catalogue's ${r.sha256}` : null;
+    return { id: r.id, ok: problem === null, ...(problem ? { problem } : {}) };
+  });
+  const bad = results.filter((r) => !r.ok);
+  ctx.out.result(
+    () => ({ verified: results }),
+    () => results.map((r) => `${r.id}: ${r.ok ? 'ok' : `MISMATCH: ${r.problem}`}`),
+  );
+  if (bad.length > 0) throw new OperationError(`${bad.length} of ${results.length} backup(s) do not match the catalogue`, bad.map((b) => `${b.id}: ${b.problem}`));
+  return ExitCode.ok;
+}
+
+export async function pruneCommand(ctx: Context): Promise<number> {
+  const { site, bsite } = sites(ctx);
+  if (retentionIsEmpty(bsite.retention)) {
+    throw new UsageError('backup.retention keeps nothing (no daily, weekly or monthly count): prune would remove every backup', ['Set e.g. retention: { daily: 7, weekly: 4, monthly: 6 } in the inventory.']);
+  }
+  const all = await readCatalogue(ctx, site, bsite);
+  const removeActions = (r: Pick<BackupRecord, 'volume' | 'id'>) => {
+    const f = backupFiles(bsite.destination, r.volume, r.id);
+    // The record goes first: a backup without its record is never listed, one without its image would be.
+    return [command(['rm', '-f', '--', f.record], `catalogue record of ${r.id}`), command(['rm', '-f', '--', f.image], `image of ${r.id}`)];
+  };
+  if (!all) {
+    ctx.out.line(`Then, on ${site.meta}, for each backup beyond the retention (${retentionText(bsite)}): ${removeActions({ volume: 'VOLUME', id: 'BACKUP' }).map((a) => (a.kind === 'command' ? a.argv.join(' ') : '')).join('; ')}`);
+    ctx.out.line('With --dry-run=server the catalogue is read and the backups that would go are listed.');
+    return ExitCode.ok;
+  }
+  const { keep, remove } = applyRetention(all, bsite.retention);
+  const lines = () => [
+    `Retention ${retentionText(bsite)}: keep ${keep.length}, remove ${remove.length}.`,
+    ...keep.map((k) => `  keep   ${k.backup.id} (${k.reason} ${k.rank})`),
+    ...remove.map((r) => `  remove ${r.id}`),
+  ];
+  if (mode(ctx) !== 'apply' || remove.length === 0) {
+    ctx.out.result(() => ({ keep: keep.map((k) => ({ id: k.backup.id, reason: k.reason, rank: k.rank })), remove: remove.map((r) => r.id), removed: [] }), lines);
+    return ExitCode.ok;
+  }
+  for (const l of lines()) ctx.out.note(l);
+  await ctx.prompt.confirm(`Remove ${remove.length} backup(s) from ${site.meta}:${bsite.destination}?`);
+  const plan: Plan = {
+    title: 'backup prune',
+    mutating: true,
+    phases: [{ title: 'remove the backups beyond the retention', hosts: [site.meta], checks: () => [listRecordsArgv(bsite.destination)], plan: (_h, f) => {
+      // Read again right before removing: the catalogue must still read cleanly (nothing is removed from a corrupted one).
+      if (f?.[0]) parseRecords(f[0], `${site.meta}:${bsite.destination}`);
+      return remove.flatMap(removeActions);
+    } }],
+  };
+  const report = await run(ctx, plan);
+  writeJournal(ctx, journalEntry(report));
+  ctx.out.result(
+    () => ({ keep: keep.map((k) => ({ id: k.backup.id, reason: k.reason, rank: k.rank })), remove: remove.map((r) => r.id), removed: report.exitCode === 0 ? remove.map((r) => r.id) : [], run: reportJson(report) }),
+    () => summaryLines(report, ctx.out),
+  );
+  if (report.exitCode !== 0) throw new OperationError(`backup prune stopped at "${report.stoppedAt ?? 'a failure'}"`, ['See the summary above; run it again once the cause is fixed.']);
+  return ExitCode.ok;
+}
+
+function retentionText(b: BackupSite): string {
+  const r = b.retention;
+  return `daily ${r.daily ?? 0}, weekly ${r.weekly ?? 0}, monthly ${r.monthly ?? 0}`;
+}
+
