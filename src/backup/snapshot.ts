@@ -5,7 +5,8 @@ import type { RunResult } from '../remote/types.js';
 import { exportActions, unexportActions } from '../storage/exports.js';
 import { asIdentity, identityFromTags, type Identity } from '../storage/identity.js';
 import { ISCSI_ERR, loginArgv, multipathArgv, parseMultipath, parseSessions, rescanArgv, sessionsArgv, targetPaths, verifyPaths, waitForPathsArgv } from '../storage/initiator.js';
-import { acquireArgv, releaseArgv, type LockOwner } from '../storage/lock.js';
+import type { LockOwner } from '../storage/lock.js';
+import { volumeLockPhase, volumeUnlockPhase } from '../storage/volume-lock.js';
 import { SNAPSHOT_FIELDS, lvActivateArgv, lvDeactivateArgv, lvPath, lvRef, lvmSize, lvremoveArgv, lvsArgv, parseSnapshots, roundToExtents, type SnapshotInfo } from '../storage/lvm.js';
 import { notEnssibs } from '../storage/volume-delete.js';
 import { command, iqnOf, storageFacts, storageProbes, type StorageFacts, type VolumeSite } from '../storage/volume.js';
@@ -42,7 +43,6 @@ export interface SnapshotRequest {
   copyTimeoutS: number;
 }
 
-export const PHASE_LOCK = 'take the lock of the volume';
 export const PHASE_READ = 'read the volume, its snapshots and exports on the storage servers';
 export const PHASE_WORKERS = 'read the sessions and multipath maps on the workers';
 export const PHASE_LEFTOVERS = 'remove what an earlier backup of the volume left';
@@ -55,16 +55,10 @@ export const PHASE_REMOVE = 'remove the snapshot and any partial copy';
 export const PHASE_REEXPORT = 'reactivate and re-export on the other storage server';
 export const PHASE_RESCAN = 'log in and rescan on the workers that have the volume';
 export const PHASE_PATHS = 'check both paths on the workers that have the volume';
-export const PHASE_UNLOCK = 'release the lock of the volume';
 
 /** The snapshot's LV name: recognisable, one per volume (the volume's lock makes it unique). */
 export function snapshotName(volume: string): string {
   return `${volume}-enssib-snap`;
-}
-
-/** The per-volume lock file, beside the storage lock: a backup holds it for hours without blocking other volumes. */
-export function volumeLockFile(site: Pick<VolumeSite, 'lockFile'>, volume: string): string {
-  return `${site.lockFile.slice(0, site.lockFile.lastIndexOf('/') + 1)}volume-${volume}.lock`;
 }
 
 export interface SnapshotDecision {
@@ -176,17 +170,11 @@ export function snapshotPlan(site: VolumeSite, bsite: BackupSite, req: SnapshotR
   const snapDev = lvPath(site.vg, snap);
   const files: BackupFiles = backupFiles(bsite.destination, volume, req.id);
   const others = site.servers.filter((s) => s.name !== site.meta);
-  const lockFile = volumeLockFile(site, volume);
   const decided = (state: RunState) => state.values.get(DECISION);
   const add = (state: RunState, key: typeof OFFLINE | typeof ATTACHED, host: string) => state.values.set(key, [...new Set([...(state.values.get(key) ?? []), host])]);
 
   const phases: Phase[] = [
-    {
-      title: PHASE_LOCK,
-      hosts: [site.meta],
-      plan: () => [{ kind: 'command', argv: acquireArgv(lockFile, owner, req.lockWaitS), label: `lock ${lockFile}`, timeoutMs: (req.lockWaitS + 60) * 1000, interruptible: true }],
-      independent: true,
-    },
+    volumeLockPhase(site, volume, owner, req.lockWaitS),
     probePhase({
       title: PHASE_READ,
       hosts: site.servers.map((s) => s.name),
@@ -309,7 +297,9 @@ export function snapshotPlan(site: VolumeSite, bsite: BackupSite, req: SnapshotR
       title: PHASE_REMOVE,
       hosts: [site.meta],
       probes: () => ({ snaps: rawProbe(lvsArgv(site.vg, SNAPSHOT_FIELDS)) }),
-      plan: (host, f) => {
+      plan: (host, f, state) => {
+        // Only a run that holds the volume's lock and read it touches its snapshot: another run's may be in use.
+        if (!decided(state)) return [];
         const exists = !f || snapshotsOf(f.snaps, host).some((s) => s.name === snap && s.origin === volume);
         return [...(exists ? [command(lvremoveArgv(site.vg, snap), 'the snapshot')] : []), command(['rm', '-f', '--', files.partial, `${files.partial}.sha256`, `${files.partial}.time`], 'no partial copy left')];
       },
@@ -334,13 +324,14 @@ export function snapshotPlan(site: VolumeSite, bsite: BackupSite, req: SnapshotR
     );
   }
   if (site.workers.length > 0 && others.length > 0) {
-    const attached = (state: RunState, host: string) => state.facts(PHASE_WORKERS, host) === undefined || (state.values.get(ATTACHED) ?? []).includes(host);
+    // Workers are rescanned and checked only when this run took a path offline (a client dry run lists them all).
+    const attached = (state: RunState, host: string) => (state.values.get(OFFLINE) ?? []).length > 0 && (state.facts(PHASE_WORKERS, host) === undefined || (state.values.get(ATTACHED) ?? []).includes(host));
     always.push(
       {
         title: PHASE_RESCAN,
         hosts: site.workers,
         plan: (host, _f, state) => {
-          if (!attached(state, host) || (state.values.get(OFFLINE) ?? []).length === 0) return [];
+          if (!attached(state, host)) return [];
           return [
             ...others.map((s) => command(loginArgv(iqn, s.portal), `the path through ${s.name}`, { okCodes: [0, ISCSI_ERR.sessExists] })),
             ...others.map((s) => command(rescanArgv(iqn, s.portal), `its disk through ${s.name}`, { okCodes: [0, ISCSI_ERR.noObjsFound] })),
@@ -372,7 +363,7 @@ export function snapshotPlan(site: VolumeSite, bsite: BackupSite, req: SnapshotR
       }),
     );
   }
-  always.push({ title: PHASE_UNLOCK, hosts: [site.meta], plan: () => [command(releaseArgv(lockFile, owner), `unlock ${lockFile}`)] });
+  always.push(volumeUnlockPhase(site, volume, owner));
   return { title: `backup snapshot ${volume}`, mutating: true, phases, always, prefetch: [...others.map((s) => s.name), ...site.workers] };
 }
 

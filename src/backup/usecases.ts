@@ -15,7 +15,8 @@ import { formatBytes } from '../validate.js';
 import { backupFiles, backupId, listRecordsArgv, parseRecords, validateBackupId, type BackupRecord } from './catalogue.js';
 import { applyRetention, retentionIsEmpty } from './retention.js';
 import { backupSite, type BackupSite } from './site.js';
-import { PHASE_LOCK, snapshotOutcome, snapshotPlan, volumeLockFile, type SnapshotOutcome, type SnapshotRequest } from './snapshot.js';
+import { PHASE_VOLUME_LOCK, volumeLockFile } from '../storage/volume-lock.js';
+import { snapshotOutcome, snapshotPlan, type SnapshotOutcome, type SnapshotRequest } from './snapshot.js';
 
 /** The `enssib backup …` commands. */
 
@@ -72,7 +73,7 @@ function lockWait(opts: Record<string, unknown>): number {
 
 /** Why a volume's run stopped at its lock, in words (another backup, or a resize/delete of it). */
 function lockMessage(report: RunReport, site: VolumeSite, volume: string): string | null {
-  const o = report.phases.find((p) => p.title === PHASE_LOCK)?.hosts[0];
+  const o = report.phases.find((p) => p.title === PHASE_VOLUME_LOCK)?.hosts[0];
   if (o?.status !== 'failed' || o.error?.remoteExitCode !== LOCK_HELD_EXIT) return null;
   return `volume ${volume} is locked (${volumeLockFile(site, volume)} on ${site.meta}) by ${heldBy(o.error.details.join('\n')) ?? 'another enssib command'}`;
 }

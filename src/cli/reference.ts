@@ -65,7 +65,11 @@ export const INVENTORY_FIELDS: { field: string; meaning: string }[] = [
   { field: 'nfs.vip', meaning: "the keepalived virtual IP of NFS; every worker's default route goes through it (`enssib doctor` checks it)" },
   { field: 'nfs.protocol', meaning: "`tcp` (default) or `udp`: the transport NFS mounts use (Debian 12's kernel cannot mount NFS over UDP)" },
   { field: 'keepalivedVip', meaning: '`{ configMap, namespace }` of the keepalived-vip ConfigMap' },
-  { field: 'backup', meaning: '`destination`, `retention: { daily, weekly, monthly }`' },
+  {
+    field: 'backup',
+    meaning:
+      '`destination` (an absolute folder on the metadata storage server: images `<volume>/<id>.img.zst` and their catalogue records `<id>.json`), `snapshotSize` (copy-on-write size of each snapshot: a share of the volume such as `20%`, the default, or a size such as `10G`), `retention: { daily, weekly, monthly }` (what `backup prune` keeps per volume: the newest backup of each of the last N days, ISO weeks, months)',
+  },
   { field: 'journal', meaning: 'the JSON-lines journal file: one record per real run that changes something (time, user, argv, plan, per-host outcome); read it with `enssib journal`' },
 ];
 
@@ -81,8 +85,8 @@ export const HAZARDS: { hazard: string; what: string }[] = [
   { hazard: 'MTU 9000', what: 'NFS over UDP needs MTU 9000 on the cluster network, or data is corrupted; `inventory check` warns when the cluster MTU is not 9000.' },
   { hazard: 'no NFS over UDP', what: "Debian 12's kernel no longer mounts NFS over UDP (`CONFIG_NFS_DISABLE_UDP_SUPPORT=y`): the site's old `nfsmount.conf` must not be copied as it is." },
   { hazard: 'default route', what: "Every worker's default route goes through the keepalived-vip host." },
-  { hazard: 'snapshots', what: 'A snapshot that fills its copy-on-write area becomes invalid: size it, watch it, and always remove it, failure or not (`enssib backup` is not available yet).' },
-  { hazard: 'snapshot and dual-primary', what: "With DRBD dual-primary, an LVM snapshot on one server does not see writes arriving through the other: while a snapshot exists, the other server's export of that volume must be offline." },
+  { hazard: 'snapshots', what: 'A snapshot that fills its copy-on-write area becomes invalid: size it, watch it, and always remove it, failure or not: `enssib backup snapshot` refuses when the volume group lacks its room, fails a backup whose snapshot filled up, and removes the snapshot on every exit path (and a leftover one at the next run).' },
+  { hazard: 'snapshot and dual-primary', what: "With DRBD dual-primary, an LVM snapshot on one server does not see writes arriving through the other: while a snapshot exists, the other server's export of that volume must be offline. `enssib backup snapshot` takes it offline and deactivates the LV there for the snapshot's lifetime, then re-exports, rescans the workers and checks both paths, on every exit path." },
   { hazard: 'what enssib did not make', what: 'An LV without its tag, a target\'s ACLs, a field another manager owns in the cluster: never changed nor deleted.' },
 ];
 

@@ -15,6 +15,7 @@ import { createPlan, createResult, createResultLines, type CreateRequest } from 
 import { PHASE_GUARD, PHASE_TARGET_SESSIONS, PHASE_WORKERS_READ, deleteOutcome, deletePlan } from './volume-delete.js';
 import { listLines, listPlan, listRows } from './volume-list.js';
 import { DECISION as RESIZE_DECISION, resizePlan, resizeResult, resizeResultLines } from './volume-resize.js';
+import { volumeLockError } from './volume-lock.js';
 import { PHASE_LOCK, PHASE_RELEASE, iqnOf, lockError, readError, releaseError, validateVolumeName, volumeSite, type VolumeSite } from './volume.js';
 
 /** The `enssib volume …` commands: validate everything local, build the plan, run it, say what happened. */
@@ -43,7 +44,7 @@ function siteAndName(ctx: Context, raw: unknown): { site: VolumeSite; name: stri
 /** Errors that stop a run before anything changed, turned into what the user reads. */
 function stopError(report: RunReport, site: VolumeSite): Error | null {
   if (report.interrupted) return null;
-  return lockError(report, site) ?? readError(report) ?? releaseError(report, site);
+  return lockError(report, site) ?? volumeLockError(report, site) ?? readError(report) ?? releaseError(report, site);
 }
 
 /**

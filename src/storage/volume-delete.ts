@@ -27,6 +27,7 @@ import { ID_TAG_PREFIX, VOLUME_TAG, identityFromTags } from './identity.js';
 import { lvDeactivateArgv, lvRef, lvremoveArgv, type LvInfo } from './lvm.js';
 import { formatBytes } from '../validate.js';
 import { command, iqnOf, lockPhase, readFacts, readPhase, releasePhase, type VolumeSite } from './volume.js';
+import { volumeLockPhase, volumeUnlockPhase } from './volume-lock.js';
 
 /**
  * `enssib volume delete <name>`: refused while any worker has the volume open
@@ -123,7 +124,8 @@ export function foreignSessions(site: VolumeSite, state: RunState): { server: st
 
 export function deletePlan(site: VolumeSite, req: DeleteRequest, deps: DeleteDeps): Plan {
   const iqn = iqnOf(site, req.name);
-  const phases: Phase[] = [lockPhase(site, deps.owner, req.lockWaitS)];
+  // After the storage lock, the volume's own (no wait): refused while a backup of the volume holds it.
+  const phases: Phase[] = [lockPhase(site, deps.owner, req.lockWaitS), volumeLockPhase(site, req.name, deps.owner, 0)];
   phases.push(
     readPhase(site, req.name, (host, f) => {
       // The metadata host's LVM view decides (it writes the VG's metadata; it removes the LV).
@@ -254,7 +256,7 @@ export function deletePlan(site: VolumeSite, req: DeleteRequest, deps: DeleteDep
       return !f || f.lv ? [command(lvremoveArgv(site.vg, req.name), `remove ${lvRef(site.vg, req.name)} and its data`)] : [];
     },
   });
-  return { title: `volume delete ${req.name}`, mutating: true, phases, always: [releasePhase(site, deps.owner)], prefetch: site.workers };
+  return { title: `volume delete ${req.name}`, mutating: true, phases, always: [volumeUnlockPhase(site, req.name, deps.owner), releasePhase(site, deps.owner)], prefetch: site.workers };
 }
 
 export function deleteOutcome(report: RunReport): 'deleted' | 'failed' | 'planned' {

@@ -20,6 +20,7 @@ import type { LockOwner } from './lock.js';
 import { fsFromTags, lvPath, lvRefreshArgv, lvextendArgv, roundToExtents, type Filesystem } from './lvm.js';
 import { resyncArgv } from './targets/scst.js';
 import { command, iqnOf, lockPhase, readPhase, releasePhase, type VolumeSite } from './volume.js';
+import { volumeLockPhase, volumeUnlockPhase } from './volume-lock.js';
 
 /**
  * `enssib volume resize <name> <size>` (grow only): lvextend on the metadata
@@ -90,7 +91,8 @@ export function growFsArgv(fs: string, mapName: string, mountpoint: string): str
 export function resizePlan(site: VolumeSite, req: ResizeRequest, owner: LockOwner): Plan {
   const iqn = iqnOf(site, req.name);
   const dev = lvPath(site.vg, req.name);
-  const phases: Phase[] = [lockPhase(site, owner, req.lockWaitS)];
+  // After the storage lock, the volume's own (no wait): refused while a backup of the volume holds it.
+  const phases: Phase[] = [lockPhase(site, owner, req.lockWaitS), volumeLockPhase(site, req.name, owner, 0)];
   phases.push(
     readPhase(site, req.name, (host, f, state) => {
       if (!f) {
@@ -174,7 +176,7 @@ export function resizePlan(site: VolumeSite, req: ResizeRequest, owner: LockOwne
       },
     });
   }
-  return { title: `volume resize ${req.name} ${formatBytes(req.sizeBytes)}`, mutating: true, phases, always: [releasePhase(site, owner)], prefetch: site.workers };
+  return { title: `volume resize ${req.name} ${formatBytes(req.sizeBytes)}`, mutating: true, phases, always: [volumeUnlockPhase(site, req.name, owner), releasePhase(site, owner)], prefetch: site.workers };
 }
 
 export interface ResizeResult {

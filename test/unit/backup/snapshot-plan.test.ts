@@ -31,6 +31,8 @@ const ID = 'a1a93ec0062020a80f091605229042ee';
 const SHA = 'b'.repeat(64);
 
 interface World {
+  /** Another command holds the volume's lock. */
+  locked?: boolean;
   lv: boolean;
   tags: string;
   snapshot: null | { attr: string; pct: string; origin: string };
@@ -58,6 +60,7 @@ function responder(w: World) {
   return (host: string, argv: readonly string[]) => {
     const line = argv.join(' ');
     const name = argv[0] === 'sh' || argv[0] === 'bash' ? argv[3] : undefined;
+    if (name === 'enssib-lock' && w.locked) return { exitCode: 75, stdout: '', stderr: 'enssib: the storage lock /run/enssib/volume-kvol.lock is held by: token=x user=root host=adm pid=7 since=t command=enssib backup snapshot kvol', durationMs: 1 };
     if (name === 'enssib-lock' || name === 'enssib-unlock') return ok();
     if (line === 'drbdadm role r0') return ok('Primary/Primary\n');
     if (line === 'drbdadm cstate r0') return ok('Connected\n');
@@ -194,6 +197,18 @@ describe('backup snapshot, one volume, with fake hosts', () => {
     expect(w.snapshot).toBeNull();
     expect(w.exported2 && w.active2).toBe(true);
     expect(hosts.host('data1').files.size).toBe(0);
+  });
+
+  it('another backup of the volume holds its lock: fails at once and touches neither its snapshot nor data2 nor the workers', async () => {
+    const w = world({ locked: true, snapshot: { attr: 'swi-a-s---', pct: '3.00', origin: 'kvol' }, exported2: false, active2: false });
+    const { report, calls, outcome } = await backup(w);
+    expect(report.exitCode).toBe(ExitCode.failed);
+    expect(report.stoppedAt).toBe('take the lock of the volume');
+    expect(outcome.status).toBe('failed');
+    expect(mutations(calls('data1'))).toEqual([]);
+    expect(mutations(calls('data2'))).toEqual([]);
+    expect(mutations(calls('node01'))).toEqual([]);
+    expect(w.snapshot).not.toBeNull();
   });
 
   it('refuses, changing nothing: unknown volume, an LV enssib did not make, no room for the snapshot, a foreign LV under the snapshot name', async () => {

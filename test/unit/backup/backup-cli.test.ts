@@ -1,0 +1,121 @@
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { assertBuilt, enssib } from '../../support/cli.js';
+
+/**
+ * The backup commands through the built CLI with the bundled inventory: a
+ * client dry run prints the real commands and contacts nothing (a fake `ssh`
+ * first on PATH records any attempt), and bad input is refused before
+ * anything runs.
+ */
+const dir = mkdtempSync(join(tmpdir(), 'enssib-backup-cli-'));
+const marker = join(dir, 'ssh-was-called');
+const env = { PATH: `${dir}:${process.env.PATH ?? ''}`, HOME: dir };
+const contacted = () => existsSync(marker) && readFileSync(marker, 'utf8').trim() !== '';
+
+beforeAll(() => {
+  assertBuilt();
+  writeFileSync(join(dir, 'ssh'), `#!/bin/sh\necho "$@" >> '${marker}'\nexit 255\n`);
+  chmodSync(join(dir, 'ssh'), 0o755);
+});
+
+describe('backup snapshot --dry-run', () => {
+  it('prints every phase with the real commands, cleanup included, and contacts nothing', async () => {
+    const r = await enssib(['backup', 'snapshot', 'mail', '--dry-run'], { env });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const titles = [...r.stdout.matchAll(/^\d+\. (.*)$/gm)].map((m) => m[1]);
+    expect(titles).toEqual([
+      'take the lock of the volume',
+      'read the volume, its snapshots and exports on the storage servers',
+      'read the sessions and multipath maps on the workers',
+      'remove what an earlier backup of the volume left',
+      'take the export offline on the other storage server',
+      'deactivate the logical volume on the other storage server',
+      'create the snapshot',
+      'copy the snapshot (zstd, sha256)',
+      'check the snapshot and keep the copy',
+      'remove the snapshot and any partial copy',
+      'reactivate and re-export on the other storage server',
+      'log in and rescan on the workers that have the volume',
+      'check both paths on the workers that have the volume',
+      'release the lock of the volume',
+    ]);
+    expect(r.stdout).toContain('/run/enssib/volume-mail.lock');
+    expect(r.stdout).toContain("$ lvcreate --yes --snapshot --name mail-enssib-snap --size '<20% of the volume>' vg_cluster/mail");
+    expect(r.stdout).toMatch(/zstd -q -1 -T0 -c < "\$src" \| tee -- "\$tmp" \| sha256sum/);
+    expect(r.stdout).toMatch(/enssib-backup-copy \/dev\/vg_cluster\/mail-enssib-snap \/srv\/backup\/mail\/\.mail\.\d{8}T\d{6}Z\.img\.zst\.partial/);
+    expect(r.stdout).toContain('$ lvchange --activate n vg_cluster/mail');
+    expect(r.stdout).toContain('$ lvchange --activate y vg_cluster/mail');
+    expect(r.stdout).toContain('$ lvremove --yes vg_cluster/mail-enssib-snap');
+    expect(contacted()).toBe(false);
+  });
+
+  it('--all in a client dry run says the volumes are read when it runs', async () => {
+    const r = await enssib(['backup', 'snapshot', '--all', '--dry-run'], { env });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('--all: the volumes are read on data1 when the command runs');
+    expect(contacted()).toBe(false);
+  });
+});
+
+describe('bad input is refused before anything runs (exit 2)', () => {
+  const cases: [string[], RegExp][] = [
+    [['backup', 'snapshot'], /which volumes\? Give their names, or --all/],
+    [['backup', 'snapshot', 'mail', '--all'], /give volume names or --all, not both/],
+    [['backup', 'snapshot', 'mail', 'mail'], /volume "mail" is named twice/],
+    [['backup', 'snapshot', '../etc'], /volume/],
+    [['backup', 'snapshot', 'mail;reboot'], /volume/],
+    [['backup', 'snapshot', 'Mail'], /volume/],
+    [['backup', 'snapshot', 'a'.repeat(64)], /volume/],
+    [['backup', 'snapshot', 'mail', '--lock-wait', '1h'], /--lock-wait "1h": expected a number of seconds/],
+    [['backup', 'list', '../x'], /volume/],
+    [['backup', 'verify', 'mail.2026'], /backup id "mail\.2026" is not a backup id/],
+    [['backup', 'verify', '../../etc/passwd.20261203T020000Z'], /is not a backup id/],
+    [['backup', 'verify', 'mail.20261203T020000Z;id'], /is not a backup id/],
+  ];
+  for (const [args, msg] of cases) {
+    it(args.join(' '), async () => {
+      const r = await enssib([...args, '--dry-run'], { env });
+      expect(r.code, r.stdout + r.stderr).toBe(2);
+      expect(r.stderr).toMatch(msg);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      expect(contacted()).toBe(false);
+    });
+  }
+
+  it('an inventory without a backup section, or with a bad destination or snapshot size, is a configuration error', async () => {
+    const base = readFileSync(join(import.meta.dirname, '../../../inventory.yaml'), 'utf8');
+    const variants: [string, RegExp][] = [
+      [base.replace(/^backup:\n( {2}.*\n)+/m, ''), /has no backup section/],
+      [base.replace('destination: /srv/backup', 'destination: srv/backup'), /backup\.destination "srv\/backup".*expected an absolute folder/],
+      [base.replace('destination: /srv/backup', 'destination: /srv/../etc'), /expected an absolute folder/],
+      [base.replace('destination: /srv/backup', 'destination: /srv/backup\n  snapshotSize: 150%'), /backup\.snapshotSize 150%.*1% to 100%/],
+      [base.replace('destination: /srv/backup', 'destination: /srv/backup\n  snapshotSize: 10GB'), /snapshotSize/],
+    ];
+    for (const [text, msg] of variants) {
+      const file = join(dir, 'inventory.yaml');
+      writeFileSync(file, text);
+      const r = await enssib(['-i', file, 'backup', 'snapshot', 'mail', '--dry-run'], { env, cwd: join(import.meta.dirname, '../../..') });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(msg);
+    }
+    expect(contacted()).toBe(false);
+  });
+});
+
+describe('backup prune, verify, list --dry-run (client) contact nothing', () => {
+  it('print the read and what would run', async () => {
+    for (const args of [['backup', 'list'], ['backup', 'verify'], ['backup', 'prune']]) {
+      const r = await enssib([...args, '--dry-run'], { env });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain('enssib-backup-list /srv/backup');
+    }
+    const p = await enssib(['backup', 'prune', '--dry-run'], { env });
+    expect(p.stdout).toContain('rm -f -- /srv/backup/VOLUME/BACKUP.json');
+    expect(p.stdout).toContain('With --dry-run=server the catalogue is read');
+    expect(contacted()).toBe(false);
+  });
+});
