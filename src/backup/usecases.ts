@@ -1,4 +1,6 @@
+import { realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
 import type { Context } from '../context.js';
 import { runnerContext } from '../engine/execute.js';
 import { journalEntry, writeJournal } from '../engine/journal.js';
@@ -14,6 +16,7 @@ import type { Invocation } from '../usecase.js';
 import { formatBytes } from '../validate.js';
 import { backupFiles, backupId, listRecordsArgv, parseRecords, validateBackupId, type BackupRecord } from './catalogue.js';
 import { applyRetention, retentionIsEmpty } from './retention.js';
+import { scheduleUnits, validateAt } from './schedule.js';
 import { backupSite, type BackupSite } from './site.js';
 import { PHASE_VOLUME_LOCK, volumeLockFile } from '../storage/volume-lock.js';
 import { snapshotOutcome, snapshotPlan, type SnapshotOutcome, type SnapshotRequest } from './snapshot.js';
@@ -288,3 +291,18 @@ function retentionText(b: BackupSite): string {
   return `daily ${r.daily ?? 0}, weekly ${r.weekly ?? 0}, monthly ${r.monthly ?? 0}`;
 }
 
+
+// ---------------------------------------------------------------- schedule
+
+export async function scheduleCommand(ctx: Context, inv: Invocation): Promise<number> {
+  const at = validateAt(inv.opts.at);
+  const units = scheduleUnits({ node: process.execPath, bin: realpathSync(process.argv[1] ?? ''), inventory: resolve(ctx.inventory().file), at });
+  ctx.out.result(
+    () => ({ units }),
+    () => [
+      ...units.flatMap((u) => [`# ${u.path}`, ...u.content.trimEnd().split('\n'), '']),
+      '# Install: write both files, then: systemctl daemon-reload && systemctl enable --now enssib-backup.timer',
+    ],
+  );
+  return ExitCode.ok;
+}

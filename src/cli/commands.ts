@@ -62,7 +62,7 @@ const notYet = (name: string) => ({
 });
 
 const volumeHandler = (fn: 'createCommand' | 'resizeCommand' | 'listCommand' | 'deleteCommand') => async () => (await import('../storage/usecases.js'))[fn];
-const backupHandler = (fn: 'snapshotCommand' | 'listCommand' | 'verifyCommand' | 'pruneCommand') => async () => (await import('../backup/usecases.js'))[fn];
+const backupHandler = (fn: 'snapshotCommand' | 'listCommand' | 'verifyCommand' | 'pruneCommand' | 'scheduleCommand') => async () => (await import('../backup/usecases.js'))[fn];
 
 const allOrServices: OptionSpec = { flags: '--all', description: 'every service under services/' };
 const allowInsecureEngine: OptionSpec = { flags: '--allow-insecure-engine', description: 'send the registry credentials to a Docker engine over plain TCP (DOCKER_HOST=tcp://…:2375)' };
@@ -322,6 +322,13 @@ export const COMMANDS: CommandSpec[] = [
     summary: 'remove backups beyond the retention the inventory sets (asks first)',
     examples: ['enssib backup prune --dry-run=server', 'enssib backup prune --yes'],
     handler: backupHandler('pruneCommand'),
+  },
+  {
+    path: ['backup', 'schedule'],
+    summary: 'print a systemd service and timer (Persistent) that back up every volume daily, then prune',
+    options: [{ flags: '--at <HH:MM>', description: 'time of day (default 02:00)' }],
+    examples: ['enssib backup schedule', 'enssib backup schedule --at 03:30'],
+    handler: backupHandler('scheduleCommand'),
   },
   {
     path: ['backup', 'restore'],
