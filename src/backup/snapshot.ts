@@ -297,6 +297,21 @@ export function snapshotPlan(site: VolumeSite, bsite: BackupSite, req: SnapshotR
       title: PHASE_REMOVE,
       hosts: [site.meta],
       probes: () => ({ snaps: rawProbe(lvsArgv(site.vg, SNAPSHOT_FIELDS)) }),
+      verify: (host, raw, state): Finding[] => {
+        if (!decided(state)) return [];
+        const s = snapshotsOf(raw[0] ?? { exitCode: 1, stdout: '', stderr: '', durationMs: 0 }, host).find((x) => x.name === snap && x.origin === volume);
+        if (!s?.invalid) return [];
+        return [
+          {
+            severity: 'warning',
+            host,
+            check: PHASE_REMOVE,
+            found: `the snapshot ${snap} had become invalid: its copy-on-write area (${formatBytes(decided(state)?.cowBytes ?? 0)}) filled up`,
+            why: 'reads of an invalid snapshot fail: this backup could not be made',
+            fix: ['Set a larger backup.snapshotSize in the inventory (a share such as 50% or a size), or back up when the volume is written less.'],
+          },
+        ];
+      },
       plan: (host, f, state) => {
         // Only a run that holds the volume's lock and read it touches its snapshot: another run's may be in use.
         if (!decided(state)) return [];

@@ -64,14 +64,15 @@ describe('backup snapshot on real DRBD dual-primary, LVM, LIO and multipath', ()
     const r = await lab.enssib(['volume', 'create', V, '128M', '--fs', 'none']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     lab.must('node01', `for p in 10.66.6.1:3260 10.66.6.2:3260; do iscsiadm -m node -T ${IQN} -p $p --login >/dev/null; done; udevadm settle; for i in $(seq 1 30); do d=${DEV}; [ -n "$d" ] && [ "$(multipath -ll "\${d#/dev/mapper/}" | grep -c 'active ready running')" = 2 ] && exit 0; sleep 1; done; multipath -ll; exit 1`);
-    lab.must('node01', `head -c 128M /dev/urandom > /root/a.bin; head -c 64M /dev/urandom > /root/b.bin; dd if=/root/a.bin of=${DEV} bs=1M oflag=direct status=none`);
+    lab.must('node01', `head -c 128M /dev/urandom > /root/a.bin; head -c 8M /dev/urandom > /root/b.bin; dd if=/root/a.bin of=${DEV} bs=1M oflag=direct status=none`);
     before = lab.must('node01', `dd if=${DEV} bs=1M iflag=direct status=none | sha256sum | cut -d' ' -f1`).trim();
     expect(before).toMatch(/^[0-9a-f]{64}$/);
     expect(activePaths()).toBe(2);
   }, 900_000);
 
   it('the hazard: node01 writes through the multipath device while the snapshot exists; the image is the state at snapshot time; both paths are back', async () => {
-    // The writer starts as soon as the snapshot exists and writes another pattern over the first 64 MiB, again and again, for 20 s.
+    // The writer starts as soon as the snapshot exists and writes another pattern over the first 8 MiB, again and again, for 20 s
+    // (8 MiB fits in the copy-on-write area of 20% of 128 MiB; more fills the snapshot, which fails the backup).
     const writer = (async () => {
       const seen = await background('data1', `for i in $(seq 1 1200); do lvs ${SNAP} >/dev/null 2>&1 && exit 0; sleep 0.05; done; exit 1`);
       if (seen.code !== 0) return { code: seen.code, stdout: 'the snapshot never appeared' };
@@ -96,7 +97,7 @@ describe('backup snapshot on real DRBD dual-primary, LVM, LIO and multipath', ()
     expect(image[0]).toBe(before);
     expect(image[1]).toBe(b.sha256);
     // The data written during the backup is on the volume, and node01 has both paths again.
-    const now = lab.must('node01', `dd if=${DEV} bs=1M count=64 iflag=direct status=none | sha256sum | cut -d' ' -f1; sha256sum < /root/b.bin | cut -d' ' -f1`).trim().split('\n');
+    const now = lab.must('node01', `dd if=${DEV} bs=1M count=8 iflag=direct status=none | sha256sum | cut -d' ' -f1; sha256sum < /root/b.bin | cut -d' ' -f1`).trim().split('\n');
     expect(now[0]).toBe(now[1]);
     expect(activePaths()).toBe(2);
     expect(leftovers()).toEqual(['0', '0']);

@@ -176,6 +176,14 @@ describe('backup snapshot, one volume, with fake hosts', () => {
     expect(report.state.values.get(RECORD)).toBeUndefined();
   });
 
+  it('a copy that fails because the snapshot filled up says so', async () => {
+    const w = world({ copy: 'fail', fillDuringCopy: true });
+    const { report } = await backup(w);
+    expect(report.exitCode).toBe(ExitCode.failed);
+    expect(report.findings.filter((f) => f.severity === 'warning').map((f) => f.found)).toEqual(['the snapshot kvol-enssib-snap had become invalid: its copy-on-write area (52M) filled up']);
+    expect(w.snapshot).toBeNull();
+  });
+
   it('removes the snapshot an earlier run left, before anything else changes', async () => {
     const w = world({ snapshot: { attr: 'swi-a-s---', pct: '12.00', origin: 'kvol' } });
     const { report, calls } = await backup(w);
