@@ -8,23 +8,12 @@ import { ExitCode } from '../../../src/errors.js';
 import { lockOwner } from '../../../src/storage/lock.js';
 import type { VolumeSite } from '../../../src/storage/volume.js';
 import { fakePool } from '../../support/fake-hosts.js';
+import { testVolumeSite } from '../../support/volume-site.js';
 
 const fx = (f: string) => readFileSync(join(import.meta.dirname, '../storage/fixtures', f), 'utf8');
 const ok = (stdout = '') => ({ exitCode: 0, stdout, stderr: '', durationMs: 1 });
 
-const site: VolumeSite = {
-  vg: 'vg_cluster',
-  drbd: 'r0',
-  meta: 'data1',
-  servers: [
-    { name: 'data1', address: '10.66.6.1', portal: '10.66.6.1:3260' },
-    { name: 'data2', address: '10.66.6.2', portal: '10.66.6.2:3260' },
-  ],
-  workers: ['node01', 'node02'],
-  iqnPrefix: 'iqn.2016-04.fr.enssib',
-  driver: 'lio',
-  lockFile: '/run/enssib/storage.lock',
-};
+const site: VolumeSite = testVolumeSite({ driver: 'lio', lockFile: '/run/enssib/storage.lock' });
 const bsite: BackupSite = { destination: '/srv/backup', snapshotSize: { percent: 20 }, retention: { daily: 7 } };
 const req: SnapshotRequest = { volume: 'kvol', id: 'kvol.20261203T020000Z', lockWaitS: 0, tool: 'enssib 0.1.0', copyTimeoutS: 3600 };
 const ID = 'a1a93ec0062020a80f091605229042ee';
