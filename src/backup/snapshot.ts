@@ -188,8 +188,9 @@ export function snapshotPlan(site: VolumeSite, bsite: BackupSite, req: SnapshotR
         if (f.drbdProblems.length > 0) throw new OperationError(`${host}: DRBD is not ready for a backup`, [...f.drbdProblems, 'Nothing was changed.']);
         if (f.vgProblem) throw new OperationError(`${host}: ${f.vgProblem}`);
         if (host === site.meta) state.values.set(DECISION, decideSnapshot(site, bsite, volume, f, snapshotsOf(raw.snaps, host)));
-        else if (snapshotsOf(raw.snaps, host).some((s) => s.origin === volume)) {
-          throw new OperationError(`${host}: a snapshot of ${volume} exists on ${host}`, [`enssib snapshots only on the metadata host ${site.meta}; look at it with lvs ${site.vg} on ${host}. Nothing was changed.`]);
+        // The VG's metadata is shared: the other server lists the metadata host's snapshots too, inactive there. Active there is the hazard.
+        else if (snapshotsOf(raw.snaps, host).some((s) => s.origin === volume && s.active)) {
+          throw new OperationError(`${host}: a snapshot of ${volume} is active on ${host}`, [`enssib snapshots only on the metadata host ${site.meta}; look at it with lvs ${site.vg} on ${host}. Nothing was changed.`]);
         }
       },
     }),

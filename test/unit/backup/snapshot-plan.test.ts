@@ -41,7 +41,9 @@ function lvsJson(w: World, host: string): string {
   const rows: object[] = [];
   const active = host === 'data1' || w.active2;
   if (w.lv) rows.push({ lv_name: 'kvol', vg_name: 'vg_cluster', lv_size: '268435456', lv_tags: w.tags, lv_attr: active ? '-wi-ao----' : '-wi-------', lv_active: active ? 'active' : '', lv_path: '/dev/vg_cluster/kvol', lv_device_open: active ? 'open' : '', origin: '', data_percent: '' });
-  if (w.snapshot && host === 'data1') rows.push({ lv_name: 'kvol-enssib-snap', vg_name: 'vg_cluster', lv_size: '268435456', lv_tags: '', lv_attr: w.snapshot.attr, lv_active: 'active', lv_path: '', lv_device_open: '', origin: w.snapshot.origin, data_percent: w.snapshot.pct });
+  // The VG's metadata is shared: data2 lists data1's snapshot too, inactive there.
+  const snapAttr = (a: string) => (host === 'data1' ? a : `${a.slice(0, 4)}-${a.slice(5)}`);
+  if (w.snapshot) rows.push({ lv_name: 'kvol-enssib-snap', vg_name: 'vg_cluster', lv_size: '268435456', lv_tags: '', lv_attr: snapAttr(w.snapshot.attr), lv_active: host === 'data1' ? 'active' : '', lv_path: '', lv_device_open: '', origin: w.snapshot.origin, data_percent: w.snapshot.pct });
   return JSON.stringify({ report: [{ lv: rows }] });
 }
 
