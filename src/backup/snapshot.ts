@@ -4,7 +4,7 @@ import { OperationError, UsageError } from '../errors.js';
 import type { RunResult } from '../remote/types.js';
 import { exportActions, unexportActions } from '../storage/exports.js';
 import { asIdentity, identityFromTags, type Identity } from '../storage/identity.js';
-import { ISCSI_ERR, loginArgv, multipathArgv, parseMultipath, parseSessions, rescanArgv, sessionsArgv, targetPaths, verifyPaths, waitForPathsArgv } from '../storage/initiator.js';
+import { ISCSI_ERR, loginArgv, multipathArgv, parseMultipath, parseSessions, rescanArgv, sessionsArgv, targetPaths, verifyPaths, checkPathsArgv } from '../storage/initiator.js';
 import type { LockOwner } from '../storage/lock.js';
 import { volumeLockPhase, volumeUnlockPhase } from '../storage/volume-lock.js';
 import { SNAPSHOT_FIELDS, lvActivateArgv, lvDeactivateArgv, lvPath, lvRef, lvmSize, lvremoveArgv, lvsArgv, parseSnapshots, roundToExtents, type SnapshotInfo } from '../storage/lvm.js';
@@ -351,7 +351,7 @@ export function snapshotPlan(site: VolumeSite, bsite: BackupSite, req: SnapshotR
           return [
             ...others.map((s) => command(loginArgv(iqn, s.portal), `the path through ${s.name}`, { okCodes: [0, ISCSI_ERR.sessExists] })),
             ...others.map((s) => command(rescanArgv(iqn, s.portal), `its disk through ${s.name}`, { okCodes: [0, ISCSI_ERR.noObjsFound] })),
-            command(waitForPathsArgv(iqn, 60), 'until multipathd has the path back (up to 60 s)', { timeoutMs: 90_000 }),
+            command(checkPathsArgv(iqn, [], 60, false), 'until every disk of the target is an active path again (up to 60 s; no login, no logout)', { timeoutMs: 90_000 }),
           ];
         },
       },
