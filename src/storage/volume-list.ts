@@ -1,3 +1,4 @@
+import { probe, probedFacts, probePhase, type FactsOf } from '../engine/probe.js';
 import type { Plan, RunReport } from '../engine/types.js';
 import { formatBytes } from '../validate.js';
 import { exportPresent, exportTrace } from './exports.js';
@@ -7,7 +8,7 @@ import type { VolumeUser } from './kube.js';
 import { fsFromTags, type LvInfo } from './lvm.js';
 import { lioVolumeState } from './targets/lio.js';
 import { SCST_DRIVER, sections } from './targets/scst.js';
-import { PHASE_READ, iqnOf, parseStorageFacts, storageChecks, type StorageFacts, type VolumeSite } from './volume.js';
+import { PHASE_READ, iqnOf, storageFacts, storageProbes, type StorageFacts, type VolumeSite } from './volume.js';
 
 /**
  * `enssib volume list`: read-only. The LVs enssib made (tag `enssib`), where
@@ -18,21 +19,34 @@ import { PHASE_READ, iqnOf, parseStorageFacts, storageChecks, type StorageFacts,
 
 export const PHASE_LIST_WORKERS = 'read sessions and multipath maps on the workers';
 
+/** What `volume list` reads on each storage server (no DRBD state: a list does not need it). */
+const serverProbes = (site: VolumeSite) => storageProbes(site, { drbd: false });
+
+/** What it reads on each worker: its iSCSI sessions and multipath maps. */
+const workerProbes = { sessions: probe(sessionsArgv(), parseSessions), maps: probe(multipathArgv(), (r) => parseMultipath(r.stdout)) };
+
+/**
+ * Read-only: every probe runs on every host even when one fails, and a host
+ * that could not be read (unreachable, or output that makes no sense) is a
+ * finding. Reading the facts in `decide` parses them there, so that a failure
+ * is the host's (its rows are then marked "?").
+ */
 export function listPlan(site: VolumeSite, workerConcurrency?: number): Plan {
   const phases: Plan['phases'] = [
-    { title: PHASE_READ, hosts: site.servers.map((s) => s.name), continueOnError: true, checks: () => storageChecks(site, { drbd: false }), plan: () => [] },
+    probePhase({ title: PHASE_READ, hosts: site.servers.map((s) => s.name), probes: () => serverProbes(site), decide: (host, f) => void (f && storageFacts(site, host, null, f)) }),
   ];
   if (site.workers.length > 0) {
-    phases.push({
-      title: PHASE_LIST_WORKERS,
-      hosts: site.workers,
-      continueOnError: true,
-      ...(workerConcurrency ? { concurrency: workerConcurrency } : {}),
-      checks: () => [sessionsArgv(), multipathArgv()],
-      plan: () => [],
-    });
+    phases.push(
+      probePhase({
+        title: PHASE_LIST_WORKERS,
+        hosts: site.workers,
+        ...(workerConcurrency ? { concurrency: workerConcurrency } : {}),
+        probes: () => workerProbes,
+        decide: () => undefined,
+      }),
+    );
   }
-  return { title: 'volume list', mutating: false, phases, prefetch: site.workers };
+  return { title: 'volume list', mutating: false, readOnly: true, phases, prefetch: site.workers };
 }
 
 export interface VolumeRow {
@@ -54,18 +68,10 @@ export function listRows(site: VolumeSite, report: RunReport): { rows: VolumeRow
   const facts = new Map<string, StorageFacts | null>();
   const unreachable: string[] = [];
   for (const s of site.servers) {
-    const f = report.state.facts(PHASE_READ, s.name);
-    if (!f) {
-      facts.set(s.name, null);
-      unreachable.push(s.name);
-      continue;
-    }
-    try {
-      facts.set(s.name, parseStorageFacts(site, s.name, null, f, { drbd: false }));
-    } catch {
-      facts.set(s.name, null);
-      unreachable.push(s.name);
-    }
+    const f = readable(report, PHASE_READ, s.name, () => probedFacts(report.state, PHASE_READ, s.name, serverProbes(site)));
+    const parsed = f ? readable(report, PHASE_READ, s.name, () => storageFacts(site, s.name, null, f)) : null;
+    facts.set(s.name, parsed);
+    if (!parsed) unreachable.push(s.name);
   }
   const lvsByName = new Map<string, LvInfo>();
   const order = [site.meta, ...site.servers.map((s) => s.name).filter((n) => n !== site.meta)];
@@ -82,11 +88,8 @@ export function listRows(site: VolumeSite, report: RunReport): { rows: VolumeRow
         : [];
     for (const i of iqns) if (i.startsWith(prefix) && !lvsByName.has(i.slice(prefix.length))) orphans.add(i.slice(prefix.length));
   }
-  const workers = new Map<string, ReturnType<typeof workerState> | null>();
-  for (const w of site.workers) {
-    const f = report.state.facts(PHASE_LIST_WORKERS, w);
-    workers.set(w, f ? workerState(f) : null);
-  }
+  const workers = new Map<string, FactsOf<typeof workerProbes> | null>();
+  for (const w of site.workers) workers.set(w, readable(report, PHASE_LIST_WORKERS, w, () => probedFacts(report.state, PHASE_LIST_WORKERS, w, workerProbes)));
   const names = [...[...lvsByName.keys()].sort(), ...[...orphans].sort()];
   const rows = names.map((name): VolumeRow => {
     const lv = lvsByName.get(name) ?? null;
@@ -141,9 +144,15 @@ export function listRows(site: VolumeSite, report: RunReport): { rows: VolumeRow
   return { rows, unreachable: [...unreachable, ...site.workers.filter((w) => !workers.get(w))] };
 }
 
-function workerState(f: NonNullable<ReturnType<RunReport['state']['facts']>>) {
-  const [sess, mp] = f;
-  return { sessions: sess ? parseSessions(sess) : [], maps: mp ? parseMultipath(mp.stdout) : [] };
+/** A host's facts when its phase succeeded there and they make sense; null otherwise (its rows then say "?"). */
+function readable<T>(report: RunReport, phase: string, host: string, read: () => T | null): T | null {
+  const o = report.phases.find((p) => p.title === phase)?.hosts.find((h) => h.host === host);
+  if (o?.status === 'failed') return null;
+  try {
+    return read();
+  } catch {
+    return null;
+  }
 }
 
 export function listLines(site: VolumeSite, rows: VolumeRow[], table: (h: string[], r: string[][]) => string[], apiNote: string | null): string[] {
