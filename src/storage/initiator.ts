@@ -1,4 +1,5 @@
 import type { RunResult } from '../remote/types.js';
+import { probe } from '../engine/probe.js';
 import { oneLine } from './shell.js';
 
 /**
@@ -336,3 +337,13 @@ export function verifyPaths(iqn: string, portals: readonly string[], sessions: S
   if (problems.length > 0 || !map) return { ok: false, problems: problems.length ? problems : ['no multipath map'] };
   return { ok: true, map };
 }
+
+/** What a worker holds, as typed probes: a phase picks those it needs (`{ sessions, maps } = workerProbes`). */
+export const workerProbes = {
+  sessions: probe(sessionsArgv(), parseSessions),
+  maps: probe(multipathArgv(), (r) => parseMultipath(r.stdout)),
+  dmOpen: probe(dmOpenArgv(), parseDmOpen),
+  mounts: probe(mountsArgv(), parseMounts),
+  nodes: probe(nodesArgv(), parseNodes),
+  initiator: probe(initiatorNameArgv(), parseInitiatorName),
+};

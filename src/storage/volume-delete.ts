@@ -1,26 +1,9 @@
-import type { Action, Facts, Phase, Plan, RunReport, RunState } from '../engine/types.js';
+import { probe, probedFacts, probePhase, type FactsOf } from '../engine/probe.js';
+import type { Action, Phase, Plan, RunReport, RunState } from '../engine/types.js';
 import { LOCAL } from '../engine/types.js';
 import { OperationError, UsageError } from '../errors.js';
 import { exportTrace, parseTargetSessions, targetSessionsArgv, unexportActions } from './exports.js';
-import {
-  ISCSI_ERR,
-  deleteNodeArgv,
-  dmOpenArgv,
-  flushMapArgv,
-  initiatorNameArgv,
-  logoutArgv,
-  mountsArgv,
-  multipathArgv,
-  nodesArgv,
-  parseDmOpen,
-  parseInitiatorName,
-  parseMounts,
-  parseMultipath,
-  parseNodes,
-  parseSessions,
-  sessionsArgv,
-  targetPaths,
-} from './initiator.js';
+import { ISCSI_ERR, deleteNodeArgv, flushMapArgv, logoutArgv, targetPaths, workerProbes } from './initiator.js';
 import type { VolumeUser } from './kube.js';
 import type { LockOwner } from './lock.js';
 import { ID_TAG_PREFIX, VOLUME_TAG, identityFromTags } from './identity.js';
@@ -61,24 +44,36 @@ export const PHASE_UNEXPORT = 'remove the exports on both storage servers';
 export const PHASE_DEACTIVATE = 'deactivate the logical volume on the other storage servers';
 export const PHASE_LVREMOVE = 'remove the logical volume on the metadata host';
 
+type WorkerFacts = FactsOf<typeof workerProbes>;
+
 /** What a worker holds of the target: sessions (portals), the map, node records, and who has it open. */
-export function workerHold(iqn: string, facts: Facts | null | undefined) {
-  const [sess, mp, dm, mnt, nodes] = facts ?? [];
-  if (!sess || !mp || !dm || !mnt || !nodes) return null;
-  const tp = targetPaths(iqn, parseSessions(sess), parseMultipath(mp.stdout));
+export function workerHold(iqn: string, facts: WorkerFacts | null) {
+  if (!facts) return null;
+  const tp = targetPaths(iqn, facts.sessions, facts.maps);
   const map = tp.maps.length === 1 ? tp.maps[0] : undefined;
-  const open = map ? (parseDmOpen(dm).get(map.name) ?? 0) : 0;
+  const open = map ? (facts.dmOpen.get(map.name) ?? 0) : 0;
   const disks = new Set(tp.sessions.flatMap((s) => s.disks.map((d) => `/dev/${d.name}`)));
   const sources = new Set([...disks, ...(map ? [`/dev/mapper/${map.name}`, `/dev/${map.dm}`] : [])]);
-  const mounts = parseMounts(mnt).filter((m) => sources.has(m.source));
+  const mounts = facts.mounts.filter((m) => sources.has(m.source));
   return {
     portals: tp.sessions.map((s) => s.portal),
     maps: tp.maps.map((m) => m.name),
     open,
     mounts,
-    records: parseNodes(nodes).filter((n) => n.iqn === iqn).length,
+    records: facts.nodes.filter((n) => n.iqn === iqn).length,
   };
 }
+
+/** What a storage server says about the initiators logged in to the volume's target (an output it cannot read refuses the delete). */
+const targetProbes = (site: VolumeSite, name: string, host: string) => ({
+  initiators: probe(targetSessionsArgv(site, name), (r) => {
+    try {
+      return parseTargetSessions(r);
+    } catch (e) {
+      throw new OperationError(`${host}: ${(e as Error).message}`, ['Nothing was changed.']);
+    }
+  }),
+});
 
 /**
  * Why an LV is not a volume enssib may delete, or null: enssib deletes only
@@ -106,18 +101,16 @@ export function notEnssibs(site: VolumeSite, host: string, lv: LvInfo): UsageErr
 }
 
 /** Sessions on the volume's target from initiators that are none of the inventory's workers (pure; [] in a client dry run). */
-export function foreignSessions(site: VolumeSite, state: RunState): { server: string; initiator: string }[] {
+export function foreignSessions(site: VolumeSite, name: string, state: RunState): { server: string; initiator: string }[] {
   const known = new Set<string>();
   for (const w of site.workers) {
-    const f = state.facts(PHASE_WORKERS_READ, w);
-    const name = f?.[5] ? parseInitiatorName(f[5]) : null;
-    if (name) known.add(name);
+    const initiator = probedFacts(state, PHASE_WORKERS_READ, w, workerProbes)?.initiator;
+    if (initiator) known.add(initiator);
   }
   const out: { server: string; initiator: string }[] = [];
   for (const s of site.servers) {
-    const f = state.facts(PHASE_TARGET_SESSIONS, s.name);
-    if (!f?.[0]) continue;
-    for (const initiator of parseTargetSessions(f[0])) if (!known.has(initiator)) out.push({ server: s.name, initiator });
+    const f = probedFacts(state, PHASE_TARGET_SESSIONS, s.name, targetProbes(site, name, s.name));
+    for (const initiator of f?.initiators ?? []) if (!known.has(initiator)) out.push({ server: s.name, initiator });
   }
   return out;
 }
@@ -133,37 +126,32 @@ export function deletePlan(site: VolumeSite, req: DeleteRequest, deps: DeleteDep
       if (refusal) throw refusal;
     }),
   );
-  phases.push({
-    title: PHASE_TARGET_SESSIONS,
-    hosts: site.servers.map((s) => s.name),
-    checks: () => [targetSessionsArgv(site, req.name)],
-    plan: (host, facts) => {
-      if (facts?.[0]) {
-        try {
-          parseTargetSessions(facts[0]);
-        } catch (e) {
-          throw new OperationError(`${host}: ${(e as Error).message}`, ['Nothing was changed.']);
-        }
-      }
-      return [];
-    },
-  });
+  phases.push(
+    probePhase({
+      title: PHASE_TARGET_SESSIONS,
+      hosts: site.servers.map((s) => s.name),
+      probes: (host) => targetProbes(site, req.name, host),
+      // Reading the facts parses them: output that makes no sense refuses the delete here, before anything changed.
+      decide: () => undefined,
+    }),
+  );
   if (site.workers.length > 0) {
-    phases.push({
-      title: PHASE_WORKERS_READ,
-      hosts: site.workers,
-      ...(req.workerConcurrency ? { concurrency: req.workerConcurrency } : {}),
-      checks: () => [sessionsArgv(), multipathArgv(), dmOpenArgv(), mountsArgv(), nodesArgv(), initiatorNameArgv()],
-      plan: (host, facts) => {
-        const h = workerHold(iqn, facts);
-        if (!h) return [];
-        if (h.mounts.length > 0) {
-          throw new OperationError(`volume "${req.name}" is mounted on ${host}`, [...h.mounts.map((m) => `${m.source} on ${m.target} (${m.fstype})`), 'Stop the pods that use it first; nothing was changed.']);
-        }
-        if (h.open > 0) throw new OperationError(`volume "${req.name}" is in use on ${host} (map ${h.maps.join(', ')} opened ${h.open} time(s))`, ['Stop what uses it first; nothing was changed.']);
-        return [];
-      },
-    });
+    phases.push(
+      probePhase({
+        title: PHASE_WORKERS_READ,
+        hosts: site.workers,
+        ...(req.workerConcurrency ? { concurrency: req.workerConcurrency } : {}),
+        probes: () => workerProbes,
+        decide: (host, facts) => {
+          const h = workerHold(iqn, facts);
+          if (!h) return;
+          if (h.mounts.length > 0) {
+            throw new OperationError(`volume "${req.name}" is mounted on ${host}`, [...h.mounts.map((m) => `${m.source} on ${m.target} (${m.fstype})`), 'Stop the pods that use it first; nothing was changed.']);
+          }
+          if (h.open > 0) throw new OperationError(`volume "${req.name}" is in use on ${host} (map ${h.maps.join(', ')} opened ${h.open} time(s))`, ['Stop what uses it first; nothing was changed.']);
+        },
+      }),
+    );
   }
   phases.push({
     title: PHASE_GUARD,
@@ -174,7 +162,7 @@ export function deletePlan(site: VolumeSite, req: DeleteRequest, deps: DeleteDep
         return f === null || f.lv !== null || exportTrace(site, f, req.name).length > 0;
       });
       if (!known) throw new UsageError(`no volume "${req.name}": no LV and no export of it on ${site.servers.map((s) => s.name).join(' or ')}`, ['See the volumes with: enssib volume list']);
-      const foreign = foreignSessions(site, state);
+      const foreign = foreignSessions(site, req.name, state);
       if (foreign.length > 0) {
         throw new OperationError(`volume "${req.name}" has iSCSI sessions from initiators that are no worker of the inventory`, [
           ...foreign.map((f) => `on ${f.server}: ${f.initiator}`),
@@ -214,8 +202,7 @@ export function deletePlan(site: VolumeSite, req: DeleteRequest, deps: DeleteDep
       hosts: site.workers,
       ...(req.workerConcurrency ? { concurrency: req.workerConcurrency } : {}),
       plan: (host, _f, state) => {
-        const facts = state.facts(PHASE_WORKERS_READ, host);
-        const h = workerHold(iqn, facts);
+        const h = workerHold(iqn, probedFacts(state, PHASE_WORKERS_READ, host, workerProbes));
         if (!h) {
           return [
             ...site.servers.map((s) => command(logoutArgv(iqn, s.portal), 'if logged in', { okCodes: [0, ISCSI_ERR.noObjsFound] })),

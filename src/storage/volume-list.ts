@@ -1,9 +1,9 @@
-import { probe, probedFacts, probePhase, type FactsOf } from '../engine/probe.js';
+import { probedFacts, probePhase, type FactsOf } from '../engine/probe.js';
 import type { Plan, RunReport } from '../engine/types.js';
 import { formatBytes } from '../validate.js';
 import { exportPresent, exportTrace } from './exports.js';
 import { VOLUME_TAG, identityFromTags, type Identity } from './identity.js';
-import { multipathArgv, parseMultipath, parseSessions, sessionsArgv, targetPaths } from './initiator.js';
+import { targetPaths, workerProbes } from './initiator.js';
 import type { VolumeUser } from './kube.js';
 import { fsFromTags, type LvInfo } from './lvm.js';
 import { lioVolumeState } from './targets/lio.js';
@@ -23,7 +23,7 @@ export const PHASE_LIST_WORKERS = 'read sessions and multipath maps on the worke
 const serverProbes = (site: VolumeSite) => storageProbes(site, { drbd: false });
 
 /** What it reads on each worker: its iSCSI sessions and multipath maps. */
-const workerProbes = { sessions: probe(sessionsArgv(), parseSessions), maps: probe(multipathArgv(), (r) => parseMultipath(r.stdout)) };
+const listWorkerProbes = { sessions: workerProbes.sessions, maps: workerProbes.maps };
 
 /**
  * Read-only: every probe runs on every host even when one fails, and a host
@@ -41,7 +41,7 @@ export function listPlan(site: VolumeSite, workerConcurrency?: number): Plan {
         title: PHASE_LIST_WORKERS,
         hosts: site.workers,
         ...(workerConcurrency ? { concurrency: workerConcurrency } : {}),
-        probes: () => workerProbes,
+        probes: () => listWorkerProbes,
         decide: () => undefined,
       }),
     );
@@ -88,8 +88,8 @@ export function listRows(site: VolumeSite, report: RunReport): { rows: VolumeRow
         : [];
     for (const i of iqns) if (i.startsWith(prefix) && !lvsByName.has(i.slice(prefix.length))) orphans.add(i.slice(prefix.length));
   }
-  const workers = new Map<string, FactsOf<typeof workerProbes> | null>();
-  for (const w of site.workers) workers.set(w, readable(report, PHASE_LIST_WORKERS, w, () => probedFacts(report.state, PHASE_LIST_WORKERS, w, workerProbes)));
+  const workers = new Map<string, FactsOf<typeof listWorkerProbes> | null>();
+  for (const w of site.workers) workers.set(w, readable(report, PHASE_LIST_WORKERS, w, () => probedFacts(report.state, PHASE_LIST_WORKERS, w, listWorkerProbes)));
   const names = [...[...lvsByName.keys()].sort(), ...[...orphans].sort()];
   const rows = names.map((name): VolumeRow => {
     const lv = lvsByName.get(name) ?? null;

@@ -1,21 +1,10 @@
-import type { Action, Facts, Phase, Plan, RunReport, RunState } from '../engine/types.js';
-import { valueKey } from '../engine/probe.js';
+import { probe, probedFacts, probePhase, valueKey, type FactsOf } from '../engine/probe.js';
+import type { Action, Phase, Plan, RunReport, RunState } from '../engine/types.js';
+import type { RunResult } from '../remote/types.js';
 import { OperationError, UsageError } from '../errors.js';
 import { formatBytes } from '../validate.js';
 import { identityFromTags, type Identity } from './identity.js';
-import {
-  multipathArgv,
-  mountsArgv,
-  parseMounts,
-  parseMultipath,
-  parseSessions,
-  rescanArgv,
-  resizeMapArgv,
-  sessionsArgv,
-  targetPaths,
-  type MultipathMap,
-  type Mount,
-} from './initiator.js';
+import { rescanArgv, resizeMapArgv, targetPaths, workerProbes, type MultipathMap, type Mount } from './initiator.js';
 import type { LockOwner } from './lock.js';
 import { fsFromTags, lvPath, lvRefreshArgv, lvextendArgv, roundToExtents, type Filesystem } from './lvm.js';
 import { resyncArgv } from './targets/scst.js';
@@ -59,27 +48,35 @@ function decision(state: RunState): ResizeDecision {
   return d;
 }
 
-const sizeCheck = (dev: string) => ['blockdev', '--getsize64', dev];
-const scstSizeCheck = (name: string) => [
-  'sh',
-  '-c',
-  'd=/sys/kernel/scst_tgt/devices/$1; if [ -r "$d/size" ]; then head -n 1 "$d/size"; else echo $(( $(head -n 1 "$d/size_mb") * 1048576 )); fi',
-  'scst-size',
-  name,
-];
+/** A device's size in bytes, or null where it is not there (an LV not active on that server). */
+const sizeOf = (r: RunResult): number | null => (r.exitCode === 0 ? Number(r.stdout.trim()) : null);
+
+/** What the refresh phase reads on each storage server: the LV's size as the kernel sees it. */
+const refreshProbes = (dev: string) => ({ size: probe(['blockdev', '--getsize64', dev], sizeOf) });
+
+/** What the SCST phase reads: the size SCST has for the device. */
+const resyncProbes = (name: string) => ({
+  size: probe(
+    ['sh', '-c', 'd=/sys/kernel/scst_tgt/devices/$1; if [ -r "$d/size" ]; then head -n 1 "$d/size"; else echo $(( $(head -n 1 "$d/size_mb") * 1048576 )); fi', 'scst-size', name],
+    sizeOf,
+  ),
+});
+
+/** What the worker phase reads: sessions, maps and mounts. */
+const resizeWorkerProbes = { sessions: workerProbes.sessions, maps: workerProbes.maps, mounts: workerProbes.mounts };
+type WorkerFacts = FactsOf<typeof resizeWorkerProbes>;
 
 /** The worker's map of the target and where it is mounted (from the worker phase's facts). */
-export function workerView(iqn: string, facts: Facts | null | undefined): {
+export function workerView(iqn: string, facts: WorkerFacts | null): {
   portals: string[];
   map: MultipathMap | null;
   mounts: Mount[];
 } {
-  const [sess, mp, mnt] = facts ?? [];
-  if (!sess || !mp || !mnt) return { portals: [], map: null, mounts: [] };
-  const tp = targetPaths(iqn, parseSessions(sess), parseMultipath(mp.stdout));
+  if (!facts) return { portals: [], map: null, mounts: [] };
+  const tp = targetPaths(iqn, facts.sessions, facts.maps);
   const map = tp.maps.length === 1 ? (tp.maps[0] as MultipathMap) : null;
   const sources = map ? new Set([`/dev/mapper/${map.name}`, `/dev/${map.dm}`]) : new Set<string>();
-  return { portals: tp.sessions.map((s) => s.portal), map, mounts: parseMounts(mnt).filter((m) => sources.has(m.source)) };
+  return { portals: tp.sessions.map((s) => s.portal), map, mounts: facts.mounts.filter((m) => sources.has(m.source)) };
 }
 
 export function growFsArgv(fs: string, mapName: string, mountpoint: string): string[] | null {
@@ -121,60 +118,61 @@ export function resizePlan(site: VolumeSite, req: ResizeRequest, owner: LockOwne
     hosts: [site.meta],
     plan: (_h, _f, state) => (decision(state).extend ? [command(lvextendArgv(site.vg, req.name, decision(state).toBytes), 'grow the LV')] : []),
   });
-  phases.push({
-    title: PHASE_REFRESH,
-    hosts: site.servers.map((s) => s.name),
-    checks: () => [sizeCheck(dev)],
-    plan: (host, facts, state) => {
-      const d = decision(state);
-      if (!facts) return host === site.meta ? [] : [command(lvRefreshArgv(site.vg, req.name), 'reload the size written on the metadata host')];
-      const r = facts[0];
-      if (!r || r.exitCode !== 0) return []; // not active here: it gets the new size when activated
-      return Number(r.stdout.trim()) === d.toBytes ? [] : [command(lvRefreshArgv(site.vg, req.name), 'reload the size written on the metadata host')];
-    },
-  });
-  if (site.driver === 'scst') {
-    phases.push({
-      title: PHASE_RESYNC,
+  phases.push(
+    probePhase({
+      title: PHASE_REFRESH,
       hosts: site.servers.map((s) => s.name),
-      checks: () => [scstSizeCheck(req.name)],
-      plan: (_h, facts, state) => {
-        const r = facts?.[0];
-        if (r && r.exitCode === 0 && Number(r.stdout.trim()) === decision(state).toBytes) return [];
-        return [command(resyncArgv(req.name), 'SCST re-reads the size and tells the initiators')];
+      probes: () => refreshProbes(dev),
+      plan: (host, facts, state) => {
+        const d = decision(state);
+        if (!facts) return host === site.meta ? [] : [command(lvRefreshArgv(site.vg, req.name), 'reload the size written on the metadata host')];
+        if (facts.size === null) return []; // not active here: it gets the new size when activated
+        return facts.size === d.toBytes ? [] : [command(lvRefreshArgv(site.vg, req.name), 'reload the size written on the metadata host')];
       },
-    });
+    }),
+  );
+  if (site.driver === 'scst') {
+    phases.push(
+      probePhase({
+        title: PHASE_RESYNC,
+        hosts: site.servers.map((s) => s.name),
+        probes: () => resyncProbes(req.name),
+        plan: (_h, facts, state) => (facts && facts.size === decision(state).toBytes ? [] : [command(resyncArgv(req.name), 'SCST re-reads the size and tells the initiators')]),
+      }),
+    );
   }
   if (site.workers.length > 0) {
-    phases.push({
-      title: PHASE_WORKERS,
-      hosts: site.workers,
-      continueOnError: true,
-      ...(req.workerConcurrency ? { concurrency: req.workerConcurrency } : {}),
-      checks: () => [sessionsArgv(), multipathArgv(), mountsArgv()],
-      plan: (host, facts) => {
-        if (!facts) {
-          return [
-            ...site.servers.map((s) => command(rescanArgv(iqn, s.portal), `if a session runs through ${s.portal}: rescan it`)),
-            command(resizeMapArgv('<map of the volume>'), 'if the worker has the map'),
-            ...(req.growFs
-              ? (['ext4', 'xfs'] as const).map((fs) => command(growFsArgv(fs, '<map of the volume>', '<mountpoint>') as string[], `if an ${fs} filesystem of the volume is mounted on this worker (--grow-fs)`))
-              : []),
-          ];
-        }
-        const v = workerView(iqn, facts);
-        const actions: Action[] = v.portals.map((p) => command(rescanArgv(iqn, p), `rescan the session through ${p}`, { timeoutMs: 120_000 }));
-        if (actions.length > 0) actions.push(command(['udevadm', 'settle', '--timeout=30'], 'wait for udev'));
-        if (v.map) actions.push(command(resizeMapArgv(v.map.name), 'the map takes the new size'));
-        const mount = v.mounts[0];
-        if (req.growFs && v.map && mount) {
-          const grow = growFsArgv(mount.fstype, v.map.name, mount.target);
-          if (!grow) throw new OperationError(`${host}: cannot grow a ${mount.fstype} filesystem`);
-          actions.push(command(grow, `grow the filesystem mounted at ${mount.target}`, { timeoutMs: 30 * 60_000 }));
-        }
-        return actions;
-      },
-    });
+    phases.push(
+      probePhase({
+        title: PHASE_WORKERS,
+        hosts: site.workers,
+        continueOnError: true,
+        ...(req.workerConcurrency ? { concurrency: req.workerConcurrency } : {}),
+        probes: () => resizeWorkerProbes,
+        plan: (host, facts) => {
+          if (!facts) {
+            return [
+              ...site.servers.map((s) => command(rescanArgv(iqn, s.portal), `if a session runs through ${s.portal}: rescan it`)),
+              command(resizeMapArgv('<map of the volume>'), 'if the worker has the map'),
+              ...(req.growFs
+                ? (['ext4', 'xfs'] as const).map((fs) => command(growFsArgv(fs, '<map of the volume>', '<mountpoint>') as string[], `if an ${fs} filesystem of the volume is mounted on this worker (--grow-fs)`))
+                : []),
+            ];
+          }
+          const v = workerView(iqn, facts);
+          const actions: Action[] = v.portals.map((p) => command(rescanArgv(iqn, p), `rescan the session through ${p}`, { timeoutMs: 120_000 }));
+          if (actions.length > 0) actions.push(command(['udevadm', 'settle', '--timeout=30'], 'wait for udev'));
+          if (v.map) actions.push(command(resizeMapArgv(v.map.name), 'the map takes the new size'));
+          const mount = v.mounts[0];
+          if (req.growFs && v.map && mount) {
+            const grow = growFsArgv(mount.fstype, v.map.name, mount.target);
+            if (!grow) throw new OperationError(`${host}: cannot grow a ${mount.fstype} filesystem`);
+            actions.push(command(grow, `grow the filesystem mounted at ${mount.target}`, { timeoutMs: 30 * 60_000 }));
+          }
+          return actions;
+        },
+      }),
+    );
   }
   return { title: `volume resize ${req.name} ${formatBytes(req.sizeBytes)}`, mutating: true, phases, always: [volumeUnlockPhase(site, req.name, owner), releasePhase(site, owner)], prefetch: site.workers };
 }
@@ -196,11 +194,13 @@ export function resizeResult(site: VolumeSite, req: ResizeRequest, report: RunRe
   const workers = report.phases.find((p) => p.title === PHASE_WORKERS);
   const filesystem: ResizeResult['filesystem'] = [];
   for (const w of site.workers) {
-    const v = workerView(iqn, report.state.facts(PHASE_WORKERS, w));
+    const status = workers?.hosts.find((h) => h.host === w)?.status;
+    // A worker that failed in the phase (its facts may not parse) is listed under `pending`.
+    if (status === 'failed') continue;
+    const v = workerView(iqn, probedFacts(report.state, PHASE_WORKERS, w, resizeWorkerProbes));
     const m = v.mounts[0];
     if (!v.map || !m) continue;
     const grow = growFsArgv(m.fstype, v.map.name, m.target);
-    const status = workers?.hosts.find((h) => h.host === w)?.status;
     filesystem.push({ host: w, mountpoint: m.target, fstype: m.fstype, grown: req.growFs && status === 'done', command: grow ? grow.join(' ') : null });
   }
   const extend = report.phases.find((p) => p.title === PHASE_EXTEND)?.hosts[0];
