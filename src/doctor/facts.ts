@@ -1,6 +1,6 @@
 import { couldNotRun, problem, type Finding } from '../engine/findings.js';
 import type { RunResult } from '../remote/types.js';
-import { ProbeError, type Probe } from './probes.js';
+import { notTimedOut, ProbeError, ProbeTimeout, type Probe } from './probes.js';
 
 /**
  * What the probes brought back from each host, as plain data (so that the
@@ -28,7 +28,7 @@ export function fact<T>(g: Gathered, host: string, p: Probe<T>): T {
   if (run.unreachable) throw new Unreachable(`${host} is unreachable over ssh`);
   const r = run.results[p.name];
   if (!r) throw new ProbeError(`no result for ${p.name} on ${host}`);
-  return p.parse(r);
+  return p.parse(notTimedOut(p, r));
 }
 
 /**
@@ -40,6 +40,18 @@ export function judgeHost(check: string, host: string, fn: () => Finding[]): Fin
     return fn();
   } catch (e) {
     if (e instanceof Unreachable) return [couldNotRun(check, host, e.message)];
+    if (e instanceof ProbeTimeout) {
+      return [
+        problem(
+          'fail',
+          check,
+          host,
+          e.message,
+          `a command that hangs here hangs enssib's own commands on ${host} too (a stuck iscsid or multipathd, a dead storage path, an NFS server gone)`,
+          `On ${host}, see what waits: ps -eo pid,stat,wchan:30,args | awk '$2 ~ /D/'; then the service it talks to (systemctl status iscsid multipathd).`,
+        ),
+      ];
+    }
     if (e instanceof ProbeError) {
       return [problem('fail', check, host, e.message, `doctor reads this to judge the ${check} check; a command that fails here fails for enssib too`, `Run the command by hand on ${host} to see the whole error.`)];
     }

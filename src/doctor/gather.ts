@@ -2,13 +2,15 @@ import { readFileSync } from 'node:fs';
 import type { Context } from '../context.js';
 import { runnerContext } from '../engine/execute.js';
 import { runPlan } from '../engine/runner.js';
+import { probedFacts, probePhase, rawProbe, type Probe as EngineProbe } from '../engine/probe.js';
 import type { Plan } from '../engine/types.js';
 import { couldNotRun, problem, type Finding } from '../engine/findings.js';
 import { splitHost } from '../images/registry.js';
 import { peerCertificate, TlsUnreachable, type TlsFacts } from '../remote/tls.js';
+import type { RunResult } from '../remote/types.js';
 import type { Gathered } from './facts.js';
 import { judgeCertificate } from './local.js';
-import type { Probe } from './probes.js';
+import { boundedArgv, type Probe } from './probes.js';
 
 /**
  * The thin part of doctor that talks to the world: runs the probes on every
@@ -20,22 +22,32 @@ import type { Probe } from './probes.js';
 const HOSTS_AT_ONCE = 32;
 export const DOCTOR_PHASE = 'read every host (read-only)';
 
+/** A host's probes as the engine runs them: by name, each under its time limit, its raw result kept (the checks parse). */
+function engineProbes(list: readonly Probe<unknown>[]): Record<string, EngineProbe<RunResult>> {
+  return Object.fromEntries(list.map((p) => [p.name, rawProbe(boundedArgv(p.argv))]));
+}
+
+/**
+ * One read-only phase: on each host, all of its probes in one ssh command
+ * (one remote sh runs them in turn). Read-only mode: every host is read even
+ * when another failed, and a host that cannot be read is a finding.
+ */
 export function probePlan(probes: Map<string, Probe<unknown>[]>, onAnswered: (host: string) => void = () => undefined): Plan {
   return {
     title: 'doctor',
     mutating: false,
+    readOnly: true,
     phases: [
-      {
+      probePhase({
         title: DOCTOR_PHASE,
         hosts: [...probes.keys()],
-        continueOnError: true,
-        checks: (h) => (probes.get(h) ?? []).map((p) => p.argv),
-        // Called as soon as the host's last probe (the clock) answered: the time the clock check needs.
+        probes: (h) => engineProbes(probes.get(h) ?? []),
+        // Called as soon as the host's probes (the clock last) answered: the time the clock check needs.
         plan: (h) => {
           onAnswered(h);
           return [];
         },
-      },
+      }),
     ],
   };
 }
@@ -48,17 +60,11 @@ export async function gatherHosts(ctx: Context, probes: Map<string, Probe<unknow
   );
   const out: Gathered = {};
   for (const o of report.phases[0]?.hosts ?? []) {
-    const facts = report.state.facts(DOCTOR_PHASE, o.host);
-    const list = probes.get(o.host) ?? [];
-    if (!facts || o.status === 'failed') {
+    const results = probedFacts(report.state, DOCTOR_PHASE, o.host, engineProbes(probes.get(o.host) ?? []));
+    if (!results || o.status === 'failed') {
       out[o.host] = { results: {}, unreachable: { message: o.error?.message.replace(new RegExp(`^${o.host}: `), '') ?? 'not reached', details: o.error?.details ?? [] } };
       continue;
     }
-    const results: Gathered[string]['results'] = {};
-    list.forEach((p, i) => {
-      const r = facts[i];
-      if (r) results[p.name] = r;
-    });
     const at = answered.get(o.host);
     out[o.host] = { results, ...(at !== undefined ? { clockAt: at } : {}) };
   }

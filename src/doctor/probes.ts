@@ -1,3 +1,5 @@
+import type { Probe as EngineProbe } from '../engine/probe.js';
+import { quote } from '../remote/quote.js';
 import type { RunResult } from '../remote/types.js';
 import { drbdChecks } from '../storage/drbd.js';
 import { multipathArgv, parseMounts, parseMultipath, parseSessions, sessionsArgv, type MultipathMap, type Session } from '../storage/initiator.js';
@@ -13,14 +15,48 @@ import { parseScstConf, readConfArgv, runningConfArgv, type ScstConf } from '../
  * the fact reports it.
  */
 
-export interface Probe<T> {
+/** An engine probe (argv and parser) with the name doctor's results are kept under. */
+export interface Probe<T> extends EngineProbe<T> {
   /** Unique; several checks needing one probe run it once per host. */
   name: string;
-  argv: string[];
-  parse(r: RunResult): T;
 }
 
 export class ProbeError extends Error {}
+
+/** The probe's command did not finish in time on its host (it was stopped there). */
+export class ProbeTimeout extends ProbeError {}
+
+/**
+ * Seconds each probe may run on its host; then it is sent TERM, and KILL
+ * KILL_AFTER_S later (`timeout` then ends too, even when the command stays
+ * stuck in the kernel): one hung command (iscsiadm with iscsid stuck, a
+ * multipath path checker on a dead path) is a finding for its checks, and
+ * the host's other probes still run.
+ */
+export const PROBE_TIMEOUT_S = 10;
+const KILL_AFTER_S = 2;
+
+/** The argv a probe runs as on the host: under `timeout`. */
+export function boundedArgv(argv: readonly string[]): string[] {
+  return ['timeout', '--verbose', '-k', String(KILL_AFTER_S), String(PROBE_TIMEOUT_S), ...argv];
+}
+
+/** What `timeout --verbose` prints when it stopped the command. */
+const STOPPED = /^timeout: sending signal \w+ to command /m;
+
+/** A probe's command in messages: `iscsiadm -m session -P 3`, or a script's name. */
+function commandOf(argv: readonly string[]): string {
+  if (argv[0] === 'sh' && argv[1] === '-c') return argv[3] ?? 'sh -c …';
+  return quote(argv);
+}
+
+/** Throws ProbeTimeout when the result is that of a command `timeout` stopped. */
+export function notTimedOut(p: Probe<unknown>, r: RunResult): RunResult {
+  if ((r.exitCode === 124 || r.exitCode === 137) && STOPPED.test(r.stderr)) {
+    throw new ProbeTimeout(`${commandOf(p.argv)} did not finish within ${PROBE_TIMEOUT_S} s (stopped)`);
+  }
+  return r;
+}
 
 function lastLine(text: string): string {
   return text.trim().split('\n').filter(Boolean).pop()?.trim() ?? '';

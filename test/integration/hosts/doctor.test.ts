@@ -14,7 +14,8 @@ import { volumeLab } from './volume-lab.js';
  * a healthy lab is all OK; seeded faults — a failed path, an interface at
  * MTU 1500, an SCST device with nv_cache 1, a missing pod route, an expired
  * registry certificate (a TLS server on loopback) — are reported exactly; a
- * lab without a registry or API server says those checks could not run.
+ * lab without a registry or API server says those checks could not run; a
+ * probe that hangs is stopped on its host and fails only its checks.
  * There is no API server here: the kubernetes check is given a kubeconfig
  * that does not exist, and says it could not run.
  */
@@ -143,6 +144,26 @@ describe('enssib doctor on the hosts lab', () => {
       expect(some.findings.map((f) => `${f.severity} ${f.host} ${f.check}`)).toEqual(['fail node02 mtu', 'ok node03 mtu']);
     } finally {
       heal();
+    }
+  });
+
+  it('a probe that hangs (node03\'s routes, deaf to TERM) is stopped on the host: its checks fail with what hung, the rest is judged', async () => {
+    v.exec('node03', `touch ${IP_STATE}/route.json.hang`);
+    try {
+      const started = Date.now();
+      const { r, findings } = await doctor(inventory(`127.0.0.1:${good.port}`, good.caFile));
+      const seconds = (Date.now() - started) / 1000;
+      expect(r.code, r.stderr).toBe(1);
+      expect(notOk(findings)).toEqual(['fail node03 gateway', 'fail node03 pod-routes', 'unknown kubernetes kubernetes']);
+      const hung = findings.find((f) => f.host === 'node03' && f.check === 'gateway');
+      expect(hung?.found).toBe('ip -j -4 route show table main did not finish within 10 s (stopped)');
+      expect(hung?.fix).toMatch(/^On node03, see what waits/);
+      // TERM at 10 s, KILL at 12 s, then the batch goes on: not the 300 s of the command timeout.
+      expect(seconds).toBeGreaterThan(10);
+      expect(seconds).toBeLessThan(40);
+      expect(v.exec('node03', "pgrep -x sleep || echo none").trim()).toBe('none');
+    } finally {
+      v.exec('node03', `rm -f ${IP_STATE}/route.json.hang`);
     }
   });
 

@@ -173,6 +173,24 @@ describe('doctor checks on captured outputs', () => {
     expect(problems(judge(g).filter((f) => f.host !== 'node02'))).toEqual([]);
   });
 
+  it('a probe its time limit stopped fails the checks that read it, with what hung; the host\'s other checks are judged', () => {
+    const stopped = (cmd: string, code: number) => res('', code, `timeout: sending signal TERM to command '${cmd}'\n${code === 137 ? `timeout: sending signal KILL to command '${cmd}'\n` : ''}`);
+    const g = healthy();
+    (g.node01 as Gathered[string]).results['iscsi-sessions'] = stopped('iscsiadm', 124);
+    (g.node02 as Gathered[string]).results['ip-route'] = stopped('ip', 137);
+    const fs = judge(g);
+    expect(problems(fs)).toEqual([
+      'fail node01 paths: iscsiadm -m session -P 3 did not finish within 10 s (stopped)',
+      'fail node02 gateway: ip -j -4 route show table main did not finish within 10 s (stopped)',
+      'fail node02 pod-routes: ip -j -4 route show table main did not finish within 10 s (stopped)',
+    ]);
+    const hung = fs.find((f) => f.check === 'paths' && f.severity === 'fail');
+    expect(hung?.why).toMatch(/hangs enssib's own commands on node01 too/);
+    expect(hung?.fix).toMatch(/^On node01, see what waits: ps -eo pid,stat,wchan/);
+    // A command that exits 124 by itself (no word from timeout) is an ordinary failure.
+    expect(problems(judge(withResult('node01', 'multipath', '', 124, 'multipath: error')))).toEqual(['fail node01 paths: multipath -ll failed (exit code 124): multipath: error']);
+  });
+
   it('a probe that prints something unreadable fails its check with the reason', () => {
     expect(problems(judge(withResult('node01', 'ip-addr', 'not json')))).toEqual(['fail node01 mtu: ip -j addr show: the output is not JSON']);
     expect(problems(judge(withResult('data2', 'scst-file', 'HANDLER x {\n')))).toEqual([expect.stringMatching(/^fail data2 targets: \/etc\/scst.conf: .*never closed/), expect.stringMatching(/^fail data2 lvm: \/etc\/scst.conf/)].slice(0, 1));

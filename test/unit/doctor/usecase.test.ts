@@ -1,9 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { CHECK_IDS, changes, exitCodeOf, findingsTable, hostProbes, parseList, parseWatch, summaryLine } from '../../../src/doctor/usecases.js';
+import { probePlan } from '../../../src/doctor/gather.js';
 import { ok, problem, couldNotRun } from '../../../src/engine/findings.js';
-import { UsageError } from '../../../src/errors.js';
+import { runPlan } from '../../../src/engine/runner.js';
+import { ConnectionError, UsageError } from '../../../src/errors.js';
 import { parseSnapshots } from '../../../src/storage/lvm.js';
 import { enssib } from '../../support/cli.js';
+import { fakePool } from '../../support/fake-hosts.js';
 import { lvsJson, site } from './site.js';
 
 const HOSTS = ['data1', 'data2', 'node01', 'node02'];
@@ -108,8 +111,33 @@ describe('the CLI (bundled inventory; nothing is contacted)', () => {
     const r = await enssib(['doctor', '--dry-run', '--host', 'node01', '--host', 'data1', '--only', 'paths,mtu'], { env: { ENSSIB_SSH_CONFIG: '/nonexistent/ssh_config' } });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('nothing was contacted');
-    expect(r.stdout).toMatch(/node01\n\s+check: sh -c .*\n\s+check: iscsiadm -m session -P 3\n\s+check: multipath -ll\n\s+check: ip -j addr show/);
-    expect(r.stdout).toMatch(/data1\n\s+check: sh -c .*\n\s+check: ip -j addr show\n/);
+    // Each probe under its time limit (timeout: TERM after 10 s, KILL 2 s later).
+    const t = 'timeout --verbose -k 2 10';
+    expect(r.stdout).toMatch(new RegExp(`node01\\n\\s+check: ${t} sh -c .*\\n\\s+check: ${t} iscsiadm -m session -P 3\\n\\s+check: ${t} multipath -ll\\n\\s+check: ${t} ip -j addr show`));
+    expect(r.stdout).toMatch(new RegExp(`data1\\n\\s+check: ${t} sh -c .*\\n\\s+check: ${t} ip -j addr show\\n`));
     expect(r.stdout).not.toContain('node02');
+  });
+});
+
+describe('the gathering: the engine\'s batched probes, read-only', () => {
+  it('one probe batch per host, each probe under its time limit; a host that cannot be reached is a finding, the others are read', async () => {
+    const pool = fakePool((host, argv) => (host === 'node02' ? new ConnectionError('node02', 'connection refused') : { stdout: argv.join(' ') }));
+    const batches: string[] = [];
+    const get = pool.get;
+    pool.get = (name: string) => {
+      const h = get(name);
+      const probe = h.probe.bind(h);
+      h.probe = (checks, opts) => {
+        batches.push(`${name}: ${checks.length}`);
+        return probe(checks, opts);
+      };
+      return h;
+    };
+    const probes = hostProbes(site, { hosts: HOSTS, checks: [...CHECK_IDS] });
+    const report = await runPlan(probePlan(probes), { mode: 'apply', concurrency: 4, hosts: pool });
+    expect(batches.sort()).toEqual(['data1: 10', 'data2: 10', 'node01: 7', 'node02: 7']);
+    expect(pool.host('node01').calls.every((c) => c.slice(0, 5).join(' ') === 'timeout --verbose -k 2 10')).toBe(true);
+    expect(report.phases[0]?.hosts.map((h) => `${h.host} ${h.status}`)).toEqual(['data1 unchanged', 'data2 unchanged', 'node01 unchanged', 'node02 failed']);
+    expect(report.findings.map((f) => `${f.severity} ${f.host} ${f.found}`)).toEqual(['error node02 connection refused']);
   });
 });
