@@ -83,12 +83,12 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     path: ['doctor'],
-    summary: 'check the whole cluster read-only: ssh, clocks, DRBD, targets, LVM, iSCSI paths, MTU, routes, NFS, registry, Kubernetes',
+    summary: 'check the whole cluster read-only: ssh, clocks, DRBD, targets, LVM, iSCSI paths, MTU, routes, NFS, registry (from the workers too), Kubernetes',
     options: [
       { flags: '--host <names...>', description: 'only these hosts (comma-separated or repeated); the registry and kubernetes checks then run only if named by --only', value: 'hosts' },
       {
         flags: '--only <checks...>',
-        description: 'only these checks: ssh clock drbd targets lvm paths mtu gateway pod-routes nfs registry kubernetes (comma-separated or repeated)',
+        description: 'only these checks: ssh clock drbd targets lvm paths mtu gateway pod-routes nfs registry-pull registry kubernetes (comma-separated or repeated)',
       },
       { flags: '--watch <seconds>', description: 'run again every N seconds and print what changed (a failover drill); Ctrl-C stops', value: 'seconds' },
     ],

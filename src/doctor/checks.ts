@@ -1,5 +1,6 @@
 import ipaddr from 'ipaddr.js';
 import { couldNotRun, ok, problem, type Finding } from '../engine/findings.js';
+import { splitHost } from '../images/registry.js';
 import type { HostData } from '../inventory/schema.js';
 import type { RunResult } from '../remote/types.js';
 import { parseDrbdadm } from '../storage/drbd.js';
@@ -19,6 +20,7 @@ import {
   lvsProbe,
   multipathProbe,
   nfsProbe,
+  registryProbe,
   routeProbe,
   scstFileProbe,
   scstRunningProbe,
@@ -26,6 +28,7 @@ import {
   systemProbe,
   vgProbe,
   type Probe,
+  type RegistryFromHost,
 } from './probes.js';
 
 /**
@@ -41,6 +44,8 @@ export interface DoctorSite {
   /** The keepalived host every worker routes through (nfs.vip), or null when the inventory has none. */
   gateway: string | null;
   nfsProtocol: 'tcp' | 'udp';
+  /** The registry the workers pull from (`name:port`) and the inventory's CA: its PEM text, why it cannot be read, or null (the system's CAs). */
+  registry: { host: string; ca: { pem: string } | { error: string } | null };
 }
 
 export interface HostCheck {
@@ -631,5 +636,50 @@ export const nfsCheck: HostCheck = {
     }),
 };
 
+// ---------------------------------------------------------------- registry, from the workers
+
+function pullProbe(site: DoctorSite): Probe<RegistryFromHost> | null {
+  const { host, ca } = site.registry;
+  if (ca && 'error' in ca) return null;
+  return registryProbe(host, splitHost(host)[0], ca?.pem ?? null);
+}
+
+export const registryPullCheck: HostCheck = {
+  id: 'registry-pull',
+  summary: "every worker reaches the registry over TLS and its certificate verifies there with the inventory's CA (the container runtime pulls from it)",
+  on: 'workers',
+  probes: (site) => {
+    const p = pullProbe(site);
+    return p ? [p] : [];
+  },
+  judge: (site, g, hosts) =>
+    perHost('registry-pull', hosts, (h) => {
+      const { host, ca } = site.registry;
+      const [name] = splitHost(host);
+      const p = pullProbe(site);
+      if (!p) return [couldNotRun('registry-pull', h, `the inventory's CA cannot be read here (${ca && 'error' in ca ? ca.error : '?'}): see the registry check`)];
+      const f = fact(g, h, p);
+      const withCa = ca ? "the inventory's CA" : `${h}'s own CAs`;
+      const why = `the container runtime on ${h} pulls every image of its pods from the registry: without it, pods scheduled here stay in ImagePullBackOff`;
+      if (f.kind === 'no-openssl') return [couldNotRun('registry-pull', h, `openssl is not installed on ${h} (apt-get install openssl): this check makes its TLS handshake with it`)];
+      if (f.kind === 'unreachable') {
+        return [problem('fail', 'registry-pull', h, `${h} cannot reach the registry ${host}: ${f.reason}`, why, `On ${h}: getent hosts ${name} (the name resolves?), ip route get <its address> (through the keepalived host?); check that the registry answers on ${host} and that no firewall drops ${h}.`)];
+      }
+      if (f.verifyCode !== 0) {
+        return [
+          problem(
+            'fail',
+            'registry-pull',
+            h,
+            `the registry ${host} (${f.subject}) does not verify on ${h} with ${withCa}: ${f.verifyText}`,
+            `${why}; it refuses a registry it cannot verify`,
+            f.verifyCode === 10 || f.verifyCode === 9 ? `Renew the registry's certificate (enssib doctor --only registry says until when it is valid).` : `Check that ${h} reaches the registry the inventory names (getent hosts ${name}), and that registry.ca is the CA that signed its certificate.`,
+          ),
+        ];
+      }
+      return [ok('registry-pull', h, `${host} reached; certificate (${f.subject}) trusted with ${withCa}${f.validTo ? `, valid until ${f.validTo.toISOString().slice(0, 10)}` : ''}`)];
+    }),
+};
+
 /** Every host check, in report order. */
-export const HOST_CHECKS: readonly HostCheck[] = [sshCheck, clockCheck, drbdCheck, targetsCheck, lvmCheck, pathsCheck, mtuCheck, gatewayCheck, podRoutesCheck, nfsCheck];
+export const HOST_CHECKS: readonly HostCheck[] = [sshCheck, clockCheck, drbdCheck, targetsCheck, lvmCheck, pathsCheck, mtuCheck, gatewayCheck, podRoutesCheck, nfsCheck, registryPullCheck];

@@ -285,3 +285,62 @@ export const lioProbe: Probe<LioState> = {
   argv: lioFactsArgv(),
   parse: (r) => rethrow('LIO', () => parseLioFacts(succeeded('the LIO facts script', r).stdout)),
 };
+
+// ---------------------------------------------------------------- registry, from a worker
+
+/** What a worker saw of the registry: a TLS handshake verified with the inventory's CA. */
+export type RegistryFromHost =
+  | { kind: 'no-openssl' }
+  | { kind: 'unreachable'; reason: string }
+  /** `verifyCode` 0 is trusted; 9 and 10 are "not yet valid" and "expired" (OpenSSL's X509_V_ERR codes). */
+  | { kind: 'tls'; verifyCode: number; verifyText: string; subject: string; validTo: Date | null };
+
+const REGISTRY_SCRIPT = oneLine([
+  "command -v openssl >/dev/null 2>&1 || { echo '== no-openssl'; exit 0; }",
+  'f=$(mktemp) || exit 125',
+  "trap 'rm -f \"$f\"' EXIT",
+  'printf \'%s\\n\' "$3" >"$f"',
+  'case $2 in *[!0-9.]*) v="-servername $2 -verify_hostname $2" ;; *) v="-verify_ip $2" ;; esac',
+  '[ -z "$3" ] || v="$v -CAfile $f"',
+  'o=$(openssl s_client -connect "$1" $v </dev/null 2>&1); echo "== rc $?"',
+  "printf '%s\\n' \"$o\" | grep -m1 '^Verify return code:'",
+  "printf '%s\\n' \"$o\" | openssl x509 -noout -subject -enddate -nameopt RFC2253 2>/dev/null",
+  "printf '%s\\n' \"$o\" | grep -m2 -E ':error:|errno='",
+  'exit 0',
+]);
+
+const NET_ERROR = /Connection refused|Name or service not known|Temporary failure in name resolution|No route to host|Network is unreachable|Connection timed out|Connection reset by peer/;
+
+/**
+ * A TLS handshake with the registry from the host, as its kubelet pulls:
+ * `openssl s_client`, verifying with the inventory's CA (its PEM text is an
+ * argument: nothing is written on the host but a temporary file), or the
+ * host's CAs when the inventory names none. `name` is the registry's host
+ * name (or address), `hostPort` what to connect to.
+ */
+export function registryProbe(hostPort: string, name: string, caPem: string | null): Probe<RegistryFromHost> {
+  return {
+    name: 'registry-tls',
+    argv: ['sh', '-c', REGISTRY_SCRIPT, 'registry-tls', hostPort, name, caPem ?? ''],
+    parse(r) {
+      const out = succeeded('the registry TLS script', r).stdout;
+      if (/^== no-openssl$/m.test(out)) return { kind: 'no-openssl' };
+      const rc = /^== rc (\d+)$/m.exec(out);
+      if (!rc) throw new ProbeError('the registry TLS script printed no result');
+      const verify = /^Verify return code: (\d+) \((.*)\)$/m.exec(out);
+      if (!verify) {
+        const err = out.split('\n').find((l) => /:error:|errno=/.test(l)) ?? '';
+        return { kind: 'unreachable', reason: NET_ERROR.exec(err)?.[0] ?? (err.trim().slice(0, 160) || `openssl s_client exited with ${rc[1]}`) };
+      }
+      const end = /^notAfter=(.+)$/m.exec(out)?.[1];
+      const validTo = end ? new Date(end) : null;
+      return {
+        kind: 'tls',
+        verifyCode: Number(verify[1]),
+        verifyText: verify[2] as string,
+        subject: /^subject=(.*)$/m.exec(out)?.[1]?.trim() ?? '?',
+        validTo: validTo && !Number.isNaN(validTo.getTime()) ? validTo : null,
+      };
+    },
+  };
+}

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Invocation } from '../usecase.js';
 import type { Context } from '../context.js';
 import { execute } from '../engine/execute.js';
@@ -24,6 +25,17 @@ export const LOCAL_CHECKS = [
 
 export const CHECK_IDS: readonly string[] = [...HOST_CHECKS.map((c) => c.id), ...LOCAL_CHECKS.map((c) => c.id)];
 
+/** The inventory's registry CA for the workers' check: its PEM text, why it cannot be read, or null (none named). */
+function registryCa(inv: Inventory): DoctorSite['registry']['ca'] {
+  const ca = inv.data.registry.ca;
+  if (!ca) return null;
+  try {
+    return { pem: readFileSync(inv.path(ca), 'utf8').trim() };
+  } catch (e) {
+    return { error: `${inv.path(ca)}: ${(e as NodeJS.ErrnoException).code ?? 'unreadable'}` };
+  }
+}
+
 export function doctorSite(inv: Inventory): DoctorSite {
   return {
     hosts: inv.hosts,
@@ -32,6 +44,7 @@ export function doctorSite(inv: Inventory): DoctorSite {
     podsCidr: inv.data.networks.pods,
     gateway: inv.data.nfs?.vip ?? null,
     nfsProtocol: inv.data.nfs?.protocol ?? 'tcp',
+    registry: { host: inv.data.registry.host, ca: registryCa(inv) },
   };
 }
 

@@ -14,6 +14,9 @@ export interface TestTlsServer {
   caFile: string;
   /** A CA that did not sign the certificate. */
   otherCaFile: string;
+  /** The server's certificate and key (PEM), to serve the same elsewhere. */
+  certFile: string;
+  keyFile: string;
   close(): Promise<void>;
 }
 
@@ -41,6 +44,8 @@ export async function startTlsServer(days: number): Promise<TestTlsServer> {
     port,
     caFile: join(dir, 'ca.crt'),
     otherCaFile: join(dir, 'other-ca.crt'),
+    certFile: join(dir, 'server.crt'),
+    keyFile: join(dir, 'server.key'),
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }

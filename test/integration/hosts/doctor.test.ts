@@ -1,4 +1,4 @@
-import { chmodSync, copyFileSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +17,11 @@ import { volumeLab } from './volume-lab.js';
  * lab without a registry or API server says those checks could not run; a
  * probe that hangs is stopped on its host and fails only its checks.
  * There is no API server here: the kubernetes check is given a kubeconfig
- * that does not exist, and says it could not run.
+ * that does not exist, and says it could not run. The registry as the
+ * workers reach it: in each worker's container (whose 127.0.0.1 is its own)
+ * openssl s_server serves the test registry's certificate at the same port;
+ * the lab image has no openssl, so this machine's (Debian 12, the image's
+ * libssl3) is put among the stand-ins for the probe and those servers.
  */
 const v = volumeLab();
 const IP = join(import.meta.dirname, 'stand-ins', 'ip.sh');
@@ -25,6 +29,20 @@ const IP_STATE = '/var/lib/enssib-stand-in/ip';
 const NO_KUBECONFIG = '/nonexistent/enssib-doctor/kubeconfig';
 let good: TestTlsServer;
 let expired: TestTlsServer;
+const TLS_DIR = '/var/lib/enssib-doctor-tls';
+const servers: { host: string; pid: string }[] = [];
+
+/** The registry `s` as the workers (all but `except`) reach it: openssl s_server on their own 127.0.0.1, same port, same certificate. */
+function serveOnWorkers(s: TestTlsServer, except: string[] = []): void {
+  for (const w of hosts().filter((h) => h.worker && !except.includes(h.name))) {
+    const dir = `${TLS_DIR}/${s.port}`;
+    v.exec(w.name, `mkdir -p ${dir}`);
+    v.writeFile(w.name, `${dir}/cert.pem`, readFileSync(s.certFile, 'utf8'));
+    v.writeFile(w.name, `${dir}/key.pem`, readFileSync(s.keyFile, 'utf8'));
+    const pid = v.exec(w.name, `openssl s_server -accept 127.0.0.1:${s.port} -cert ${dir}/cert.pem -key ${dir}/key.pem -www -quiet </dev/null >/dev/null 2>&1 & echo $!`).trim();
+    servers.push({ host: w.name, pid });
+  }
+}
 
 interface Lab {
   name: string;
@@ -82,6 +100,10 @@ beforeAll(async () => {
   chmodSync(join(v.lab.standIns, 'ip'), 0o755);
   v.reset();
   [good, expired] = await Promise.all([startTlsServer(90), startTlsServer(-1)]);
+  copyFileSync('/usr/bin/openssl', join(v.lab.standIns, 'openssl'));
+  serveOnWorkers(good);
+  // node02 does not reach the expired registry: a seeded fault of the workers' registry check.
+  serveOnWorkers(expired, ['node02']);
   const created = await v.enssib(['volume', 'create', 'mail', '10G']);
   expect(created.code, created.stdout + created.stderr).toBe(0);
   // What the kubelet does when a pod uses the volume: a session through each portal.
@@ -93,8 +115,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   v.uninstall();
+  for (const { host, pid } of servers) v.exec(host, `kill ${pid} 2>/dev/null || true`);
   rmSync(join(v.lab.standIns, 'ip'), { force: true });
-  for (const h of hosts()) v.exec(h.name, `rm -rf ${IP_STATE}`);
+  rmSync(join(v.lab.standIns, 'openssl'), { force: true });
+  for (const h of hosts()) v.exec(h.name, `rm -rf ${IP_STATE} ${TLS_DIR}`);
   await Promise.all([good?.close(), expired?.close()]);
 });
 
@@ -106,11 +130,12 @@ describe('enssib doctor on the hosts lab', () => {
     expect(findings.find((f) => f.check === 'kubernetes')?.found).toBe(`could not run: no kubeconfig at ${NO_KUBECONFIG} (from --kubeconfig); give one with --kubeconfig, KUBECONFIG or kubernetes.kubeconfig`);
     const rows = findings.map((f) => `${f.host} ${f.check}`);
     for (const h of hosts()) {
-      for (const c of ['ssh', 'clock', 'mtu', ...(h.worker ? ['paths', 'gateway', 'pod-routes', 'nfs'] : ['drbd', 'targets', 'lvm'])]) expect(rows).toContain(`${h.name} ${c}`);
+      for (const c of ['ssh', 'clock', 'mtu', ...(h.worker ? ['paths', 'gateway', 'pod-routes', 'nfs', 'registry-pull'] : ['drbd', 'targets', 'lvm'])]) expect(rows).toContain(`${h.name} ${c}`);
     }
     expect(findings.find((f) => f.host === 'node01' && f.check === 'paths')?.found).toBe('1 volume, each with 2 sessions and 2 active paths');
     expect(findings.find((f) => f.host === 'data2' && f.check === 'targets')?.found).toBe('devices nv_cache 0 and write_through 1, 1 enssib volume exported with its identity');
     expect(findings.find((f) => f.check === 'registry')?.found).toMatch(/^127\.0\.0\.1:\d+ trusted with the inventory's CA .*; certificate valid until .* \((89|90) days\)$/);
+    expect(findings.find((f) => f.host === 'node02' && f.check === 'registry-pull')?.found).toMatch(/^127\.0\.0\.1:\d+ reached; certificate \(CN=127\.0\.0\.1\) trusted with the inventory's CA, valid until \d{4}-\d\d-\d\d$/);
   });
 
   it('seeded faults are reported exactly, nothing else; exit 1; the text table says why and the fix', async () => {
@@ -124,19 +149,31 @@ describe('enssib doctor on the hosts lab', () => {
       const inv = inventory(`127.0.0.1:${expired.port}`, expired.caFile);
       const { r, findings } = await doctor(inv);
       expect(r.code, r.stderr).toBe(1);
-      expect(notOk(findings)).toEqual(['fail data2 targets', 'fail node01 paths', 'fail node02 mtu', 'fail node03 pod-routes', 'fail registry registry', 'unknown kubernetes kubernetes']);
+      expect(notOk(findings)).toEqual([
+        'fail data2 targets',
+        'fail node01 paths',
+        'fail node01 registry-pull',
+        'fail node02 mtu',
+        'fail node02 registry-pull',
+        'fail node03 pod-routes',
+        'fail node03 registry-pull',
+        'fail registry registry',
+        'unknown kubernetes kubernetes',
+      ]);
       const found = (host: string, check: string) => findings.find((f) => f.host === host && f.check === check && f.severity !== 'ok')?.found;
       expect(found('node01', 'paths')).toMatch(/volume mail: map \S+ has 1 active path\(s\), expected 2 \(sd[a-z] failed faulty\)/);
       expect(found('node02', 'mtu')).toBe("eth1 (10.66.6.12) has MTU 1500; the cluster network's is 9000");
       expect(found('data2', 'targets')).toBe('SCST device mail: nv_cache 1 (/etc/scst.conf and in force); must be nv_cache 0, write_through 1');
       expect(found('node03', 'pod-routes')).toBe("no route to node01's pods 10.100.1.0/24 (via 10.66.6.11)");
       expect(found('registry', 'registry')).toMatch(/^the certificate of 127\.0\.0\.1:\d+ \(CN=127\.0\.0\.1\) expired on \d{4}-\d\d-\d\d$/);
+      expect(found('node01', 'registry-pull')).toMatch(/^the registry 127\.0\.0\.1:\d+ \(CN=127\.0\.0\.1\) does not verify on node01 with the inventory's CA: certificate has expired$/);
+      expect(found('node02', 'registry-pull')).toMatch(/^node02 cannot reach the registry 127\.0\.0\.1:\d+: Connection refused$/);
 
       const text = await enssib(['-i', inv, '--kubeconfig', NO_KUBECONFIG, 'doctor'], { timeoutMs: 120_000 });
       expect(text.code).toBe(1);
       expect(text.stdout).toMatch(/^STATUS\s+HOST\s+CHECK\s+FINDING\s+WHY IT MATTERS\s+FIX$/m);
       expect(text.stdout).toMatch(/^FAIL\s+node02\s+mtu\s+eth1 \(10\.66\.6\.12\) has MTU 1500.*ip link set dev eth1 mtu 9000 on node02/m);
-      expect(text.stdout).toMatch(/^doctor: 5 FAIL, 0 WARN, 1 could not run, \d+ OK \(\d+\.\d s\)$/m);
+      expect(text.stdout).toMatch(/^doctor: 8 FAIL, 0 WARN, 1 could not run, \d+ OK \(\d+\.\d s\)$/m);
 
       // --host and --only narrow the report to what was asked.
       const some = await doctor(inv, ['--host', 'node02,node03', '--only', 'mtu']);

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { HOST_CHECKS, type HostCheck } from '../../../src/doctor/checks.js';
+import { HOST_CHECKS, registryPullCheck, type HostCheck } from '../../../src/doctor/checks.js';
 import type { Gathered } from '../../../src/doctor/facts.js';
 import { nfsProbe } from '../../../src/doctor/probes.js';
 import type { Finding } from '../../../src/engine/findings.js';
-import { MAIL_LV, healthy, ipAddr, ipRoute, lvsJson, multipath, res, scstConf, sessions, site, vgsJson } from './site.js';
+import { MAIL_LV, healthy, ipAddr, ipRoute, lvsJson, multipath, registryTls, res, scstConf, sessions, site, vgsJson } from './site.js';
 
 /** The doctor checks judged from captured outputs: a healthy site is all OK; each seeded fault gives exactly its finding. */
 
@@ -166,11 +166,38 @@ describe('doctor checks on captured outputs', () => {
     const g = healthy();
     g.node02 = { results: {}, unreachable: { message: 'host key of node02 is unknown or has changed (check known_hosts; enssib never disables host-key checking)', details: [] } };
     const fs = judge(g).filter((f) => f.host === 'node02');
-    expect(fs.map((f) => `${f.severity} ${f.check}`)).toEqual(['fail ssh', 'unknown clock', 'unknown paths', 'unknown mtu', 'unknown gateway', 'unknown pod-routes', 'unknown nfs']);
+    expect(fs.map((f) => `${f.severity} ${f.check}`)).toEqual(['fail ssh', 'unknown clock', 'unknown paths', 'unknown mtu', 'unknown gateway', 'unknown pod-routes', 'unknown nfs', 'unknown registry-pull']);
     expect(fs[0]?.fix).toMatch(/known_hosts/);
     expect(fs[1]?.found).toBe('could not run: node02 is unreachable over ssh');
     // node01 still has its route to node02's pods judged from the inventory.
     expect(problems(judge(g).filter((f) => f.host !== 'node02'))).toEqual([]);
+  });
+
+  it('the registry from each worker: unreachable, not verified (expired, another CA), no openssl there, the CA not readable here', () => {
+    expect(judge(healthy()).find((f) => f.host === 'node01' && f.check === 'registry-pull')?.found).toBe(
+      "registry.cluster.enssib.fr:5000 reached; certificate (CN=registry.cluster.enssib.fr) trusted with the inventory's CA, valid until 2027-03-01",
+    );
+    const refused = '== rc 1\n40:error:8000006F:system library:BIO_connect:Connection refused:../crypto/bio/bio_sock2.c:117:calling connect()\nconnect:errno=111\n';
+    const g = withResult('node01', 'registry-tls', refused);
+    (g.node02 as Gathered[string]).results['registry-tls'] = res(registryTls('10 (certificate has expired)', 'Dec  2 14:04:22 2026 GMT'));
+    const fs = judge(g);
+    expect(problems(fs)).toEqual([
+      'fail node01 registry-pull: node01 cannot reach the registry registry.cluster.enssib.fr:5000: Connection refused',
+      'fail node02 registry-pull: the registry registry.cluster.enssib.fr:5000 (CN=registry.cluster.enssib.fr) does not verify on node02 with the inventory\'s CA: certificate has expired',
+    ]);
+    expect(fs.find((f) => f.host === 'node01' && f.check === 'registry-pull')?.why).toMatch(/ImagePullBackOff/);
+    expect(fs.find((f) => f.host === 'node02' && f.check === 'registry-pull')?.fix).toMatch(/^Renew the registry's certificate/);
+    const lookup = '== rc 1\n40:error:10080002:BIO routines:BIO_lookup_ex:system lib:../crypto/bio/bio_addr.c:746:Name or service not known\nconnect:errno=2\n';
+    expect(problems(judge(withResult('node02', 'registry-tls', lookup)))).toEqual(['fail node02 registry-pull: node02 cannot reach the registry registry.cluster.enssib.fr:5000: Name or service not known']);
+    expect(problems(judge(withResult('node02', 'registry-tls', registryTls('21 (unable to verify the first certificate)'))))[0]).toMatch(/with the inventory's CA: unable to verify the first certificate$/);
+    const noOpenssl = judge(withResult('node01', 'registry-tls', '== no-openssl\n')).filter((f) => f.severity !== 'ok');
+    expect(noOpenssl.map((f) => `${f.severity} ${f.host} ${f.check}: ${f.found}`)).toEqual(['unknown node01 registry-pull: could not run: openssl is not installed on node01 (apt-get install openssl): this check makes its TLS handshake with it']);
+    const unreadable = { ...site, registry: { ...site.registry, ca: { error: '/srv/inv/certs/ca.crt: ENOENT' } } };
+    expect(registryPullCheck.probes(unreadable)).toEqual([]);
+    expect(registryPullCheck.judge(unreadable, healthy(), ['node01']).map((f) => `${f.severity} ${f.found}`)).toEqual(["unknown could not run: the inventory's CA cannot be read here (/srv/inv/certs/ca.crt: ENOENT): see the registry check"]);
+    // The CA travels as an argument: nothing is left on the worker but a temporary file the script removes.
+    const argv = registryPullCheck.probes(site)[0]?.argv ?? [];
+    expect(argv.slice(3)).toEqual(['registry-tls', 'registry.cluster.enssib.fr:5000', 'registry.cluster.enssib.fr', site.registry.ca && 'pem' in site.registry.ca ? site.registry.ca.pem : '']);
   });
 
   it('a probe its time limit stopped fails the checks that read it, with what hung; the host\'s other checks are judged', () => {

@@ -25,6 +25,7 @@ export const site: DoctorSite = {
   podsCidr: '10.100.0.0/16',
   gateway: '10.66.6.10',
   nfsProtocol: 'tcp',
+  registry: { host: 'registry.cluster.enssib.fr:5000', ca: { pem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----' } },
 };
 
 export const res = (stdout: string, exitCode = 0, stderr = '', durationMs = 20): RunResult => ({ stdout, exitCode, stderr, durationMs });
@@ -82,6 +83,11 @@ export function multipath(paths: [string, string][]): string {
   ].join('\n');
 }
 
+/** What the registry TLS probe prints on a worker: a handshake verified (code 0), or `verify` as OpenSSL says it. */
+export function registryTls(verify = '0 (ok)', notAfter = 'Mar  1 12:00:00 2027 GMT'): string {
+  return `== rc 0\nVerify return code: ${verify}\nsubject=CN=registry.cluster.enssib.fr\nnotAfter=${notAfter}\n`;
+}
+
 const NFS_OK = '== mounts\n10.66.6.10:/srv/nfs /srv/nfs nfs4 rw,relatime,vers=4.2,proto=tcp,timeo=600\n== fstab\n10.66.6.10:/srv/nfs /srv/nfs nfs4 defaults,proto=tcp\n== conf\n== kernel\n1\n';
 
 /** Every probe's result on a healthy site (clock answered at 1 700 000 000 s on every host). */
@@ -116,6 +122,7 @@ export function healthy(): Gathered {
       'ip-addr': res(ipAddr(address)),
       'ip-route': res(ipRoute(address, others)),
       nfs: res(NFS_OK),
+      'registry-tls': res(registryTls()),
       clock: res('1700000000.010000000\n'),
     },
     clockAt: 1_700_000_000_000 + 20,

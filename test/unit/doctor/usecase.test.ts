@@ -47,7 +47,7 @@ describe('which probes run where', () => {
     const all = hostProbes(site, { hosts: HOSTS, checks: [...CHECK_IDS] });
     const names = (h: string) => (all.get(h) ?? []).map((p) => p.name);
     expect(names('data1')).toEqual(['system', 'drbd-role', 'drbd-cstate', 'drbd-dstate', 'lvs', 'scst-file', 'scst-running', 'vgs', 'ip-addr', 'clock']);
-    expect(names('node01')).toEqual(['system', 'iscsi-sessions', 'multipath', 'ip-addr', 'ip-route', 'nfs', 'clock']);
+    expect(names('node01')).toEqual(['system', 'iscsi-sessions', 'multipath', 'ip-addr', 'ip-route', 'nfs', 'registry-tls', 'clock']);
     const some = hostProbes(site, { hosts: ['node02'], checks: ['pod-routes', 'gateway'] });
     expect([...some.keys()]).toEqual(['node02']);
     expect((some.get('node02') ?? []).map((p) => p.name)).toEqual(['system', 'ip-route']);
@@ -135,7 +135,7 @@ describe('the gathering: the engine\'s batched probes, read-only', () => {
     };
     const probes = hostProbes(site, { hosts: HOSTS, checks: [...CHECK_IDS] });
     const report = await runPlan(probePlan(probes), { mode: 'apply', concurrency: 4, hosts: pool });
-    expect(batches.sort()).toEqual(['data1: 10', 'data2: 10', 'node01: 7', 'node02: 7']);
+    expect(batches.sort()).toEqual(['data1: 10', 'data2: 10', 'node01: 8', 'node02: 8']);
     expect(pool.host('node01').calls.every((c) => c.slice(0, 5).join(' ') === 'timeout --verbose -k 2 10')).toBe(true);
     expect(report.phases[0]?.hosts.map((h) => `${h.host} ${h.status}`)).toEqual(['data1 unchanged', 'data2 unchanged', 'node01 unchanged', 'node02 failed']);
     expect(report.findings.map((f) => `${f.severity} ${f.host} ${f.found}`)).toEqual(['error node02 connection refused']);
