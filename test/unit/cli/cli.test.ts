@@ -131,7 +131,7 @@ describe('enssib CLI', () => {
     const r = await enssib(['doctor', '--dry-run'], { env: { ENSSIB_SSH_CONFIG: '/nonexistent/ssh_config' } });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('nothing was contacted');
-    expect(r.stdout).toMatch(/node03\n\s+check: sh -c 'uname -r;/);
+    expect(r.stdout).toMatch(/node03\n\s+check: timeout --verbose -k 2 10 sh -c 'uname -r;/);
   });
 
   it('--dry-run=server is taken apart so a bare --dry-run never swallows the next word', () => {
