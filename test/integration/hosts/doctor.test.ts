@@ -39,7 +39,7 @@ function serveOnWorkers(s: TestTlsServer, except: string[] = []): void {
     v.exec(w.name, `mkdir -p ${dir}`);
     v.writeFile(w.name, `${dir}/cert.pem`, readFileSync(s.certFile, 'utf8'));
     v.writeFile(w.name, `${dir}/key.pem`, readFileSync(s.keyFile, 'utf8'));
-    const pid = v.exec(w.name, `openssl s_server -accept 127.0.0.1:${s.port} -cert ${dir}/cert.pem -key ${dir}/key.pem -www -quiet </dev/null >/dev/null 2>&1 & echo $!`).trim();
+    const pid = v.exec(w.name, `/opt/enssib-stand-ins/bin/openssl s_server -accept 127.0.0.1:${s.port} -cert ${dir}/cert.pem -key ${dir}/key.pem -www -quiet </dev/null >/dev/null 2>&1 & echo $!`).trim();
     servers.push({ host: w.name, pid });
   }
 }
