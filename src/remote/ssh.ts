@@ -70,13 +70,11 @@ export class SshHost implements Host {
 
   /**
    * The line actually sent: the command under the remote supervisor (see
-   * SUPERVISOR), all under `env LC_ALL=C` — set on the command line itself,
-   * after sudo (which resets the environment), so that the host's own locale
-   * never changes the output enssib parses — as root through `sudo -n` when
-   * the ssh user is not root.
+   * SUPERVISOR, which also sets LC_ALL=C), as root through `sudo -n` when the
+   * ssh user is not root.
    */
   supervisedLine(argv: readonly string[], opts: RunOptions, timeoutMs: number, input: number | null | 'stream'): string {
-    const run = ['env', 'LC_ALL=C', 'sh', '-c', SUPERVISOR, 'enssib-run', `${Math.max(1, Math.ceil(timeoutMs / 1000))}s`, input === null ? '-' : String(input), ...argv];
+    const run = ['sh', '-c', SUPERVISOR, 'enssib-run', `${Math.max(1, Math.ceil(timeoutMs / 1000))}s`, input === null ? '-' : String(input), ...argv];
     return quote(this.withSudo(run, opts));
   }
 
@@ -110,8 +108,7 @@ export class SshHost implements Host {
     const started = Date.now();
     const sent = this.supervisedLine(argv, opts, timeoutMs, streams.stdinFrom ? 'stream' : input ? input.length : null);
     const r = await spawnSsh([...this.sshArgs(), '--', this.t.target, sent], {
-      // The host stops the command at the deadline; this limit is for a host that no longer answers at all.
-      hardTimeoutMs: Math.ceil(timeoutMs / 1000) * 1000 + KILL_AFTER_S * 1000 + CLIENT_GRACE_MS,
+      deadlineMs: Math.ceil(timeoutMs / 1000) * 1000,
       ...(input ? { input } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...streams,
@@ -122,7 +119,7 @@ export class SshHost implements Host {
       throw new ConnectionError(this.name, msg);
     }
     if (r.cancelled) throw new InterruptedError(`${this.name}: cancelled: ${line}${r.exitCode === 255 ? '' : ' (stopped on the host)'}`);
-    if (r.timedOut) throw new TimeoutError(this.name, line, timeoutMs, { stoppedOnHost: !r.killed && r.exitCode !== 255 });
+    if (r.timedOut) throw new TimeoutError(this.name, line, timeoutMs);
     const stdout = r.stdout;
     if (r.exitCode === 255) throw new ConnectionError(this.name, explainSsh(r.stderr, this.t), sshDetails(r.stderr));
     const lines = r.stderr.split('\n');
@@ -172,7 +169,7 @@ export class SshHost implements Host {
 
   async close(): Promise<void> {
     if (!this.share || this.dir === undefined) return;
-    await spawnSsh([...this.sshArgs(), '-O', 'exit', '--', this.t.target], { hardTimeoutMs: 5000, noStdin: true });
+    await spawnSsh([...this.sshArgs(), '-O', 'exit', '--', this.t.target], { deadlineMs: 3000, noStdin: true });
   }
 }
 
@@ -182,15 +179,20 @@ interface SpawnResult {
   stderr: string;
   timedOut: boolean;
   cancelled: boolean;
-  /** The client was killed (the host did not confirm the stop). */
-  killed: boolean;
   /** Bytes of stdout received. */
   bytes: number;
   spawnError?: NodeJS.ErrnoException;
 }
 
 interface SpawnOptions {
-  hardTimeoutMs: number;
+  /**
+   * The command's deadline on the host, counted from its start there
+   * (STARTED_LINE), else from the spawn. The host stops the command then and
+   * says so; a host that has not said so ANSWER_GRACE_MS later (frozen, its
+   * packets dropped) is reported at once as not answering, as is one that
+   * said so but did not end the command by the SIGKILL.
+   */
+  deadlineMs: number;
   input?: Buffer;
   signal?: AbortSignal;
   /** No standard input at all (the control commands such as `-O exit`). */
@@ -204,33 +206,61 @@ interface SpawnOptions {
 
 /** Seconds between the deadline's SIGTERM and SIGKILL on the host. */
 const KILL_AFTER_S = 5;
-/** How long the client waits past the host's own deadline before it gives up on the host. */
-const CLIENT_GRACE_MS = 3000;
+/**
+ * How long past the host's deadline the client waits for the host to say it
+ * stopped the command (the deadline line below) before it reports that the
+ * host does not answer.
+ */
+const ANSWER_GRACE_MS = 2000;
 /** After closing a command's input to stop it, how long to wait for the host to confirm before killing the client. */
 const STOP_WAIT_MS = 10_000;
 /** What coreutils `timeout --verbose` prints when the deadline passed. */
-const DEADLINE_LINE = /^timeout: sending signal \w+ to command /;
+const DEADLINE_LINE = /^timeout: sending signal \w+ to command /m;
+/** The first stderr line of a supervised command: the host's deadline clock starts now. */
+const STARTED_LINE = 'enssib-run: started';
+const STARTED = Buffer.from(`${STARTED_LINE}\n`);
+const NL_STARTED = Buffer.from(`\n${STARTED_LINE}\n`);
+
+/** Where STARTED_LINE is in stderr (after what sudo or the login shell may have printed first), or -1. */
+function startedIndex(stderr: Buffer): number {
+  if (stderr.subarray(0, STARTED.length).equals(STARTED)) return 0;
+  const i = stderr.indexOf(NL_STARTED);
+  return i < 0 ? -1 : i + 1;
+}
+
+function withoutStarted(stderr: Buffer, at: number | undefined): Buffer {
+  return at === undefined ? stderr : Buffer.concat([stderr.subarray(0, at), stderr.subarray(at + STARTED.length)]);
+}
 
 /**
  * The remote supervisor: `enssib-run DEADLINE INPUT_BYTES COMMAND...` runs the
- * command in its own process group under coreutils `timeout` (SIGTERM at the
+ * command under `LC_ALL=C` (set here, after sudo, which resets the
+ * environment, so that the host's locale never changes the output enssib
+ * parses), in its own process group under coreutils `timeout` (SIGTERM at the
  * deadline, SIGKILL 5 s later). The first INPUT_BYTES bytes of stdin are the
  * command's input ("-": none; "stream": all of stdin, and no watchdog); the
- * rest of stdin is a watchdog: enssib keeps it
- * open while it waits, so it ends only when the ssh client goes away (killed,
- * network lost) or enssib closes it to cancel — and then the command's whole
- * process group is stopped on the host. The supervisor exits once the command
- * is gone, so a cancelled or timed-out command is known to be stopped.
+ * rest of stdin is a watchdog: enssib keeps it open while it waits, so it ends
+ * only when the ssh client goes away (killed, network lost) or enssib closes it
+ * to cancel — and then the command's whole process group is stopped on the
+ * host. The supervisor exits once the command is gone, so a cancelled or
+ * timed-out command is known to be stopped; it says when the deadline clock
+ * starts (STARTED_LINE on stderr).
+ *
+ * It is on the path of every remote command, so it is kept light: one sh, the
+ * `timeout` process, and the watchdog as a `read` loop in a forked copy of the
+ * same sh (no other program); the input alone costs a temporary file.
  */
 export const SUPERVISOR = [
   't=$1 n=$2 w=; shift 2',
+  'export LC_ALL=C',
   'exec 3<&0 4</dev/null',
   'if [ "$n" = stream ]; then exec 4<&3',
   'elif [ "$n" != - ]; then f=$(mktemp) || exit 125; head -c "$n" >"$f"; exec 4<"$f"; rm -f "$f"; fi',
+  `echo '${STARTED_LINE}' >&2`,
   `timeout --verbose -k ${KILL_AFTER_S} "$t" "$@" <&4 3<&- 4<&- & c=$!`,
   'exec 4<&-',
   // timeout passes the TERM on to the command's group, and sends KILL 5 s later.
-  '[ "$n" = stream ] || { (cat >/dev/null; kill -s TERM "$c") <&3 >/dev/null 2>&1 & w=$!; }',
+  'if [ "$n" != stream ]; then { while read -r x; do :; done; kill -s TERM "$c"; } <&3 >/dev/null 2>&1 & w=$!; fi',
   'exec 3<&-',
   'wait "$c"; rc=$?',
   '[ -z "$w" ] || kill "$w" 2>/dev/null',
@@ -243,10 +273,14 @@ export const SUPERVISOR = [
  * (test/bench/fanout.mjs). The client runs in its own process group (detached),
  * so that the terminal's Ctrl-C reaches enssib only: enssib decides when a
  * command stops. Its stdin stays open until the command ends; closing it is how
- * a command is cancelled (the supervisor on the host stops it and exits). Past
- * the hard limit the client is killed and its pipes closed: a shared
- * connection's master holds the command's output pipes, so without that a host
- * that froze keeps us waiting until ssh itself gives up on it.
+ * a command is cancelled (the supervisor on the host stops it and exits).
+ *
+ * The host stops a command at its deadline and says so on stderr. A host that
+ * has not said so ANSWER_GRACE_MS after the deadline (counted from the
+ * command's start on the host) does not answer: the client is killed and its
+ * pipes closed at once — a shared connection's master holds the command's
+ * output pipes, so without that a host that froze would keep us waiting until
+ * ssh itself gives up on it (ServerAliveInterval × ServerAliveCountMax).
  */
 function spawnSsh(args: string[], o: SpawnOptions): Promise<SpawnResult> {
   return new Promise((resolve) => {
@@ -255,19 +289,11 @@ function spawnSsh(args: string[], o: SpawnOptions): Promise<SpawnResult> {
     const err: Buffer[] = [];
     let timedOut = false;
     let cancelled = false;
-    let killed = false;
     let spawnError: NodeJS.ErrnoException | undefined;
     let killTimer: NodeJS.Timeout | undefined;
     let bytes = 0;
-    child.stdout?.on('data', (b: Buffer) => {
-      bytes += b.length;
-      if (!o.stdoutTo) out.push(b);
-      o.onBytes?.(bytes);
-    });
-    if (o.stdoutTo) child.stdout?.pipe(o.stdoutTo);
-    child.stderr?.on('data', (b: Buffer) => err.push(b));
+    let errBytes = 0;
     const kill = () => {
-      killed = true;
       child.kill('SIGKILL');
       child.stdout?.destroy();
       child.stderr?.destroy();
@@ -281,10 +307,44 @@ function spawnSsh(args: string[], o: SpawnOptions): Promise<SpawnResult> {
       child.stdin?.end();
       killTimer ??= setTimeout(kill, waitMs);
     };
-    const timer = setTimeout(() => {
+
+    // The deadline: the host stops the command (SIGTERM, SIGKILL KILL_AFTER_S later) and says so, or it does not answer.
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (ms: number, then: () => void) => {
+      clearTimeout(timer);
+      timer = setTimeout(then, ms);
+    };
+    const giveUp = () => {
       timedOut = true;
-      stop(2000);
-    }, o.hardTimeoutMs);
+      o.stdinFrom?.unpipe?.(child.stdin ?? undefined);
+      kill();
+    };
+    const atDeadline = () => {
+      if (!DEADLINE_LINE.test(Buffer.concat(err).toString('utf8'))) giveUp();
+      else arm(KILL_AFTER_S * 1000 + ANSWER_GRACE_MS, giveUp);
+    };
+    arm(o.deadlineMs + ANSWER_GRACE_MS, atDeadline);
+    /** Where STARTED_LINE is in stderr; its arrival restarts the clock. */
+    let startedAt: number | undefined;
+    const watchStart = () => {
+      const at = startedIndex(Buffer.concat(err));
+      if (at >= 0) {
+        startedAt = at;
+        arm(o.deadlineMs + ANSWER_GRACE_MS, atDeadline);
+      }
+    };
+
+    child.stdout?.on('data', (b: Buffer) => {
+      bytes += b.length;
+      if (!o.stdoutTo) out.push(b);
+      o.onBytes?.(bytes);
+    });
+    if (o.stdoutTo) child.stdout?.pipe(o.stdoutTo);
+    child.stderr?.on('data', (b: Buffer) => {
+      err.push(b);
+      errBytes += b.length;
+      if (startedAt === undefined && errBytes < 65536) watchStart();
+    });
     const onAbort = () => {
       cancelled = true;
       stop(STOP_WAIT_MS);
@@ -299,10 +359,9 @@ function spawnSsh(args: string[], o: SpawnOptions): Promise<SpawnResult> {
       resolve({
         exitCode: code ?? 255,
         stdout: Buffer.concat(out),
-        stderr: Buffer.concat(err).toString('utf8'),
+        stderr: withoutStarted(Buffer.concat(err), startedAt).toString('utf8'),
         timedOut,
         cancelled,
-        killed,
         bytes,
         ...(spawnError ? { spawnError } : {}),
       });

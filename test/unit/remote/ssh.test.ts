@@ -11,11 +11,11 @@ describe('SshHost without a host', () => {
     expect(new SshHost({ ...target, user: 'root' }).describe(['true'])).toBe('true');
   });
 
-  it('forces LC_ALL=C on the remote command line itself, also under sudo (never through SendEnv)', () => {
-    const sent = (user: string | undefined, opts = {}) => new SshHost({ ...target, ...(user ? { user } : {}) }).supervisedLine(['lvs', 'a b'], opts, 5000, null);
-    expect(sent(undefined)).toMatch(/^env LC_ALL=C sh -c '.*' enssib-run 5s - lvs 'a b'$/s);
-    expect(sent('admin')).toMatch(/^sudo -n -- env LC_ALL=C sh -c /);
-    expect(sent('admin', { sudo: false })).toMatch(/^env LC_ALL=C sh -c /);
+  it('sends the command under the supervisor, as root through sudo -n when the user is not root', () => {
+    const sent = (user: string | undefined, opts = {}) => new SshHost({ ...target, ...(user ? { user } : {}) }).supervisedLine(['lvs', 'a b'], opts, 4200, null);
+    expect(sent(undefined)).toMatch(/^sh -c '.*' enssib-run 5s - lvs 'a b'$/s);
+    expect(sent('admin')).toMatch(/^sudo -n -- sh -c /);
+    expect(sent('admin', { sudo: false })).toMatch(/^sh -c /);
   });
 
   it('never turns host-key checking off and passes the inventory settings to ssh', () => {

@@ -10,8 +10,8 @@ import { SUPERVISOR, parseFrames, probeScript } from '../../../src/remote/ssh.js
  * it over ssh): its deadline and its watchdog stop the command's whole process
  * group, and it exits only once they are gone.
  */
-function supervise(deadline: string, input: Buffer | null, argv: string[]) {
-  const child = spawn('sh', ['-c', SUPERVISOR, 'enssib-run', deadline, input ? String(input.length) : '-', ...argv], { stdio: ['pipe', 'pipe', 'pipe'] });
+function supervise(deadline: string, input: Buffer | null, argv: string[], env: NodeJS.ProcessEnv = process.env) {
+  const child = spawn('sh', ['-c', SUPERVISOR, 'enssib-run', deadline, input ? String(input.length) : '-', ...argv], { stdio: ['pipe', 'pipe', 'pipe'], env });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
@@ -49,6 +49,13 @@ describe('remote supervisor', () => {
     const r = await s.done;
     s.child.stdin.end();
     expect(r).toMatchObject({ code: 7, stdout: 'abc\n' });
+  });
+
+  it('runs the command under LC_ALL=C whatever the host’s locale (sudo resets the environment: it is set here), and says when it started', async () => {
+    const s = supervise('10s', null, ['sh', '-c', 'echo "$LC_ALL"; echo oops >&2'], { ...process.env, LC_ALL: 'fr_FR.UTF-8', LANG: 'fr_FR.UTF-8' });
+    const r = await s.done;
+    s.child.stdin.end();
+    expect(r).toEqual({ code: 0, stdout: 'C\n', stderr: 'enssib-run: started\noops\n' });
   });
 
   it('returns at once when the command ends, although its stdin (the watchdog) stays open', async () => {
