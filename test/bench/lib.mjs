@@ -1,6 +1,6 @@
 // Shared helpers for the benchmark scripts: timing, medians, the hosts lab.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
@@ -36,8 +36,13 @@ export function requireBuild() {
   }
 }
 
-/** The storage tools the hosts-lab stand-in answers for (test/integration/hosts/volume-lab.ts installs the same). */
-export const STORAGE_TOOLS = ['drbdadm', 'vgs', 'lvs', 'lvcreate', 'lvchange', 'lvextend', 'lvremove', 'blockdev', 'blkid', 'mkfs.ext4', 'mkfs.xfs', 'scstadmin', 'iscsiadm', 'multipath', 'multipathd', 'dmsetup', 'udevadm'];
+/** The storage tools the hosts-lab stand-in answers for: read from test/integration/hosts/volume-lab.ts, the one list (a copy here drifted once). */
+export const STORAGE_TOOLS = (() => {
+  const src = readFileSync(join(ROOT, 'test/integration/hosts/volume-lab.ts'), 'utf8');
+  const list = /STORAGE_TOOLS = \[([^\]]*)\]/.exec(src);
+  if (!list) throw new Error('STORAGE_TOOLS not found in test/integration/hosts/volume-lab.ts');
+  return [...list[1].matchAll(/'([^']+)'/g)].map((m) => m[1]);
+})();
 
 /** Installs the storage stand-in under every tool name in a hosts-lab state dir, each call taking `delay` seconds. */
 export function installStorageStandIns(state, delay) {
