@@ -49,7 +49,7 @@ const activePaths = () => Number(lab.must('node01', `d=${DEV}; multipath -ll "\$
 beforeAll(() => {
   assertBuilt();
   cleanup();
-  lab.must('data1', `for i in $(seq 1 150); do [ "$(drbdadm dstate r0)" = UpToDate/UpToDate ] && [ "$(drbdadm role r0)" = Primary/Primary ] && exit 0; sleep 2; done; exit 1`, 400_000);
+  lab.waitDrbdReady();
 }, 900_000);
 
 afterAll(() => {

@@ -25,6 +25,18 @@ export function kernelLab() {
     enssib(args: string[], timeoutMs = 900_000): Promise<CliResult> {
       return enssib(['-i', inventory, ...args], { timeoutMs });
     },
+    /** Waits until DRBD r0 is Connected, UpToDate and Primary on both sides (throws with /proc/drbd after 300 s). */
+    waitDrbdReady(): void {
+      this.must(
+        'data1',
+        `for i in $(seq 1 150); do
+           [ "$(drbdadm cstate r0)" = Connected ] && [ "$(drbdadm dstate r0)" = UpToDate/UpToDate ] && [ "$(drbdadm role r0)" = Primary/Primary ] && exit 0
+           sleep 2
+         done
+         cat /proc/drbd; exit 1`,
+        400_000,
+      );
+    },
     pid(vm: string): number {
       return Number(readFileSync(join(state, `${vm}.pid`), 'utf8').trim());
     },

@@ -45,15 +45,7 @@ function scrub(): void {
 beforeAll(() => {
   assertBuilt();
   scrub();
-  lab.must(
-    'data1',
-    `for i in $(seq 1 120); do
-       [ "$(drbdadm cstate r0)" = Connected ] && [ "$(drbdadm dstate r0)" = UpToDate/UpToDate ] && [ "$(drbdadm role r0)" = Primary/Primary ] && exit 0
-       sleep 2
-     done
-     cat /proc/drbd; exit 1`,
-    300_000,
-  );
+  lab.waitDrbdReady();
 }, 900_000);
 
 afterAll(() => scrub(), 600_000);

@@ -55,18 +55,6 @@ function scrub(names: string[]): void {
   }
 }
 
-function waitUpToDate(): void {
-  lab.must(
-    'data1',
-    `for i in $(seq 1 120); do
-       [ "$(drbdadm cstate r0)" = Connected ] && [ "$(drbdadm dstate r0)" = UpToDate/UpToDate ] && [ "$(drbdadm role r0)" = Primary/Primary ] && exit 0
-       sleep 2
-     done
-     cat /proc/drbd; exit 1`,
-    300_000,
-  );
-}
-
 /**
  * Dual-primary DRBD has no fencing in the lab: when a storage server stops
  * answering, each Primary writes a new current UUID, and on reconnection DRBD
@@ -100,7 +88,7 @@ beforeAll(() => {
   assertBuilt();
   scrub([V, 'kfail', 'kfrz']);
   healSplitBrain();
-  waitUpToDate();
+  lab.waitDrbdReady();
 }, 900_000);
 
 afterAll(() => {
@@ -280,7 +268,7 @@ describe('volume create / resize / list / delete on real LIO, DRBD, LVM, open-is
       expect(standalone.stderr).toMatch(/DRBD is not ready for a volume change: nothing was changed[\s\S]*(StandAlone|not Connected|not UpToDate)/);
     }
     healSplitBrain();
-    waitUpToDate();
+    lab.waitDrbdReady();
     // once DRBD is in sync again, running the command again finishes the job (export on data2, discovery on node01)
     const again = await timed('re-run after thaw', () => lab.enssib(['volume', 'create', 'kfrz', '128M']));
     expect(again.code, again.stdout + again.stderr).toBe(0);
