@@ -94,8 +94,8 @@ function snapshotsOf(r: RunResult, host: string): SnapshotInfo[] {
 export function decideSnapshot(site: VolumeSite, bsite: BackupSite, volume: string, f: StorageFacts, snaps: SnapshotInfo[]): SnapshotDecision {
   const lv = f.lv;
   if (!lv) throw new UsageError(`no volume "${volume}": no LV ${lvRef(site.vg, volume)} on ${site.meta}`, ['See the volumes with: enssib volume list']);
-  const refusal = notEnssibs(site, site.meta, lv);
-  if (refusal) throw new UsageError(refusal.message.replace('enssib deletes only its own volumes', 'enssib backs up only its own volumes'), refusal.details);
+  const refusal = notEnssibs(site, site.meta, lv, 'backup');
+  if (refusal) throw refusal;
   const identity = identityFromTags(lv.tags) as Identity;
   const snap = snapshotName(volume);
   const same = f.lvs.find((l) => l.name === snap);

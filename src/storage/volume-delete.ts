@@ -75,12 +75,17 @@ const targetProbes = (site: VolumeSite, name: string, host: string) => ({
   }),
 });
 
+const REFUSALS = {
+  delete: { rule: 'enssib deletes only its own volumes', hint: 'Nothing was changed. If it really is to go, remove it with the LVM tools yourself.' },
+  backup: { rule: 'enssib backs up only its own volumes', hint: 'Nothing was changed. Copy it with the LVM tools yourself, or make the volumes enssib is to back up with enssib volume create.' },
+} as const;
+
 /**
- * Why an LV is not a volume enssib may delete, or null: enssib deletes only
- * the LVs it made, marked with its tag and an identity tag. The refusal says
+ * Why an LV is not a volume enssib may delete (or back up), or null: enssib
+ * touches only the LVs it made, marked with its tag and an identity tag. The refusal says
  * what the LV is (size, tags, state), so the admin sees whose it may be.
  */
-export function notEnssibs(site: VolumeSite, host: string, lv: LvInfo): UsageError | null {
+export function notEnssibs(site: VolumeSite, host: string, lv: LvInfo, action: keyof typeof REFUSALS = 'delete'): UsageError | null {
   let id: string | null = null;
   let bad: string | null = null;
   try {
@@ -94,10 +99,8 @@ export function notEnssibs(site: VolumeSite, host: string, lv: LvInfo): UsageErr
     `tags: ${lv.tags.length > 0 ? lv.tags.join(', ') : 'none'}`,
   ];
   const why = bad ?? (lv.tags.includes(VOLUME_TAG) ? `it has no ${ID_TAG_PREFIX}… identity tag` : `it has no "${VOLUME_TAG}" tag`);
-  return new UsageError(`${lvRef(site.vg, lv.name)} is not a volume enssib made (${why}); enssib deletes only its own volumes`, [
-    ...what,
-    'Nothing was changed. If it really is to go, remove it with the LVM tools yourself.',
-  ]);
+  const { rule, hint } = REFUSALS[action];
+  return new UsageError(`${lvRef(site.vg, lv.name)} is not a volume enssib made (${why}); ${rule}`, [...what, hint]);
 }
 
 /** Sessions on the volume's target from initiators that are none of the inventory's workers (pure; [] in a client dry run). */
