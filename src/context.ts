@@ -14,6 +14,8 @@ export interface GlobalOptions {
   yes: boolean;
   output: 'text' | 'json';
   concurrency: number;
+  /** --concurrency was given on the command line (not its default): a command with its own default uses it then. */
+  concurrencyGiven?: boolean;
   color: boolean;
   verbose: boolean;
   kubeconfig?: string;

@@ -10,9 +10,12 @@ export interface BackupSite {
   /** Copy-on-write size of a snapshot: a share of the volume's size, or a fixed size. */
   snapshotSize: { percent: number } | { bytes: number };
   retention: Retention;
+  /** How long a volume may run on one path (the other server's export offline) before the summary warns (ms). */
+  maxSinglePathMs: number;
 }
 
 export const DEFAULT_SNAPSHOT_PERCENT = 20;
+export const DEFAULT_MAX_SINGLE_PATH = '2h';
 
 export function backupSite(inv: Inventory): BackupSite {
   const b = inv.data.backup;
@@ -23,7 +26,15 @@ export function backupSite(inv: Inventory): BackupSite {
   if (!dest.startsWith('/') || /[\0\n]/.test(dest) || dest.split('/').includes('..') || dest.replace(/\/+$/, '') === '') {
     throw new ConfigError(`backup.destination ${JSON.stringify(dest)} in ${inv.file}: expected an absolute folder on the metadata storage server, other than /`);
   }
-  return { destination: dest.replace(/\/+$/, ''), snapshotSize: snapshotSize(b.snapshotSize, inv.file), retention: b.retention };
+  return { destination: dest.replace(/\/+$/, ''), snapshotSize: snapshotSize(b.snapshotSize, inv.file), retention: b.retention, maxSinglePathMs: durationMs(b.maxSinglePath ?? DEFAULT_MAX_SINGLE_PATH, inv.file) };
+}
+
+/** `backup.maxSinglePath`: a duration of seconds, minutes or hours (90s, 45m, 2h), at most a week. */
+function durationMs(v: string, file: string): number {
+  const m = /^(\d{1,6})([smh])$/.exec(v);
+  const ms = m ? Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 's' | 'm' | 'h'] : NaN;
+  if (!(ms > 0 && ms <= 7 * 24 * 3_600_000)) throw new ConfigError(`backup.maxSinglePath ${JSON.stringify(v.slice(0, 40))} in ${file}: expected a duration such as 2h, 90m or 45s (more than 0, at most 168h)`);
+  return ms;
 }
 
 function snapshotSize(v: string | undefined, file: string): BackupSite['snapshotSize'] {

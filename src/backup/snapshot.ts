@@ -1,5 +1,6 @@
 import { probePhase, probedFacts, rawProbe, valueKey } from '../engine/probe.js';
-import type { Action, Finding, Phase, Plan, RunReport, RunState } from '../engine/types.js';
+import { describeAction } from '../engine/describe.js';
+import type { Action, Finding, ItemPlan, Phase, PhaseOutcome, Plan, RunReport, RunState } from '../engine/types.js';
 import { OperationError, UsageError } from '../errors.js';
 import type { RunResult } from '../remote/types.js';
 import { exportActions, unexportActions } from '../storage/exports.js';
@@ -15,9 +16,10 @@ import { RECORD_FORMAT, backupFiles, recordJson, type BackupFiles, type BackupRe
 import { cowBytes, type BackupSite } from './site.js';
 
 /**
- * `enssib backup snapshot <volume>` with the `image` method, as one plan per
- * volume. On the metadata host M, for a volume also exported by the other
- * storage server O:
+ * `enssib backup snapshot <volume...>` with the `image` method: one plan whose
+ * per-item work (`Plan.items`) is the volumes, each with its own phases and
+ * its own cleanup, a few at once. On the metadata host M, for a volume also
+ * exported by the other storage server O:
  *
  *   lock the volume → read both servers and the workers → remove what an
  *   earlier run left (its snapshot, a partial image) → take O's export offline
@@ -27,9 +29,12 @@ import { cowBytes, type BackupSite } from './site.js';
  *   temporary file on M, sha256 in the same stream, fsync → check that the
  *   snapshot is still valid → rename, catalogue record.
  *
- * Always (success, failure, Ctrl-C): remove the snapshot and the partial
- * image, reactivate and re-export on O, log in and rescan on the workers that
- * had the volume, check both paths there, release the volume's lock.
+ * Always (success, failure, Ctrl-C): remove the partial image and the
+ * snapshot, check that the snapshot is gone, then — only then — reactivate and
+ * re-export on O, log in and rescan on the workers that had the volume, check
+ * both paths there; release the volume's lock. A snapshot that could not be
+ * removed keeps O's export offline (re-exporting would let writes bypass the
+ * snapshot again): the report says what is left where and how to finish.
  */
 
 export interface SnapshotRequest {
@@ -52,6 +57,7 @@ export const PHASE_SNAPSHOT = 'create the snapshot';
 export const PHASE_COPY = 'copy the snapshot (zstd, sha256)';
 export const PHASE_KEEP = 'check the snapshot and keep the copy';
 export const PHASE_REMOVE = 'remove the snapshot and any partial copy';
+export const PHASE_GONE = 'check that the snapshot is gone';
 export const PHASE_REEXPORT = 'reactivate and re-export on the other storage server';
 export const PHASE_RESCAN = 'log in and rescan on the workers that have the volume';
 export const PHASE_PATHS = 'check both paths on the workers that have the volume';
@@ -75,6 +81,8 @@ export const OFFLINE = valueKey<string[]>('backup.offline');
 /** Workers with a session to the volume's target when the run started. */
 export const ATTACHED = valueKey<string[]>('backup.attached');
 export const RECORD = valueKey<BackupRecord>('backup.record');
+/** Set once the snapshot is known to be gone (removed, or never made): the other server may take writes again. */
+export const GONE = valueKey<true>('backup.snapshot-gone');
 
 /** Placeholder identity a client dry run shows (nothing read). */
 const DRY_IDENTITY = asIdentity('0'.repeat(32));
@@ -114,15 +122,33 @@ export function decideSnapshot(site: VolumeSite, bsite: BackupSite, volume: stri
   return { identity, originBytes: lv.sizeBytes, cowBytes: cow, leftover };
 }
 
-/** The copy: zstd of the snapshot into the hidden partial file, sha256 of what is written in the same stream, then fsync. */
+/**
+ * The copy: zstd of the snapshot into the hidden partial file, sha256 of what
+ * is written in the same stream, then fsync. The snapshot is opened once (fd 7)
+ * and zstd reads that same open file, so its offset is how far the copy got:
+ * the script prints it every second (bytes read), the only thing on its
+ * stdout; the data never leaves the host.
+ */
 const COPY = [
   'set -o pipefail',
   'src=$1 tmp=$2',
+  'exec 7< "$src" || exit 1',
   'start=$(date +%s%3N)',
-  'zstd -q -1 -T0 -c < "$src" | tee -- "$tmp" | sha256sum > "$tmp.sha256" || exit 1',
+  '( zstd -q -1 -T0 -c <&7 | tee -- "$tmp" | sha256sum > "$tmp.sha256" ) &',
+  'c=$! n=0',
+  'while kill -0 "$c" 2>/dev/null; do',
+  '  [ $((n % 5)) = 0 ] && sed -n "s/^pos:[[:space:]]*//p" "/proc/$$/fdinfo/7"',
+  '  n=$((n + 1)); sleep 0.2',
+  'done',
+  'wait "$c" || exit 1',
   'sync -- "$tmp" || exit 1',
   'printf "%s %s\\n" "$start" "$(date +%s%3N)" > "$tmp.time"',
 ].join('\n');
+
+/** A line of the copy's stdout: the bytes of the snapshot read so far, or null. */
+export function parseCopyProgress(line: string): number | null {
+  return /^\d{1,18}$/.test(line) ? Number(line) : null;
+}
 
 export function copyArgv(snapshotDev: string, partial: string): string[] {
   return ['bash', '-c', COPY, 'enssib-backup-copy', snapshotDev, partial];
@@ -163,7 +189,20 @@ export function snapshotProblem(snap: SnapshotInfo | undefined, name: string): s
 
 const WORKER_PROBES = () => ({ sessions: rawProbe(sessionsArgv()), multipath: rawProbe(multipathArgv()) });
 
-export function snapshotPlan(site: VolumeSite, bsite: BackupSite, req: SnapshotRequest, owner: LockOwner): Plan {
+/** Per-item work over the volumes, `concurrency` copies at once (the snapshots all live on the metadata host). */
+export function snapshotPlan(site: VolumeSite, bsite: BackupSite, reqs: SnapshotRequest[], owner: LockOwner, concurrency: number): Plan {
+  const others = site.servers.filter((s) => s.name !== site.meta);
+  return {
+    title: 'backup snapshot',
+    mutating: true,
+    phases: [],
+    items: { title: 'back up each volume', concurrency, items: reqs.map((r) => snapshotItem(site, bsite, r, owner)) },
+    prefetch: [site.meta, ...others.map((s) => s.name), ...site.workers],
+  };
+}
+
+/** One volume's backup: its phases, and its cleanup that runs whatever happened to it or to the other volumes. */
+export function snapshotItem(site: VolumeSite, bsite: BackupSite, req: SnapshotRequest, owner: LockOwner): ItemPlan {
   const { volume } = req;
   const iqn = iqnOf(site, volume);
   const snap = snapshotName(volume);
@@ -252,7 +291,13 @@ export function snapshotPlan(site: VolumeSite, bsite: BackupSite, req: SnapshotR
     {
       title: PHASE_COPY,
       hosts: [site.meta],
-      plan: () => [command(copyArgv(snapDev, files.partial), `to ${files.partial}`, { timeoutMs: req.copyTimeoutS * 1000, interruptible: true })],
+      plan: (_h, _f, state) => [
+        command(copyArgv(snapDev, files.partial), `to ${files.partial}`, {
+          timeoutMs: req.copyTimeoutS * 1000,
+          interruptible: true,
+          progress: { total: decided(state)?.originBytes ?? 0, parse: parseCopyProgress },
+        }),
+      ],
     },
     probePhase({
       title: PHASE_KEEP,
@@ -317,7 +362,19 @@ export function snapshotPlan(site: VolumeSite, bsite: BackupSite, req: SnapshotR
         // Only a run that holds the volume's lock and read it touches its snapshot: another run's may be in use.
         if (!decided(state)) return [];
         const exists = !f || snapshotsOf(f.snaps, host).some((s) => s.name === snap && s.origin === volume);
-        return [...(exists ? [command(lvremoveArgv(site.vg, snap), 'the snapshot')] : []), command(['rm', '-f', '--', files.partial, `${files.partial}.sha256`, `${files.partial}.time`], 'no partial copy left')];
+        return [command(['rm', '-f', '--', files.partial, `${files.partial}.sha256`, `${files.partial}.time`], 'no partial copy left'), ...(exists ? [command(lvremoveArgv(site.vg, snap), 'the snapshot')] : [])];
+      },
+    }),
+    probePhase({
+      title: PHASE_GONE,
+      hosts: [site.meta],
+      probes: () => ({ snaps: rawProbe(lvsArgv(site.vg, SNAPSHOT_FIELDS)) }),
+      decide: (host, f, state) => {
+        if (!decided(state)) return;
+        if (f && snapshotsOf(f.snaps, host).some((s) => s.name === snap && s.origin === volume)) {
+          throw new OperationError(`${host}: the snapshot ${lvRef(site.vg, snap)} is still there`, ['Its removal failed: the other storage server stays offline for this volume (see the next phase).']);
+        }
+        state.values.set(GONE, true);
       },
     }),
   ];
@@ -327,6 +384,11 @@ export function snapshotPlan(site: VolumeSite, bsite: BackupSite, req: SnapshotR
         title: PHASE_REEXPORT,
         hosts: others.map((s) => s.name),
         probes: () => storageProbes(site, { drbd: false }),
+        decide: (host, _raw, state) => {
+          const d = decided(state);
+          // While the snapshot may exist, writes through this server would bypass it: stay offline, say what is left and how to finish.
+          if (d && state.values.get(OFFLINE)?.includes(host) && state.values.get(GONE) !== true) throw stranded(site, volume, d.identity, state.values.get(ATTACHED) ?? []);
+        },
         plan: (host, raw, state) => {
           if (!state.values.get(OFFLINE)?.includes(host)) return [];
           const d = decided(state);
@@ -346,6 +408,9 @@ export function snapshotPlan(site: VolumeSite, bsite: BackupSite, req: SnapshotR
       {
         title: PHASE_RESCAN,
         hosts: site.workers,
+        decide: (host, _f, state) => {
+          if (attached(state, host) && state.values.get(GONE) !== true) throw new OperationError(`${host}: not rescanned: ${volume} stays on one path while its snapshot may exist (see "${PHASE_REEXPORT}")`);
+        },
         plan: (host, _f, state) => {
           if (!attached(state, host)) return [];
           return [
@@ -360,7 +425,7 @@ export function snapshotPlan(site: VolumeSite, bsite: BackupSite, req: SnapshotR
         hosts: site.workers,
         probes: WORKER_PROBES,
         verify: (host, _raw, state): Finding[] => {
-          if (!attached(state, host)) return [];
+          if (!attached(state, host) || state.values.get(GONE) !== true) return [];
           const f = probedFacts(state, PHASE_PATHS, host, WORKER_PROBES());
           if (!f) return [];
           const v = verifyPaths(iqn, site.servers.map((s) => s.portal), parseSessions(f.sessions), parseMultipath(f.multipath.stdout));
@@ -380,7 +445,28 @@ export function snapshotPlan(site: VolumeSite, bsite: BackupSite, req: SnapshotR
     );
   }
   always.push(volumeUnlockPhase(site, volume, owner));
-  return { title: `backup snapshot ${volume}`, mutating: true, phases, always, prefetch: [...others.map((s) => s.name), ...site.workers] };
+  return { name: volume, phases, always };
+}
+
+/**
+ * The other server's export of a volume left offline because its snapshot may
+ * still exist: what is left where, and the commands that finish by hand.
+ */
+export function stranded(site: VolumeSite, volume: string, identity: Identity, attached: readonly string[]): OperationError {
+  const snap = lvRef(site.vg, snapshotName(volume));
+  const iqn = iqnOf(site, volume);
+  const others = site.servers.filter((s) => s.name !== site.meta);
+  const line = (a: Action) => describeAction(null, a);
+  return new OperationError(
+    `not reactivated nor re-exported on ${others.map((s) => s.name).join(', ')}: the snapshot ${snap} may still exist on ${site.meta} (its removal failed or could not be checked), and writes through ${others.length > 1 ? 'those servers' : 'that server'} would bypass it`,
+    [
+      `Left: on ${site.meta} the snapshot ${snap}; on ${others.map((s) => s.name).join(', ')} the LV ${lvRef(site.vg, volume)} inactive and its export offline; ${attached.length > 0 ? `${attached.join(', ')} reach${attached.length > 1 ? '' : 'es'} ${volume} through ${site.meta} only` : `the workers reach ${volume} through ${site.meta} only`}.`,
+      `To finish by hand, in this order: on ${site.meta}: ${line(command(lvremoveArgv(site.vg, snapshotName(volume)), ''))}, then check that lvs ${snap} finds nothing;`,
+      ...others.flatMap((s) => [`then on ${s.name}: ${line(command(lvActivateArgv(site.vg, volume), ''))}`, ...exportActions(site, s, null, { name: volume, identity }).map((a) => `  ${line(a)}`)]),
+      ...(attached.length > 0 ? [`then on ${attached.join(', ')}: ${others.map((s) => `${line(command(loginArgv(iqn, s.portal), ''))}; ${line(command(rescanArgv(iqn, s.portal), ''))}`).join('; ')}; multipath -ll`] : []),
+      `Or, once the snapshot is removed, run enssib backup snapshot ${volume} again: it puts the export back at its end.`,
+    ],
+  );
 }
 
 /** A storage server's facts read at the start of the run (null in a client dry run). */
@@ -392,35 +478,49 @@ function serverFacts(site: VolumeSite, state: RunState, host: string, volume: st
 export interface SnapshotOutcome {
   volume: string;
   id: string;
-  status: 'ok' | 'failed' | 'interrupted' | 'planned';
+  status: 'ok' | 'failed' | 'interrupted' | 'skipped' | 'planned';
   record: BackupRecord | null;
-  /** Where the run stopped, and why. */
+  /** Where the volume's run stopped, and why. */
   error: string | null;
-  /** About how long the other server's export was offline (ms): the phases from taking it offline to re-exporting. */
+  /** How long the snapshot existed (ms): the phases from creating it to removing it; null when none was made. */
+  snapshotLifetimeMs: number | null;
+  /** How long the other server's export was offline (ms): the phases from taking it offline to re-exporting; null when it was not. */
   singlePathMs: number | null;
+  /** The other server's export was left offline because the snapshot may still exist (see `stranded`). */
+  stranded: boolean;
   /** Both paths checked on every worker that had the volume. */
   pathsOk: boolean;
 }
 
+/** The time spent by an item's phases from `from` to `to` (inclusive), when `from` did something; null otherwise. */
+function span(phases: readonly PhaseOutcome[], from: string, to: string): number | null {
+  const titles = phases.map((p) => p.title);
+  const a = titles.indexOf(from);
+  const b = titles.indexOf(to);
+  if (a < 0 || !phases[a]?.hosts.some((h) => h.status === 'done' || h.partial)) return null;
+  return phases.slice(a, b >= a ? b + 1 : undefined).reduce((sum, p) => sum + Math.max(0, ...p.hosts.map((h) => h.durationMs)), 0);
+}
+
+/** One volume's outcome, from the run's report (its item, its phases). */
 export function snapshotOutcome(req: SnapshotRequest, report: RunReport): SnapshotOutcome {
-  const record = report.state.values.get(RECORD) ?? null;
-  const failed = report.phases.flatMap((p) => p.hosts.filter((h) => h.status === 'failed').map((h) => ({ p, h })));
-  const first = failed[0];
-  const keep = report.phases.find((p) => p.title === PHASE_KEEP)?.hosts[0];
-  const ok = report.mode === 'apply' && keep?.status === 'done' && !report.stoppedAt && record !== null;
-  const titles = report.phases.map((p) => p.title);
-  const from = titles.indexOf(PHASE_OFFLINE);
-  const to = titles.indexOf(PHASE_REEXPORT);
-  const offline = from >= 0 && report.phases[from]?.hosts.some((h) => h.status === 'done' || h.partial);
-  const singlePathMs = offline && to >= from ? report.phases.slice(from, to + 1).reduce((sum, p) => sum + Math.max(0, ...p.hosts.map((h) => h.durationMs)), 0) : null;
-  const paths = report.phases.find((p) => p.title === PHASE_PATHS);
+  const phases = report.phases.filter((p) => p.item === req.volume);
+  const item = report.items?.find((i) => i.item === req.volume);
+  const keep = phases.find((p) => p.title === PHASE_KEEP)?.hosts[0];
+  const ok = report.mode === 'apply' && item?.status === 'done' && keep?.status === 'done';
+  const reexport = phases.find((p) => p.title === PHASE_REEXPORT);
+  const stranded = reexport?.hosts.some((h) => h.status === 'failed' && /^not reactivated nor re-exported/.test(h.error?.message ?? '')) ?? false;
+  const failed = phases.flatMap((p) => p.hosts.filter((h) => h.status === 'failed').map((h) => ({ p, h })))[0];
+  const paths = phases.find((p) => p.title === PHASE_PATHS);
+  const record = report.itemStates?.get(req.volume)?.values.get(RECORD) ?? null;
   return {
     volume: req.volume,
     id: req.id,
-    status: report.mode !== 'apply' ? 'planned' : report.interrupted ? 'interrupted' : ok ? 'ok' : 'failed',
+    status: report.mode !== 'apply' ? 'planned' : item?.status === 'skipped' ? 'skipped' : item?.status === 'interrupted' ? 'interrupted' : ok ? 'ok' : 'failed',
     record: ok ? record : null,
-    error: first ? `${first.p.title}: ${first.h.host}: ${first.h.error?.message ?? 'failed'}` : null,
-    singlePathMs,
-    pathsOk: !paths || paths.hosts.every((h) => h.status !== 'failed'),
+    error: failed ? `${failed.p.title}: ${failed.h.host}: ${failed.h.error?.message ?? 'failed'}` : item?.error ? item.error.message : null,
+    snapshotLifetimeMs: span(phases, PHASE_SNAPSHOT, PHASE_REMOVE),
+    singlePathMs: stranded ? null : span(phases, PHASE_OFFLINE, PHASE_REEXPORT),
+    stranded,
+    pathsOk: !stranded && (!paths || paths.hosts.every((h) => h.status !== 'failed')),
   };
 }

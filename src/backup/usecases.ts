@@ -11,6 +11,7 @@ import { LOCK_HELD_EXIT, heldBy, lockOwner, placeholderOwner } from '../storage/
 import { VOLUME_TAG } from '../storage/identity.js';
 import { lvsArgv, parseLvs } from '../storage/lvm.js';
 import { command, validateVolumeName, volumeSite, type VolumeSite } from '../storage/volume.js';
+import { formatDuration } from '../ui/progress.js';
 import { planLines, reportJson, summaryLines } from '../ui/report.js';
 import type { Invocation } from '../usecase.js';
 import { formatBytes } from '../validate.js';
@@ -74,70 +75,100 @@ function lockWait(opts: Record<string, unknown>): number {
   return Number(v);
 }
 
+/** Copies at once: one stream per storage server by default (the snapshots all live on the metadata host: 1), `--concurrency` to change. */
+export const MAX_BACKUP_CONCURRENCY = 16;
+
+export function backupConcurrency(opts: Pick<Context['opts'], 'concurrency' | 'concurrencyGiven'>): number {
+  if (!opts.concurrencyGiven) return 1;
+  const n = opts.concurrency;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_BACKUP_CONCURRENCY) {
+    throw new UsageError(`--concurrency ${n}: backup snapshot copies 1 to ${MAX_BACKUP_CONCURRENCY} volumes at once`, ['Every copy reads the metadata host\u2019s disks: more than a few at once rarely goes faster.']);
+  }
+  return n;
+}
+
 /** Why a volume's run stopped at its lock, in words (another backup, or a resize/delete of it). */
 function lockMessage(report: RunReport, site: VolumeSite, volume: string): string | null {
-  const o = report.phases.find((p) => p.title === PHASE_VOLUME_LOCK)?.hosts[0];
+  const o = report.phases.find((p) => p.item === volume && p.title === PHASE_VOLUME_LOCK)?.hosts[0];
   if (o?.status !== 'failed' || o.error?.remoteExitCode !== LOCK_HELD_EXIT) return null;
   return `volume ${volume} is locked (${volumeLockFile(site, volume)} on ${site.meta}) by ${heldBy(o.error.details.join('\n')) ?? 'another enssib command'}`;
 }
 
+/**
+ * Exit codes: 0 every volume backed up with both paths back; 3 (partial) some
+ * volumes failed or one has a worker on one path; 1 every volume failed;
+ * 130, 143, 129 interrupted (Ctrl-C, SIGTERM, SIGHUP).
+ */
 export async function snapshotCommand(ctx: Context, inv: Invocation): Promise<number> {
   const { site, bsite } = sites(ctx);
   const wanted = snapshotTargets(site, inv);
   const lockWaitS = lockWait(inv.opts);
+  const concurrency = backupConcurrency(ctx.opts);
   const volumes = wanted !== 'all' ? wanted : ctx.opts.dryRun === 'client' ? ['VOLUME'] : await allVolumes(ctx, site);
   if (wanted === 'all' && ctx.opts.dryRun === 'client') ctx.out.note(`--all: the volumes are read on ${site.meta} when the command runs (${lvsArgv(site.vg).join(' ')}); the plan of each is:`);
   if (volumes.length === 0) {
     ctx.out.result(() => ({ backups: [] }), () => [`No volumes on ${site.meta}.`]);
     return ExitCode.ok;
   }
-  const outcomes: SnapshotOutcome[] = [];
-  const reports: RunReport[] = [];
-  for (const volume of volumes) {
-    if (ctx.signal.aborted) break;
-    const req: SnapshotRequest = { volume, id: backupId(volume, new Date()), lockWaitS, tool: tool(), copyTimeoutS: COPY_TIMEOUT_S };
-    const owner = ctx.opts.dryRun === 'client' ? placeholderOwner(ctx.argv) : lockOwner(ctx.argv);
-    const report = await run(ctx, snapshotPlan(site, bsite, req, owner));
-    if (report.mode === 'apply') writeJournal(ctx, journalEntry(report));
-    reports.push(report);
-    const o = snapshotOutcome(req, report);
-    const locked = lockMessage(report, site, volume);
-    if (locked) o.error = locked;
-    outcomes.push(o);
-    if (ctx.out.format === 'text') for (const l of report.mode === 'apply' ? summaryLines(report, ctx.out) : planLines(report, ctx.out)) ctx.out.line(l);
-  }
-  const skipped = volumes.slice(outcomes.length);
+  const now = new Date();
+  const reqs: SnapshotRequest[] = volumes.map((volume) => ({ volume, id: backupId(volume, now), lockWaitS, tool: tool(), copyTimeoutS: COPY_TIMEOUT_S }));
+  const owner = ctx.opts.dryRun === 'client' ? placeholderOwner(ctx.argv) : lockOwner(ctx.argv);
+  const report = await run(ctx, snapshotPlan(site, bsite, reqs, owner, concurrency));
+  const outcomes = reqs.map((r) => {
+    const o = snapshotOutcome(r, report);
+    const locked = lockMessage(report, site, r.volume);
+    return locked ? { ...o, error: locked } : o;
+  });
+  const verdict = snapshotSummary(outcomes, bsite);
+  if (report.mode === 'apply') writeJournal(ctx, { ...journalEntry(report), summary: verdict.line });
   ctx.out.result(
-    () => ({ backups: outcomes, ...(skipped.length > 0 ? { notStarted: skipped } : {}), runs: reports.map(reportJson) }),
-    () => (mode(ctx) === 'apply' ? ['', ...snapshotTable(ctx, outcomes), ...(skipped.length > 0 ? [`Not started (interrupted): ${skipped.join(', ')}`] : [])] : []),
+    () => ({ backups: outcomes, ...(report.mode === 'apply' ? { summary: verdict.line, longSinglePath: verdict.long } : {}), run: reportJson(report) }),
+    () => (report.mode === 'apply' ? [...summaryLines(report, ctx.out), '', ...snapshotTable(ctx, outcomes), ...verdict.warnings, verdict.line] : planLines(report, ctx.out)),
   );
-  if (mode(ctx) !== 'apply') return ExitCode.ok;
-  const interrupted = outcomes.some((o) => o.status === 'interrupted') || skipped.length > 0;
-  const ok = outcomes.filter((o) => o.status === 'ok' && o.pathsOk);
-  if (interrupted) throw new InterruptedError(`backup interrupted: ${ok.length} of ${volumes.length} volume(s) backed up`, ['The snapshot of the volume in progress was removed and its export restored (see the summary above).']);
-  if (ok.length === outcomes.length) return ExitCode.ok;
-  const failed = outcomes.filter((o) => !(o.status === 'ok' && o.pathsOk));
-  const details = failed.map((o) => `${o.volume}: ${o.status === 'ok' ? 'backed up, but a worker does not have both paths again (see above)' : (o.error ?? 'failed')}`);
-  if (ok.length === 0) throw new OperationError(`backup failed for ${failed.map((o) => o.volume).join(', ')}`, details);
-  ctx.out.warn(`backup failed for ${failed.map((o) => o.volume).join(', ')}: ${details.join('; ')}`);
-  return ExitCode.partial;
+  if (report.mode !== 'apply') return ExitCode.ok;
+  if (report.interrupted) throw new InterruptedError(`backup interrupted: ${verdict.line}`, ['The snapshots of the volumes in progress were removed and their exports restored (see the summary above).']);
+  return verdict.exitCode;
 }
+
+export interface SnapshotVerdict {
+  /** One line for a person and the journal: "backup snapshot: 2 of 3 volumes backed up; failed: mail (…)". */
+  line: string;
+  warnings: string[];
+  /** Volumes that ran on one path longer than backup.maxSinglePath. */
+  long: string[];
+  exitCode: number;
+}
+
+/** The end of a backup run: the one-line summary, warnings, and the exit code (0, 3 partial, 1 every volume failed). */
+export function snapshotSummary(outcomes: readonly SnapshotOutcome[], bsite: Pick<BackupSite, 'maxSinglePathMs'>): SnapshotVerdict {
+  const good = outcomes.filter((o) => o.status === 'ok' && o.pathsOk);
+  const bad = outcomes.filter((o) => !(o.status === 'ok' && o.pathsOk));
+  const long = outcomes.filter((o) => o.singlePathMs !== null && o.singlePathMs > bsite.maxSinglePathMs);
+  const why = (o: SnapshotOutcome) => (o.status === 'ok' ? 'backed up, but a worker does not have both paths again' : o.stranded ? 'its snapshot could not be removed: ONE PATH left' : o.status === 'skipped' ? 'not started' : o.status);
+  const line = [`backup snapshot: ${good.length} of ${outcomes.length} volume${outcomes.length > 1 ? 's' : ''} backed up`, ...(bad.length > 0 ? [`failed: ${bad.map((o) => `${o.volume} (${why(o)})`).join(', ')}`] : []), ...(long.length > 0 ? [`on one path longer than ${formatDuration(bsite.maxSinglePathMs)}: ${long.map((o) => o.volume).join(', ')}`] : [])].join('; ');
+  const warnings = long.map((o) => `warning: ${o.volume} ran on one path for ${formatDuration(o.singlePathMs ?? 0)}, longer than backup.maxSinglePath (${formatDuration(bsite.maxSinglePathMs)}): a failure of the server left in that time stops its I/O. Back it up at a quieter time, or raise backup.maxSinglePath.`);
+  const exitCode = bad.length === 0 ? ExitCode.ok : good.length === 0 ? ExitCode.failed : ExitCode.partial;
+  return { line, warnings, long: long.map((o) => o.volume), exitCode };
+}
+
+const secs = (ms: number | null) => (ms === null ? '-' : formatDuration(ms));
 
 function snapshotTable(ctx: Context, outcomes: SnapshotOutcome[]): string[] {
   const rows = outcomes.map((o) => {
     const r = o.record;
     return [
       o.volume,
-      o.status === 'ok' ? (o.pathsOk ? 'ok' : 'ok, ONE PATH') : o.status.toUpperCase(),
+      o.status === 'ok' ? (o.pathsOk ? 'ok' : 'ok, ONE PATH') : o.stranded ? 'FAILED, ONE PATH' : o.status.toUpperCase(),
       r ? r.id : '-',
       r ? formatBytes(r.sizeBytes) : '-',
       r ? formatBytes(r.compressedBytes) : '-',
-      r ? `${(r.durationMs / 1000).toFixed(1)} s` : '-',
+      r ? secs(r.durationMs) : '-',
       r ? `${r.snapshotFillPercent.toFixed(1)}%` : '-',
-      o.singlePathMs === null ? '-' : `${(o.singlePathMs / 1000).toFixed(1)} s`,
+      secs(o.snapshotLifetimeMs),
+      o.stranded ? 'STILL' : secs(o.singlePathMs),
     ];
   });
-  const lines = ctx.out.table(['VOLUME', 'RESULT', 'BACKUP', 'SIZE', 'COMPRESSED', 'COPY', 'SNAPSHOT USED', 'ONE PATH FOR'], rows);
+  const lines = ctx.out.table(['VOLUME', 'RESULT', 'BACKUP', 'SIZE', 'COMPRESSED', 'COPY', 'SNAPSHOT USED', 'SNAPSHOT LIFETIME', 'ONE PATH FOR'], rows);
   for (const o of outcomes) if (o.error && o.status !== 'ok') lines.push(`${o.volume}: ${o.error}`);
   return lines;
 }

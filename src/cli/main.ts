@@ -177,6 +177,12 @@ export function buildProgram(run: (spec: CommandSpec, inv: Invocation, cmd: Comm
   return program;
 }
 
+function rootOf(cmd: Command): Command {
+  let c = cmd;
+  while (c.parent) c = c.parent;
+  return c;
+}
+
 export function globalOptions(cmd: Command): GlobalOptions {
   const o = cmd.optsWithGlobals() as Record<string, unknown>;
   let dryRun: DryRun = false;
@@ -187,6 +193,7 @@ export function globalOptions(cmd: Command): GlobalOptions {
     yes: o.yes === true,
     output: o.output === 'json' ? 'json' : 'text',
     concurrency: typeof o.concurrency === 'number' ? o.concurrency : 10,
+    ...(rootOf(cmd).getOptionValueSource('concurrency') === 'cli' ? { concurrencyGiven: true } : {}),
     color: o.color !== false,
     verbose: o.verbose === true,
     ...(typeof o.kubeconfig === 'string' ? { kubeconfig: o.kubeconfig } : {}),

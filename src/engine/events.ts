@@ -11,6 +11,8 @@ export type RunEvent =
   | { type: 'host-start'; phase: string; host: string; item?: string }
   | { type: 'host-end'; phase: string; outcome: HostOutcome; item?: string }
   | { type: 'phase-end'; outcome: PhaseOutcome }
+  /** A command with `progress` reported how far it got: `done` of `total` bytes. */
+  | { type: 'progress'; phase: string; host: string; item?: string; done: number; total: number }
   | { type: 'undo-start'; steps: number; item?: string }
   | { type: 'undo-end'; outcome: UndoOutcome }
   /** Per-item work starts: the items, in order (they then run a few at once, their events carry `item`). */

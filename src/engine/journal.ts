@@ -17,6 +17,8 @@ export interface JournalRecord {
   undo: { phase: string; item?: string; host: string; ok: boolean }[];
   /** Per-item work: each item's status (and why it failed). */
   items?: { item: string; status: string; error?: string }[];
+  /** The outcome in one line for a person (e.g. a night's backup: how many volumes, which failed). */
+  summary?: string;
 }
 
 /** What the journal says about a run; time, user and argv are added when it is written. */

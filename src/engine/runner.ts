@@ -1,11 +1,12 @@
+import { Writable } from 'node:stream';
 import { asEnssibError, CommandError, EnssibError, ExitCode, InterruptedError, interruptedExitCode, OperationError, tail } from '../errors.js';
 import { mapLimit } from '../limit.js';
 import type { HostPool } from '../remote/pool.js';
-import type { Host, RunOptions } from '../remote/types.js';
+import type { Host, RunOptions, RunResult } from '../remote/types.js';
 import { describeAction, describeCheck } from './describe.js';
 import { Values } from './probe.js';
 import type { RunEvent, RunObserver } from './events.js';
-import type { Action, ErrorReport, Facts, Finding, HostOutcome, ItemResult, ItemPlan, PerItem, Phase, PhaseOutcome, Plan, RunMode, RunReport, RunState, UndoOutcome } from './types.js';
+import type { Action, CommandAction, ErrorReport, Facts, Finding, HostOutcome, ItemResult, ItemPlan, PerItem, Phase, PhaseOutcome, Plan, RunMode, RunReport, RunState, UndoOutcome } from './types.js';
 import { LOCAL } from './types.js';
 
 export interface RunnerOptions {
@@ -53,6 +54,7 @@ export async function runPlan(plan: Plan, opts: RunnerOptions): Promise<RunRepor
   let { stoppedAt, interrupted, internal } = main;
 
   let items: ItemResult[] | undefined;
+  const itemStates = new Map<string, RunState>();
   if (plan.items) {
     const section = plan.items;
     if (stoppedAt) {
@@ -63,6 +65,7 @@ export async function runPlan(plan: Plan, opts: RunnerOptions): Promise<RunRepor
       for (const r of ran) {
         phases.push(...r.phases);
         undo.push(...r.undo);
+        if (r.state) itemStates.set(r.outcome.item, r.state);
       }
       if (items.some((i) => i.status === 'interrupted' || (i.status === 'skipped' && opts.signal?.aborted))) {
         interrupted = true;
@@ -97,7 +100,7 @@ export async function runPlan(plan: Plan, opts: RunnerOptions): Promise<RunRepor
     mutating: plan.mutating,
     phases,
     undo,
-    ...(items ? { items } : {}),
+    ...(items ? { items, itemStates } : {}),
     findings: findingsOf(phases, plan.readOnly === true),
     exitCode,
     ...(interrupted ? { interrupted } : {}),
@@ -190,6 +193,8 @@ interface ItemRun {
   outcome: ItemResult;
   phases: PhaseOutcome[];
   undo: UndoOutcome[];
+  /** The item's own state (absent when it never started). */
+  state?: RunState;
 }
 
 /**
@@ -249,7 +254,7 @@ async function runItem(item: ItemPlan, readOnly: boolean, parent: PhaseContext):
   const error = internal ?? failed?.error;
   const outcome: ItemResult = { item: item.name, status, ...(seq.stoppedAt ? { stoppedAt: seq.stoppedAt } : {}), ...(error ? { error } : {}), durationMs: Date.now() - t0 };
   if (internal) phases.push({ id: 'internal error', title: 'internal error', item: item.name, hosts: [{ host: LOCAL, status: 'failed', checks: [], actions: [], error: internal, durationMs: 0 }] });
-  return { outcome, phases, undo };
+  return { outcome, phases, undo, state };
 }
 
 async function runPhase(phase: Phase, kind: 'phase' | 'always', ctx: PhaseContext): Promise<PhaseOutcome> {
@@ -327,7 +332,7 @@ async function runHost(phase: Phase, name: string, ctx: PhaseContext): Promise<H
         if (opts.signal?.aborted) throw new InterruptedError(`interrupted before: ${describeAction(host, a).split('\n')[0]}`);
         const signal = a.kind === 'command' && a.interruptible ? anySignal(opts.signal, opts.cancel) : opts.cancel;
         actionStarted = true;
-        const r = await execAction(host, a, signal);
+        const r = await execAction(host, a, signal, (done, total) => ctx.emit({ type: 'progress', phase: phaseId(phase), host: name, ...(ctx.item !== undefined ? { item: ctx.item } : {}), done, total }));
         completed++;
         changed = r.changed || changed;
         if (r.changed && a.kind !== 'task') a.notify?.forEach((n) => notified.add(n));
@@ -369,7 +374,7 @@ function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal | undef
 }
 
 /** Runs one action; resolves whether it changed anything, and what a command printed. */
-async function execAction(host: Host | null, a: Action, signal?: AbortSignal): Promise<{ changed: boolean; stdout?: string }> {
+async function execAction(host: Host | null, a: Action, signal?: AbortSignal, progress?: (done: number, total: number) => void): Promise<{ changed: boolean; stdout?: string }> {
   if (a.kind === 'task') {
     const r = await a.run();
     return { changed: r ? r.changed : true, ...(r?.message ? { stdout: r.message } : {}) };
@@ -382,10 +387,34 @@ async function execAction(host: Host | null, a: Action, signal?: AbortSignal): P
     ...(a.input !== undefined ? { input: a.input } : {}),
     ...(signal ? { signal } : {}),
   };
-  const r = await host.exec(a.argv, opts);
+  const r = a.progress ? await streamed(host, a.argv, opts, a.progress, progress) : await host.exec(a.argv, opts);
   if (!(a.okCodes ?? [0]).includes(r.exitCode)) throw new CommandError(host.name, host.describe(a.argv, opts), r.exitCode, r.stderr);
   a.result?.(r);
   return { changed: true, stdout: r.stdout };
+}
+
+/** A command whose stdout lines say how far it got: streamed, each line parsed as it comes, nothing kept. */
+async function streamed(host: Host, argv: string[], opts: RunOptions, p: NonNullable<CommandAction['progress']>, report?: (done: number, total: number) => void): Promise<RunResult> {
+  const { input: _none, ...rest } = opts;
+  let partial = '';
+  const take = (l: string) => {
+    const done = p.parse(l.trim());
+    if (done !== null) report?.(done, p.total);
+  };
+  const lines = new Writable({
+    write(chunk: Buffer, _enc, next) {
+      const all = (partial + chunk.toString('utf8')).split('\n');
+      partial = all.pop() ?? '';
+      all.forEach(take);
+      next();
+    },
+    final(next) {
+      if (partial !== '') take(partial);
+      next();
+    },
+  });
+  const r = await host.stream(argv, { ...rest, stdout: lines });
+  return { exitCode: r.exitCode, stdout: '', stderr: r.stderr, durationMs: r.durationMs };
 }
 
 /**

@@ -22,6 +22,14 @@ export interface CommandAction {
   /** Handlers of the phase to run on this host after its actions when this one ran (see Phase.handlers). */
   notify?: string[];
   /**
+   * A long command that reports how far it got (a copy of hours): its stdout
+   * is streamed (`Host.stream`, never held in memory), each line it prints is
+   * read by `parse` as the bytes done so far, and the runner emits a
+   * `progress` event (`ui/progress.ts` shows bytes, rate and ETA against
+   * `total`). Its `result` sees no stdout.
+   */
+  progress?: { total: number; parse: (line: string) => number | null };
+  /**
    * Reads what the command printed once it succeeded (e.g. a check's report):
    * throwing an EnssibError fails the host. Pure: it parses and judges.
    */
@@ -276,6 +284,8 @@ export interface RunReport {
   undo: UndoOutcome[];
   /** Per-item work: one outcome per item, in item order. */
   items?: ItemResult[];
+  /** Per-item work: each item's own state (what its phases read and decided), by item name. */
+  itemStates?: ReadonlyMap<string, RunState>;
   /** 0 ok, 1 failed, 3 partial, 130 interrupted. */
   exitCode: number;
   /** The run was interrupted (Ctrl-C, SIGTERM, SIGHUP): phases after `stoppedAt` did not run. */

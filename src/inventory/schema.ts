@@ -110,6 +110,8 @@ export const inventorySchema = z.strictObject({
       destination: path,
       /** Copy-on-write size of each snapshot: a share of the volume ("20%", the default) or a size ("10G"). */
       snapshotSize: z.string().min(1).optional(),
+      /** How long a volume may run on one path during its backup before the summary warns ("2h", the default; "90m", "45s"). */
+      maxSinglePath: z.string().min(1).optional(),
       retention: z.strictObject({
         daily: z.number().int().min(0).max(3650).optional(),
         weekly: z.number().int().min(0).max(520).optional(),

@@ -1,6 +1,7 @@
 import { DefaultRenderer, Listr, ListrDefaultRendererLogLevels, ListrLogger, ProcessOutput, type ListrTask } from 'listr2';
 import type { RunEvent, RunObserver } from '../engine/events.js';
 import type { HostOutcome, ItemResult, PhaseOutcome } from '../engine/types.js';
+import { formatBytes } from '../validate.js';
 
 /** `default`: listr2 on a terminal; `simple`: plain lines (no TTY, CI, a log file); `silent`: nothing (JSON output, client dry run). */
 export type ProgressRenderer = 'default' | 'simple' | 'silent';
@@ -9,6 +10,35 @@ export type ProgressRenderer = 'default' | 'simple' | 'silent';
 export function progressObserver(renderer: ProgressRenderer, stream: NodeJS.WritableStream = process.stderr): RunObserver | undefined {
   if (renderer === 'silent') return undefined;
   return renderer === 'default' ? listrObserver() : plainObserver(stream);
+}
+
+type ProgressEvent = Extract<RunEvent, { type: 'progress' }>;
+
+/** "1m 05s", "2h 03m": a duration for a person. */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/**
+ * Bytes, rate and ETA of a long command, from its progress events: the rate
+ * is the average since its first report (`now` in ms, for tests).
+ */
+export function progressMeter(now: () => number = Date.now): (e: ProgressEvent) => string {
+  const first = new Map<string, { t: number; done: number }>();
+  return (e) => {
+    const key = `${e.item ?? ''}\u0000${e.phase}\u0000${e.host}`;
+    const t = now();
+    const start = first.get(key) ?? { t, done: e.done };
+    first.set(key, start);
+    const secs = (t - start.t) / 1000;
+    const rate = secs > 0 ? (e.done - start.done) / secs : 0;
+    const of = e.total > 0 ? ` of ${formatBytes(e.total)} (${Math.min(100, Math.floor((e.done * 100) / e.total))}%)` : '';
+    const eta = rate > 0 && e.total > e.done ? `, ETA ${formatDuration(((e.total - e.done) / rate) * 1000)}` : '';
+    return `${formatBytes(e.done)}${of}${rate > 0 ? `, ${formatBytes(Math.round(rate))}/s` : ''}${eta}`;
+  };
 }
 
 const WORD: Record<HostOutcome['status'], string> = {
@@ -69,13 +99,31 @@ function undoStartLine(e: Extract<RunEvent, { type: 'undo-start' }>): string {
   return e.item !== undefined ? `↩ [${e.item}] undoing what this item did (${steps})` : `↩ undoing what this run did (${steps})`;
 }
 
-/** Plain lines, one per host as it ends and one per phase with its true status; an item's lines carry its name. */
-function plainObserver(stream: NodeJS.WritableStream): RunObserver {
+/**
+ * Plain lines, one per host as it ends and one per phase with its true status;
+ * an item's lines carry its name. A long command's progress is a line every
+ * `progressEveryMs` (30 s by default: a log of a night's backup stays short).
+ */
+export function plainObserver(stream: NodeJS.WritableStream, o: { progressEveryMs?: number; now?: () => number } = {}): RunObserver {
   const write = (l: string) => stream.write(`${l}\n`);
+  const now = o.now ?? Date.now;
+  const meter = progressMeter(now);
+  const every = o.progressEveryMs ?? 30_000;
+  const last = new Map<string, number>();
   let section = '';
   return {
     event(e) {
       switch (e.type) {
+        case 'progress': {
+          const line = meter(e);
+          const key = `${e.item ?? ''}\u0000${e.phase}\u0000${e.host}`;
+          const t = now();
+          const before = last.get(key);
+          if (before !== undefined && t - before < every) break;
+          last.set(key, t);
+          write(`  ${e.item !== undefined ? `[${e.item}] ` : ''}${e.host}: ${e.phase}: ${line}`);
+          break;
+        }
         case 'phase-start':
           write(`→ ${e.item !== undefined ? `[${e.item}] ` : ''}${e.title}`);
           break;
@@ -142,6 +190,9 @@ export function listrObserver(stream: NodeJS.WriteStream = process.stderr): RunO
   let phaseEnded: (p: PhaseOutcome) => void = () => undefined;
   const items = new Map<string, { resolve: (o: ItemResult) => void; progress: (line: string) => void }>();
   let itemsEnded: (o: ItemResult[]) => void = () => undefined;
+  const meter = progressMeter();
+  /** The phase each item is in, for its progress line. */
+  const inPhase = new Map<string, string>();
 
   /** The subtasks of a list, and a last one without a title that fails the parent when `failed` says so. */
   const withVerdict = <T>(subtasks: ListrTask[], ended: Promise<T>, failed: (t: T) => string | null): ListrTask[] => [
@@ -159,6 +210,7 @@ export function listrObserver(stream: NodeJS.WriteStream = process.stderr): RunO
       switch (e.type) {
         case 'phase-start': {
           if (e.item !== undefined) {
+            inPhase.set(e.item, e.title);
             items.get(e.item)?.progress(e.title);
             break;
           }
@@ -239,6 +291,10 @@ export function listrObserver(stream: NodeJS.WriteStream = process.stderr): RunO
           break;
         case 'items-end':
           itemsEnded(e.outcomes);
+          break;
+        case 'progress':
+          // An item's line shows its phase and how far the command got; outside per-item work a phase's lines are its hosts.
+          if (e.item !== undefined) items.get(e.item)?.progress(`${inPhase.get(e.item) ?? e.phase} — ${meter(e)}`);
           break;
         case 'host-start':
         case 'item-start':

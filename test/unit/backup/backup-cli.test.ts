@@ -27,7 +27,7 @@ describe('backup snapshot --dry-run', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const titles = [...r.stdout.matchAll(/^\d+\. (.*)$/gm)].map((m) => m[1]);
-    expect(titles).toEqual([
+    expect(titles.map((t) => t?.replace(/^\[mail\] /, ''))).toEqual([
       'take the lock of the volume',
       'read the volume, its snapshots and exports on the storage servers',
       'read the sessions and multipath maps on the workers',
@@ -38,6 +38,7 @@ describe('backup snapshot --dry-run', () => {
       'copy the snapshot (zstd, sha256)',
       'check the snapshot and keep the copy',
       'remove the snapshot and any partial copy',
+      'check that the snapshot is gone',
       'reactivate and re-export on the other storage server',
       'log in and rescan on the workers that have the volume',
       'check both paths on the workers that have the volume',
@@ -45,11 +46,21 @@ describe('backup snapshot --dry-run', () => {
     ]);
     expect(r.stdout).toContain('/run/enssib/volume-mail.lock');
     expect(r.stdout).toContain("$ lvcreate --yes --snapshot --name mail-enssib-snap --size '<20% of the volume>' vg_cluster/mail");
-    expect(r.stdout).toMatch(/zstd -q -1 -T0 -c < "\$src" \| tee -- "\$tmp" \| sha256sum/);
+    expect(r.stdout).toMatch(/zstd -q -1 -T0 -c <&7 \| tee -- "\$tmp" \| sha256sum/);
     expect(r.stdout).toMatch(/enssib-backup-copy \/dev\/vg_cluster\/mail-enssib-snap \/srv\/backup\/mail\/\.mail\.\d{8}T\d{6}Z\.img\.zst\.partial/);
     expect(r.stdout).toContain('$ lvchange --activate n vg_cluster/mail');
     expect(r.stdout).toContain('$ lvchange --activate y vg_cluster/mail');
     expect(r.stdout).toContain('$ lvremove --yes vg_cluster/mail-enssib-snap');
+    expect(titles.every((t) => t?.startsWith('[mail] '))).toBe(true);
+    expect(contacted()).toBe(false);
+  });
+
+  it('several volumes: one plan, each volume its own phases and cleanup', async () => {
+    const r = await enssib(['backup', 'snapshot', 'mail', 'ldap', '--dry-run', '--concurrency', '2'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    const titles = [...r.stdout.matchAll(/^\d+\. (.*)$/gm)].map((m) => m[1] ?? '');
+    expect(titles.filter((t) => t.endsWith('release the lock of the volume'))).toEqual(['[mail] release the lock of the volume', '[ldap] release the lock of the volume']);
+    expect(r.stdout).toMatch(/Dry run of "backup snapshot"/);
     expect(contacted()).toBe(false);
   });
 
@@ -71,6 +82,13 @@ describe('bad input is refused before anything runs (exit 2)', () => {
     [['backup', 'snapshot', 'Mail'], /volume/],
     [['backup', 'snapshot', 'a'.repeat(64)], /volume/],
     [['backup', 'snapshot', 'mail', '--lock-wait', '1h'], /--lock-wait "1h": expected a number of seconds/],
+    [['backup', 'snapshot', 'mail', '--concurrency', '17'], /--concurrency 17: backup snapshot copies 1 to 16 volumes at once/],
+    [['backup', 'snapshot', 'mail', '--concurrency', '256'], /--concurrency 256: backup snapshot copies 1 to 16/],
+    [['backup', 'snapshot', 'mail', '--concurrency', '0'], /concurrency.*expected a whole number/],
+    [['backup', 'snapshot', 'mail', '--concurrency', '-1'], /concurrency/],
+    [['backup', 'snapshot', 'mail', '--concurrency', '1.5'], /concurrency.*expected a whole number/],
+    [['backup', 'snapshot', 'mail', '--concurrency', 'two'], /concurrency.*expected a whole number/],
+    [['backup', 'snapshot', 'mail', '--concurrency', '4;reboot'], /concurrency.*expected a whole number/],
     [['backup', 'list', '../x'], /volume/],
     [['backup', 'verify', 'mail.2026'], /backup id "mail\.2026" is not a backup id/],
     [['backup', 'verify', '../../etc/passwd.20261203T020000Z'], /is not a backup id/],

@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { RECORD, snapshotOutcome, snapshotPlan, type SnapshotRequest } from '../../../src/backup/snapshot.js';
+import { PHASE_COPY, PHASE_GONE, PHASE_REEXPORT, PHASE_REMOVE, PHASE_RESCAN, RECORD, snapshotOutcome, snapshotPlan, type SnapshotOutcome, type SnapshotRequest } from '../../../src/backup/snapshot.js';
+import { snapshotSummary } from '../../../src/backup/usecases.js';
 import type { BackupSite } from '../../../src/backup/site.js';
+import type { RunEvent, RunObserver } from '../../../src/engine/events.js';
 import { runPlan } from '../../../src/engine/runner.js';
 import { ExitCode } from '../../../src/errors.js';
 import { lockOwner } from '../../../src/storage/lock.js';
@@ -14,7 +16,7 @@ const fx = (f: string) => readFileSync(join(import.meta.dirname, '../storage/fix
 const ok = (stdout = '') => ({ exitCode: 0, stdout, stderr: '', durationMs: 1 });
 
 const site: VolumeSite = testVolumeSite({ driver: 'lio', lockFile: '/run/enssib/storage.lock' });
-const bsite: BackupSite = { destination: '/srv/backup', snapshotSize: { percent: 20 }, retention: { daily: 7 } };
+const bsite: BackupSite = { destination: '/srv/backup', snapshotSize: { percent: 20 }, retention: { daily: 7 }, maxSinglePathMs: 7_200_000 };
 const req: SnapshotRequest = { volume: 'kvol', id: 'kvol.20261203T020000Z', lockWaitS: 0, tool: 'enssib 0.1.0', copyTimeoutS: 3600 };
 const ID = 'a1a93ec0062020a80f091605229042ee';
 const SHA = 'b'.repeat(64);
@@ -31,6 +33,8 @@ interface World {
   copy: 'ok' | 'fail' | 'hang';
   /** What happens to the snapshot during the copy. */
   fillDuringCopy?: boolean;
+  /** lvremove of the snapshot fails (the device is held open). */
+  lvremoveFails?: boolean;
 }
 
 function world(over: Partial<World> = {}): World {
@@ -67,6 +71,7 @@ function responder(w: World) {
       return ok();
     }
     if (argv[0] === 'lvremove') {
+      if (w.lvremoveFails) return { exitCode: 5, stdout: '', stderr: '  Logical volume vg_cluster/kvol-enssib-snap in use.', durationMs: 1 };
       w.snapshot = null;
       return ok();
     }
@@ -80,7 +85,8 @@ function responder(w: World) {
       if (w.fillDuringCopy && w.snapshot) w.snapshot = { ...w.snapshot, attr: 'Swi-I-s---', pct: '100.00' };
       if (w.copy === 'fail') return { exitCode: 1, stdout: '', stderr: 'zstd: error 70 : Write error : No space left on device', durationMs: 1 };
       if (w.copy === 'hang') return new Promise<undefined>(() => undefined);
-      return ok();
+      // The copy prints how far it got (bytes of the snapshot read), a line a second.
+      return ok('0\n134217728\n268435456\n');
     }
     if (name === 'enssib-backup-result') return ok(`${SHA}  -\n1764727200000 1764727201500\n1234\n268435456\n`);
     if (line === 'iscsiadm -m session -P 3') return host === 'node01' ? ok(fx('iscsiadm-session-P3.txt').replaceAll('smoke', 'kvol')) : { exitCode: 21, stdout: '', stderr: 'iscsiadm: No active sessions.', durationMs: 1 };
@@ -89,9 +95,9 @@ function responder(w: World) {
   };
 }
 
-async function backup(w: World, signal?: AbortSignal) {
+async function backup(w: World, signal?: AbortSignal, observer?: RunObserver) {
   const hosts = fakePool(responder(w));
-  const report = await runPlan(snapshotPlan(site, bsite, req, lockOwner(['enssib', 'backup'], new Date(0), 'tok')), { mode: 'apply', concurrency: 4, hosts, ...(signal ? { signal } : {}) });
+  const report = await runPlan(snapshotPlan(site, bsite, [req], lockOwner(['enssib', 'backup'], new Date(0), 'tok'), 1), { mode: 'apply', concurrency: 4, hosts, ...(signal ? { signal } : {}), ...(observer ? { observer } : {}) });
   const calls = (h: string) => hosts.host(h).calls.map((c) => (c[0] === 'sh' || c[0] === 'bash' ? `${c[0]} ${c[3]} ${c.slice(4).join(' ')}` : c.join(' ')));
   return { report, hosts, calls, outcome: snapshotOutcome(req, report) };
 }
@@ -110,8 +116,8 @@ describe('backup snapshot, one volume, with fake hosts', () => {
       'bash enssib-backup-copy /dev/vg_cluster/kvol-enssib-snap /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial',
       'mv -T -- /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial /srv/backup/kvol/kvol.20261203T020000Z.img.zst',
       'sync -- /srv/backup/kvol',
-      'lvremove --yes vg_cluster/kvol-enssib-snap',
       'rm -f -- /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial.sha256 /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial.time',
+      'lvremove --yes vg_cluster/kvol-enssib-snap',
     ]);
     expect(mutations(calls('data2'))).toEqual([
       'targetcli /iscsi delete iqn.2016-04.fr.enssib:kvol',
@@ -142,7 +148,7 @@ describe('backup snapshot, one volume, with fake hosts', () => {
     const w = world({ copy: 'fail' });
     const { report, hosts, calls, outcome } = await backup(w);
     expect(report.exitCode).toBe(ExitCode.failed);
-    expect(report.stoppedAt).toBe('copy the snapshot (zstd, sha256)');
+    expect(report.items?.[0]?.stoppedAt).toBe('copy the snapshot (zstd, sha256)');
     expect(hosts.host('data1').files.size).toBe(0);
     expect(calls('data1').some((c) => c.startsWith('mv '))).toBe(false);
     expect(calls('data1')).toContain('lvremove --yes vg_cluster/kvol-enssib-snap');
@@ -157,14 +163,14 @@ describe('backup snapshot, one volume, with fake hosts', () => {
     const w = world({ fillDuringCopy: true });
     const { report, hosts, calls, outcome } = await backup(w);
     expect(report.exitCode).toBe(ExitCode.failed);
-    expect(report.stoppedAt).toBe('check the snapshot and keep the copy');
+    expect(report.items?.[0]?.stoppedAt).toBe('check the snapshot and keep the copy');
     expect(outcome.error).toMatch(/became invalid: its copy-on-write area filled up/);
     expect(calls('data1').some((c) => c.startsWith('mv '))).toBe(false);
     expect(hosts.host('data1').files.size).toBe(0);
     expect(calls('data1')).toContain('rm -f -- /srv/backup/kvol/kvol.20261203T020000Z.img.zst /srv/backup/kvol/kvol.20261203T020000Z.json');
     expect(w.snapshot).toBeNull();
     expect(w.exported2).toBe(true);
-    expect(report.state.values.get(RECORD)).toBeUndefined();
+    expect(report.itemStates?.get('kvol')?.values.get(RECORD)).toBeUndefined();
   });
 
   it('a copy that fails because the snapshot filled up says so', async () => {
@@ -202,7 +208,7 @@ describe('backup snapshot, one volume, with fake hosts', () => {
     const w = world({ locked: true, snapshot: { attr: 'swi-a-s---', pct: '3.00', origin: 'kvol' }, exported2: false, active2: false });
     const { report, calls, outcome } = await backup(w);
     expect(report.exitCode).toBe(ExitCode.failed);
-    expect(report.stoppedAt).toBe('take the lock of the volume');
+    expect(report.items?.[0]?.stoppedAt).toBe('take the lock of the volume');
     expect(outcome.status).toBe('failed');
     expect(mutations(calls('data1'))).toEqual([]);
     expect(mutations(calls('data2'))).toEqual([]);
@@ -227,5 +233,121 @@ describe('backup snapshot, one volume, with fake hosts', () => {
       expect(mutations(calls('node01'))).toEqual([]);
       expect(calls('data1').at(-1)).toMatch(/enssib-unlock/);
     }
+  });
+
+  it('the copy reports how far it got: progress events with the bytes read of the volume\u2019s size', async () => {
+    const events: RunEvent[] = [];
+    const { report } = await backup(world(), undefined, { event: (e) => events.push(e) });
+    expect(report.exitCode).toBe(ExitCode.ok);
+    const progress = events.filter((e) => e.type === 'progress');
+    expect(progress).toEqual([0, 134217728, 268435456].map((done) => ({ type: 'progress', phase: PHASE_COPY, host: 'data1', item: 'kvol', done, total: 268435456 })));
+  });
+
+  it('the snapshot cannot be removed: data2 stays offline and inactive, the workers are not rescanned, the report says what is left and how to finish', async () => {
+    const w = world({ lvremoveFails: true });
+    const { report, calls, outcome } = await backup(w);
+    expect(report.exitCode).toBe(ExitCode.failed);
+    expect(w.snapshot).not.toBeNull();
+    // The hazard: no reactivation nor re-export on data2 while the snapshot exists.
+    expect(w.active2).toBe(false);
+    expect(w.exported2).toBe(false);
+    expect(calls('data2').filter((c) => c.startsWith('lvchange --activate y') || c.startsWith('targetcli /iscsi create'))).toEqual([]);
+    expect(mutations(calls('node01'))).toEqual([]);
+    // The lock is released: the next run removes the leftover snapshot first and puts the export back.
+    expect(calls('data1').at(-1)).toMatch(/enssib-unlock/);
+    const byTitle = (t: string) => report.phases.find((p) => p.title === t);
+    expect(byTitle(PHASE_REMOVE)?.hosts[0]?.status).toBe('failed');
+    expect(byTitle(PHASE_GONE)?.hosts[0]?.error?.message).toBe('data1: the snapshot vg_cluster/kvol-enssib-snap is still there');
+    const err = byTitle(PHASE_REEXPORT)?.hosts[0]?.error;
+    expect(err?.message).toBe('not reactivated nor re-exported on data2: the snapshot vg_cluster/kvol-enssib-snap may still exist on data1 (its removal failed or could not be checked), and writes through that server would bypass it');
+    expect(err?.details[0]).toBe('Left: on data1 the snapshot vg_cluster/kvol-enssib-snap; on data2 the LV vg_cluster/kvol inactive and its export offline; node01 reaches kvol through data1 only.');
+    expect(err?.details[1]).toBe('To finish by hand, in this order: on data1: lvremove --yes vg_cluster/kvol-enssib-snap, then check that lvs vg_cluster/kvol-enssib-snap finds nothing;');
+    expect(err?.details).toContain('then on data2: lvchange --activate y vg_cluster/kvol');
+    expect(err?.details).toContain('  targetcli /iscsi create iqn.2016-04.fr.enssib:kvol');
+    expect(err?.details.at(-2)).toBe('then on node01: iscsiadm -m node -T iqn.2016-04.fr.enssib:kvol -p 10.66.6.2:3260 --login; iscsiadm -m node -T iqn.2016-04.fr.enssib:kvol -p 10.66.6.2:3260 --rescan; multipath -ll');
+    expect(byTitle(PHASE_RESCAN)?.hosts.find((h) => h.host === 'node01')?.error?.message).toMatch(/^node01: not rescanned: kvol stays on one path/);
+    expect(outcome).toMatchObject({ status: 'failed', stranded: true, pathsOk: false, singlePathMs: null, record: null });
+    expect(snapshotSummary([outcome], bsite).line).toBe('backup snapshot: 0 of 1 volume backed up; failed: kvol (its snapshot could not be removed: ONE PATH left)');
+  });
+
+  it('the check after the removal cannot read the snapshots: unknown is unsafe, data2 stays offline', async () => {
+    const w = world();
+    let removed = false;
+    const base = responder(w);
+    const hosts = fakePool((host, argv) => {
+      if (argv[0] === 'lvremove') removed = true;
+      if (removed && host === 'data1' && argv[0] === 'lvs') return { exitCode: 5, stdout: '', stderr: '  read failed', durationMs: 1 };
+      return base(host, argv);
+    });
+    const report = await runPlan(snapshotPlan(site, bsite, [req], lockOwner(['enssib', 'backup'], new Date(0), 'tok'), 1), { mode: 'apply', concurrency: 4, hosts });
+    expect(report.exitCode).toBe(ExitCode.failed);
+    expect(w.active2 || w.exported2).toBe(false);
+    expect(snapshotOutcome(req, report).stranded).toBe(true);
+  });
+});
+
+describe('backup snapshot, several volumes on the per-item runner', () => {
+  const two: SnapshotRequest[] = [req, { ...req, volume: 'gone', id: 'gone.20261203T020000Z' }];
+
+  it('a volume that fails does not stop the other: each has its own cleanup, the run is a partial failure (exit 3)', async () => {
+    const w = world();
+    const hosts = fakePool(responder(w));
+    const report = await runPlan(snapshotPlan(site, bsite, two, lockOwner(['enssib', 'backup'], new Date(0), 'tok'), 1), { mode: 'apply', concurrency: 4, hosts });
+    expect(report.exitCode).toBe(ExitCode.partial);
+    expect(report.items?.map((i) => [i.item, i.status])).toEqual([
+      ['kvol', 'done'],
+      ['gone', 'failed'],
+    ]);
+    const outcomes = two.map((r) => snapshotOutcome(r, report));
+    expect(outcomes.map((o) => o.status)).toEqual(['ok', 'failed']);
+    expect(outcomes[1]?.error).toMatch(/no volume "gone"/);
+    expect(outcomes[0]?.snapshotLifetimeMs).not.toBeNull();
+    expect(outcomes[1]?.snapshotLifetimeMs).toBeNull();
+    // Both volumes' locks were released by their own cleanup.
+    const unlocks = hosts.host('data1').calls.filter((c) => c[3] === 'enssib-unlock').map((c) => c[4]);
+    expect(unlocks).toEqual(['/run/enssib/volume-kvol.lock', '/run/enssib/volume-gone.lock']);
+    const v = snapshotSummary(outcomes, bsite);
+    expect(v.exitCode).toBe(ExitCode.partial);
+    expect(v.line).toBe('backup snapshot: 1 of 2 volumes backed up; failed: gone (failed)');
+  });
+
+  it('interrupted during the first volume: its cleanup runs, the second never starts', async () => {
+    const w = world({ copy: 'hang' });
+    const ac = new AbortController();
+    const hosts = fakePool(responder(w));
+    const running = runPlan(snapshotPlan(site, bsite, two, lockOwner(['enssib', 'backup'], new Date(0), 'tok'), 1), { mode: 'apply', concurrency: 4, hosts, signal: ac.signal });
+    await new Promise((r) => setTimeout(r, 50));
+    ac.abort();
+    const report = await running;
+    expect(report.exitCode).toBe(ExitCode.interrupted);
+    expect(two.map((r) => snapshotOutcome(r, report).status)).toEqual(['interrupted', 'skipped']);
+    expect(w.snapshot).toBeNull();
+    expect(w.exported2 && w.active2).toBe(true);
+    expect(hosts.host('data1').calls.some((c) => c.includes('/run/enssib/volume-gone.lock'))).toBe(false);
+  });
+
+  it('--concurrency: items at once in the plan; two copies run side by side', async () => {
+    const plan = snapshotPlan(site, bsite, two, lockOwner(['enssib', 'backup'], new Date(0), 'tok'), 2);
+    expect(plan.items?.concurrency).toBe(2);
+    expect(plan.items?.items.map((i) => i.name)).toEqual(['kvol', 'gone']);
+    expect(plan.phases).toEqual([]);
+  });
+});
+
+describe('the summary of a backup run', () => {
+  const o = (over: Partial<SnapshotOutcome>): SnapshotOutcome => ({ volume: 'v', id: 'v.20261203T020000Z', status: 'ok', record: null, error: null, snapshotLifetimeMs: 1000, singlePathMs: 2000, stranded: false, pathsOk: true, ...over });
+
+  it('every volume backed up: exit 0; all failed: exit 1; some: exit 3', () => {
+    expect(snapshotSummary([o({}), o({ volume: 'w' })], bsite)).toMatchObject({ exitCode: ExitCode.ok, line: 'backup snapshot: 2 of 2 volumes backed up', warnings: [] });
+    expect(snapshotSummary([o({ status: 'failed' })], bsite).exitCode).toBe(ExitCode.failed);
+    expect(snapshotSummary([o({}), o({ volume: 'w', pathsOk: false })], bsite)).toMatchObject({ exitCode: ExitCode.partial, line: 'backup snapshot: 1 of 2 volumes backed up; failed: w (backed up, but a worker does not have both paths again)' });
+  });
+
+  it('says which volume ran on one path longer than backup.maxSinglePath', () => {
+    const v = snapshotSummary([o({ singlePathMs: 7_200_000 }), o({ volume: 'big', singlePathMs: 7_200_001 + 180_000 })], bsite);
+    expect(v.long).toEqual(['big']);
+    expect(v.line).toBe('backup snapshot: 2 of 2 volumes backed up; on one path longer than 2h 00m: big');
+    expect(v.warnings).toEqual(['warning: big ran on one path for 2h 03m, longer than backup.maxSinglePath (2h 00m): a failure of the server left in that time stops its I/O. Back it up at a quieter time, or raise backup.maxSinglePath.']);
+    expect(v.exitCode).toBe(ExitCode.ok);
   });
 });
