@@ -293,13 +293,18 @@ export const COMMANDS: CommandSpec[] = [
   {
     path: ['backup', 'snapshot'],
     changes: true,
-    summary: 'back up volumes from LVM snapshots (zstd image on the metadata host), always cleaned up',
+    summary: 'back up volumes from LVM snapshots (zstd image on the metadata host), always cleaned up; exit 3 when some volumes failed',
     args: [{ syntax: '[volume...]', description: 'volumes to back up', value: 'volume' }],
     options: [
       { flags: '--all', description: 'every volume' },
       { flags: '--lock-wait <seconds>', description: "how long to wait for a volume's lock (default 0: a volume another command holds fails)", value: 'seconds' },
     ],
-    examples: ['enssib backup snapshot --all', 'enssib backup snapshot mail ldap --dry-run'],
+    examples: [
+      'enssib backup snapshot --all                   (one volume at a time: 0 all backed up, 3 some failed, 1 all failed)',
+      'enssib backup snapshot --all --concurrency 2   (two copies at once, 1 to 16)',
+      'enssib backup snapshot mail ldap --dry-run',
+      'enssib backup snapshot --all 2>backup.log      (no terminal: plain progress lines, one per volume every 30 s)',
+    ],
     handler: backupHandler('snapshotCommand'),
   },
   {

@@ -137,6 +137,7 @@ export function journalRow(r: JournalRecord): JournalRow {
     command: quote(r.argv[0] === 'enssib' ? r.argv.slice(1) : r.argv),
     result,
     hosts: show([...touched]) || '-',
-    changed: what,
+    // a run that says its outcome in one line (a night's backup of every volume) is read by that line
+    changed: r.summary ?? what,
   };
 }

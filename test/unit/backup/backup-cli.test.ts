@@ -112,6 +112,8 @@ describe('bad input is refused before anything runs (exit 2)', () => {
       [base.replace('destination: /srv/backup', 'destination: /srv/../etc'), /expected an absolute folder/],
       [base.replace('destination: /srv/backup', 'destination: /srv/backup\n  snapshotSize: 150%'), /backup\.snapshotSize 150%.*1% to 100%/],
       [base.replace('destination: /srv/backup', 'destination: /srv/backup\n  snapshotSize: 10GB'), /snapshotSize/],
+      ...['0h', '2 h', '2d', '-1h', '169h', '"2h;reboot"', '1e3s'].map((v): [string, RegExp] => [base.replace('destination: /srv/backup', `destination: /srv/backup\n  maxSinglePath: ${v}`), /backup\.maxSinglePath .* expected a duration such as 2h, 90m or 45s/]),
+      [base.replace('destination: /srv/backup', 'destination: /srv/backup\n  maxSinglePath: 2'), /maxSinglePath/],
     ];
     for (const [text, msg] of variants) {
       const file = join(dir, 'inventory.yaml');
@@ -120,6 +122,10 @@ describe('bad input is refused before anything runs (exit 2)', () => {
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toMatch(msg);
     }
+    const file = join(dir, 'inventory.yaml');
+    writeFileSync(file, base.replace('destination: /srv/backup', 'destination: /srv/backup\n  maxSinglePath: 90m'));
+    const good = await enssib(['-i', file, 'backup', 'snapshot', 'mail', '--dry-run'], { env, cwd: join(import.meta.dirname, '../../..') });
+    expect(good.code, good.stderr).toBe(0);
     expect(contacted()).toBe(false);
   });
 });
