@@ -1,4 +1,7 @@
-import { UsageError } from '../errors.js';
+import { command } from '../storage/volume.js';
+import { rawProbe, probePhase, valueKey } from '../engine/probe.js';
+import type { Plan } from '../engine/types.js';
+import { OperationError, UsageError } from '../errors.js';
 
 /**
  * `enssib backup schedule`: a systemd service and timer for the machine enssib
@@ -15,7 +18,15 @@ export interface ScheduleRequest {
   inventory: string;
   /** "HH:MM", local time of the machine. */
   at: string;
+  /** Where the units go (default /etc/systemd/system). */
+  unitDir?: string;
 }
+
+export const UNIT_DIR = '/etc/systemd/system';
+export const SERVICE = 'enssib-backup.service';
+export const TIMER = 'enssib-backup.timer';
+/** The first line of every unit enssib writes: `--install` replaces only a file that has it (or with --force). */
+export const UNIT_MARKER = '# Written by enssib (backup schedule --install): enssib replaces this file; remove this line to keep it yours.';
 
 export interface UnitFile {
   path: string;
@@ -39,9 +50,10 @@ function unitPath(what: string, p: string): string {
   return p;
 }
 
-export function scheduleUnits(r: ScheduleRequest): UnitFile[] {
+export function scheduleUnits(r: ScheduleRequest): [UnitFile, UnitFile] {
   const cmd = (args: string) => `${unitPath('node', r.node)} ${unitPath('enssib', r.bin)} -i ${unitPath('the inventory', r.inventory)} ${args}`;
   const service = [
+    UNIT_MARKER,
     '[Unit]',
     'Description=enssib: back up every volume from LVM snapshots, then prune by the retention',
     'Wants=network-online.target',
@@ -55,6 +67,7 @@ export function scheduleUnits(r: ScheduleRequest): UnitFile[] {
     '',
   ].join('\n');
   const timer = [
+    UNIT_MARKER,
     '[Unit]',
     'Description=enssib: daily backup of every volume',
     '',
@@ -66,8 +79,65 @@ export function scheduleUnits(r: ScheduleRequest): UnitFile[] {
     'WantedBy=timers.target',
     '',
   ].join('\n');
+  const dir = unitPath('the unit folder', r.unitDir ?? UNIT_DIR).replace(/(.)\/+$/, '$1');
   return [
-    { path: '/etc/systemd/system/enssib-backup.service', content: service },
-    { path: '/etc/systemd/system/enssib-backup.timer', content: timer },
+    { path: `${dir}/${SERVICE}`, content: service },
+    { path: `${dir}/${TIMER}`, content: timer },
   ];
+}
+
+/** The units there now that enssib did not write (no marker line), from `cat` of each: refused unless --force. */
+export function foreignUnits(units: readonly UnitFile[], now: readonly { exitCode: number; stdout: string }[]): string[] {
+  return units.filter((u, i) => {
+    const r = now[i];
+    return r !== undefined && r.exitCode === 0 && !r.stdout.split('\n').includes(UNIT_MARKER);
+  }).map((u) => u.path);
+}
+
+export const PHASE_WRITE_UNITS = 'write the backup service and timer';
+export const PHASE_ENABLE = 'enable and start the backup timer';
+/** The timer's file changes in this run: a running timer is restarted so that its new schedule counts. */
+const TIMER_CHANGED = valueKey<boolean>('schedule.timer-changed');
+
+/**
+ * `backup schedule --install` on the machine enssib runs on (`host`): write
+ * the two units (refusing one enssib did not write, unless `force`), reload
+ * systemd when a file changed, enable and start the timer. A re-run with the
+ * same units changes nothing.
+ */
+export function installPlan(units: readonly [UnitFile, UnitFile], host: string, opts: { force: boolean }): Plan {
+  const cat = (u: UnitFile) => rawProbe(['cat', '--', u.path]);
+  const [service, timer] = units;
+  return {
+    title: 'backup schedule --install',
+    mutating: true,
+    phases: [
+      probePhase({
+        title: PHASE_WRITE_UNITS,
+        hosts: [host],
+        probes: () => ({ service: cat(service), timer: cat(timer) }),
+        decide: (_h, f, state) => {
+          if (!f) return;
+          const foreign = foreignUnits(units, [f.service, f.timer]);
+          if (foreign.length > 0 && !opts.force) {
+            throw new OperationError(`${foreign.join(' and ')} ${foreign.length > 1 ? 'exist' : 'exists'} and enssib did not write ${foreign.length > 1 ? 'them' : 'it'} (no "${UNIT_MARKER.slice(0, 30)}…" line)`, [
+              'Nothing was changed. Look at it; replace it with --force, or remove it first.',
+            ]);
+          }
+          state.values.set(TIMER_CHANGED, f.timer.stdout !== timer.content);
+        },
+        plan: () => units.map((u) => ({ kind: 'file', file: { path: u.path, content: u.content, mode: '0644' }, label: 'systemd unit', notify: ['daemon-reload'] })),
+        handlers: { 'daemon-reload': () => [command(['systemctl', 'daemon-reload'], 'systemd reads the units again')] },
+      }),
+      probePhase({
+        title: PHASE_ENABLE,
+        hosts: [host],
+        probes: () => ({ enabled: rawProbe(['systemctl', 'is-enabled', TIMER]), active: rawProbe(['systemctl', 'is-active', TIMER]) }),
+        plan: (_h, f, state) => {
+          if (!f || f.enabled.stdout.trim() !== 'enabled' || f.active.stdout.trim() !== 'active') return [command(['systemctl', 'enable', '--now', TIMER], 'at boot, and from now')];
+          return state.values.get(TIMER_CHANGED) ? [command(['systemctl', 'restart', TIMER], 'its new schedule counts')] : [];
+        },
+      }),
+    ],
+  };
 }

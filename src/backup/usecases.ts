@@ -1,4 +1,5 @@
-import { realpathSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import type { Context } from '../context.js';
@@ -10,6 +11,7 @@ import { ExitCode, InterruptedError, OperationError, UsageError } from '../error
 import { LOCK_HELD_EXIT, heldBy, lockOwner, placeholderOwner } from '../storage/lock.js';
 import { VOLUME_TAG } from '../storage/identity.js';
 import { lvsArgv, parseLvs } from '../storage/lvm.js';
+import { LocalHost, localPool } from '../remote/local.js';
 import { command, validateVolumeName, volumeSite, type VolumeSite } from '../storage/volume.js';
 import { formatDuration } from '../ui/progress.js';
 import { planLines, reportJson, summaryLines } from '../ui/report.js';
@@ -17,7 +19,7 @@ import type { Invocation } from '../usecase.js';
 import { formatBytes } from '../validate.js';
 import { backupFiles, backupId, listRecordsArgv, parseRecords, validateBackupId, type BackupRecord } from './catalogue.js';
 import { applyRetention, retentionIsEmpty } from './retention.js';
-import { scheduleUnits, validateAt } from './schedule.js';
+import { installPlan, scheduleUnits, validateAt } from './schedule.js';
 import { backupSite, type BackupSite } from './site.js';
 import { PHASE_VOLUME_LOCK, volumeLockFile } from '../storage/volume-lock.js';
 import { snapshotOutcome, snapshotPlan, type SnapshotOutcome, type SnapshotRequest } from './snapshot.js';
@@ -327,13 +329,31 @@ function retentionText(b: BackupSite): string {
 
 export async function scheduleCommand(ctx: Context, inv: Invocation): Promise<number> {
   const at = validateAt(inv.opts.at);
-  const units = scheduleUnits({ node: process.execPath, bin: realpathSync(process.argv[1] ?? ''), inventory: resolve(ctx.inventory().file), at });
+  const install = inv.opts.install === true;
+  if (!install && (inv.opts.unitDir !== undefined || inv.opts.force === true)) throw new UsageError('--unit-dir and --force go with --install', ['enssib backup schedule --install --yes']);
+  const unitDir = inv.opts.unitDir === undefined ? undefined : resolve(ctx.cwd, String(inv.opts.unitDir));
+  const units = scheduleUnits({ node: process.execPath, bin: realpathSync(process.argv[1] ?? ''), inventory: resolve(ctx.inventory().file), at, ...(unitDir ? { unitDir } : {}) });
+  if (!install) {
+    ctx.out.result(
+      () => ({ units }),
+      () => [...units.flatMap((u) => [`# ${u.path}`, ...u.content.trimEnd().split('\n'), '']), '# Install: enssib backup schedule --install (or write both files, then: systemctl daemon-reload && systemctl enable --now enssib-backup.timer)'],
+    );
+    return ExitCode.ok;
+  }
+  if (unitDir && !statSync(unitDir, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`--unit-dir ${JSON.stringify(unitDir).slice(0, 80)}: not a folder`);
+  const local = new LocalHost(hostname());
+  const plan = installPlan(units, local.name, { force: inv.opts.force === true });
+  const as = mode(ctx);
+  if (as === 'apply') await ctx.prompt.confirm(`Write ${units.map((u) => u.path).join(' and ')}, then enable and start the timer (daily at ${at}) on ${local.name}?`);
+  const report = await runPlan(plan, { mode: as, concurrency: 1, hosts: localPool(local), ...runnerContext(ctx) });
+  if (as === 'apply') writeJournal(ctx, journalEntry(report));
   ctx.out.result(
-    () => ({ units }),
-    () => [
-      ...units.flatMap((u) => [`# ${u.path}`, ...u.content.trimEnd().split('\n'), '']),
-      '# Install: write both files, then: systemctl daemon-reload && systemctl enable --now enssib-backup.timer',
-    ],
+    () => ({ units: units.map((u) => u.path), run: reportJson(report) }),
+    () => (as === 'apply' ? summaryLines(report, ctx.out) : planLines(report, ctx.out)),
   );
+  if (report.exitCode !== ExitCode.ok) {
+    const failed = report.phases.flatMap((p) => p.hosts.filter((h) => h.status === 'failed').map((h) => h.error)).find((e) => e !== undefined);
+    throw new OperationError(`backup schedule --install stopped at "${report.stoppedAt ?? 'a failure'}": ${failed?.message ?? ''}`, failed?.details ?? []);
+  }
   return ExitCode.ok;
 }

@@ -330,9 +330,14 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     path: ['backup', 'schedule'],
-    summary: 'print a systemd service and timer (Persistent) that back up every volume daily, then prune',
-    options: [{ flags: '--at <HH:MM>', description: 'time of day (default 02:00)' }],
-    examples: ['enssib backup schedule', 'enssib backup schedule --at 03:30'],
+    summary: 'print, or with --install write and enable, a systemd service and timer (Persistent) that back up every volume daily, then prune',
+    options: [
+      { flags: '--at <HH:MM>', description: 'time of day (default 02:00)' },
+      { flags: '--install', description: 'write the units on this machine, reload systemd, enable and start the timer (asks first, or --yes)' },
+      { flags: '--unit-dir <dir>', description: 'with --install: where the units go (default /etc/systemd/system)', value: 'file' },
+      { flags: '--force', description: 'with --install: replace a unit enssib did not write (one without its marker line)' },
+    ],
+    examples: ['enssib backup schedule', 'enssib backup schedule --at 03:30', 'enssib backup schedule --install --at 03:30 --yes', 'enssib backup schedule --install --dry-run'],
     handler: backupHandler('scheduleCommand'),
   },
   {

@@ -1,7 +1,8 @@
-import { CommandError, InterruptedError } from '../../src/errors.js';
+import { InterruptedError } from '../../src/errors.js';
+import { ExecHost } from '../../src/remote/exec-host.js';
 import type { HostPool } from '../../src/remote/pool.js';
 import { quote } from '../../src/remote/quote.js';
-import type { FileSpec, Host, RunOptions, RunResult, StreamOptions, StreamResult, UploadOutcome } from '../../src/remote/types.js';
+import type { FileSpec, RunOptions, RunResult, StreamOptions, StreamResult, UploadOutcome } from '../../src/remote/types.js';
 
 /**
  * A stand-in for hosts in unit tests: records every command and answers from a
@@ -11,15 +12,14 @@ export type Answer = Partial<RunResult> | Error | undefined;
 /** A promise stands for a command in flight: it can be cancelled through RunOptions.signal. */
 export type Responder = (host: string, argv: readonly string[]) => Answer | Promise<Answer>;
 
-export class FakeHost implements Host {
+export class FakeHost extends ExecHost {
   readonly calls: string[][] = [];
   readonly files = new Map<string, string>();
   constructor(
     readonly name: string,
     private readonly respond: Responder,
-  ) {}
-  describe(argv: readonly string[]): string {
-    return quote(argv);
+  ) {
+    super();
   }
   async exec(argv: readonly string[], opts?: RunOptions): Promise<RunResult> {
     this.calls.push([...argv]);
@@ -41,23 +41,12 @@ export class FakeHost implements Host {
     opts.onProgress?.(Buffer.byteLength(r.stdout));
     return { exitCode: r.exitCode, stderr: r.stderr, bytes: Buffer.byteLength(r.stdout), durationMs: 0 };
   }
-  async probe(checks: readonly (readonly string[])[], opts?: RunOptions): Promise<RunResult[]> {
-    const out: RunResult[] = [];
-    for (const c of checks) out.push(await this.exec(c, opts));
-    return out;
-  }
-  async run(argv: readonly string[], opts?: RunOptions): Promise<RunResult> {
-    const r = await this.exec(argv, opts);
-    if (r.exitCode !== 0) throw new CommandError(this.name, quote(argv), r.exitCode, r.stderr);
-    return r;
-  }
   async upload(file: FileSpec): Promise<UploadOutcome> {
     const content = file.content.toString();
     if (this.files.get(file.path) === content) return 'unchanged';
     this.files.set(file.path, content);
     return 'written';
   }
-  async close(): Promise<void> {}
 }
 
 export function fakePool(respond: Responder = () => undefined): HostPool & { host(name: string): FakeHost } {
