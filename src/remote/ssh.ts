@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CommandError, ConnectionError, InterruptedError, OperationError, TimeoutError } from '../errors.js';
 import type { SshTarget } from '../inventory/inventory.js';
+import { whenAborted } from './abort.js';
 import { quote } from './quote.js';
 import type { FileSpec, Host, RunOptions, RunResult, StreamOptions, StreamResult, UploadOutcome } from './types.js';
 
@@ -345,16 +346,16 @@ function spawnSsh(args: string[], o: SpawnOptions): Promise<SpawnResult> {
       errBytes += b.length;
       if (startedAt === undefined && errBytes < 65536) watchStart();
     });
-    const onAbort = () => {
-      cancelled = true;
-      stop(STOP_WAIT_MS);
-    };
-    if (o.signal?.aborted) onAbort();
-    else o.signal?.addEventListener('abort', onAbort, { once: true });
+    const stopWaiting = o.signal
+      ? whenAborted(o.signal, () => {
+          cancelled = true;
+          stop(STOP_WAIT_MS);
+        })
+      : undefined;
     const finish = (code: number | null) => {
       clearTimeout(timer);
       if (killTimer) clearTimeout(killTimer);
-      o.signal?.removeEventListener('abort', onAbort);
+      stopWaiting?.();
       child.stdin?.destroy();
       resolve({
         exitCode: code ?? 255,
