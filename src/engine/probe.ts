@@ -38,23 +38,33 @@ export function readProbes<P extends ProbeSet>(probes: P, results: Facts): Facts
   return out as FactsOf<P>;
 }
 
-/** A phase that reads named, typed probes on each host before planning. */
-export interface ProbePhase<P extends ProbeSet> extends Omit<Phase, 'checks' | 'plan' | 'decide'> {
+/**
+ * A phase that reads named, typed probes on each host before planning, and,
+ * with `undoProbes`, named probes read again on the host right before its
+ * undo is planned (what is there now decides the undo).
+ */
+export interface ProbePhase<P extends ProbeSet, U extends ProbeSet = Record<never, never>> extends Omit<Phase, 'checks' | 'plan' | 'decide' | 'undo' | 'undoChecks'> {
   probes: (host: string) => P;
   decide?: (host: string, facts: FactsOf<P> | null, state: RunState) => void;
   /** `facts` is null in a client dry run (nothing contacted). */
   plan?: (host: string, facts: FactsOf<P> | null, state: RunState) => Action[];
+  undoProbes?: (host: string) => U;
+  /** `facts`: the undo probes' facts (null without undo probes). */
+  undo?: (host: string, state: RunState, facts: FactsOf<U> | null) => Action[];
 }
 
-/** Turns a phase of typed probes into a plan phase (its probes run, batched, as the phase's checks). */
-export function probePhase<P extends ProbeSet>(def: ProbePhase<P>): Phase {
-  const { probes, plan, decide, ...rest } = def;
+/** Turns a phase of typed probes into a plan phase (its probes run, batched, as the phase's checks; its undo probes as its undo checks). */
+export function probePhase<P extends ProbeSet, U extends ProbeSet = Record<never, never>>(def: ProbePhase<P, U>): Phase {
+  const { probes, plan, decide, undoProbes, undo, ...rest } = def;
   const facts = (h: string, f: Facts | null) => (f ? readProbes(probes(h), f) : null);
+  const argvOf = (set: ProbeSet) => Object.values(set).flatMap((p) => (p ? [p.argv] : []));
   return {
     ...rest,
-    checks: (h) => Object.values(probes(h)).flatMap((p) => (p ? [p.argv] : [])),
+    checks: (h) => argvOf(probes(h)),
     ...(decide ? { decide: (h: string, f: Facts | null, s: RunState) => decide(h, facts(h, f), s) } : {}),
     ...(plan ? { plan: (h: string, f: Facts | null, s: RunState) => plan(h, facts(h, f), s) } : {}),
+    ...(undoProbes ? { undoChecks: (h: string) => argvOf(undoProbes(h)) } : {}),
+    ...(undo ? { undo: (h: string, s: RunState, f: Facts | null) => undo(h, s, f && undoProbes ? readProbes(undoProbes(h), f) : null) } : {}),
   };
 }
 

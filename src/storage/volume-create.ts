@@ -1,6 +1,6 @@
-import type { Action, Facts, Phase, Plan, RunReport, RunState } from '../engine/types.js';
+import type { Action, Phase, Plan, RunReport, RunState } from '../engine/types.js';
 import { LOCAL } from '../engine/types.js';
-import { probe, probePhase, valueKey } from '../engine/probe.js';
+import { probe, probePhase, rawProbe, valueKey } from '../engine/probe.js';
 import { OperationError, UsageError } from '../errors.js';
 import { formatBytes } from '../validate.js';
 import { exportActions, exportUndo } from './exports.js';
@@ -182,37 +182,40 @@ export function createPlan(site: VolumeSite, req: CreateRequest, deps: CreateDep
     ),
   );
 
-  phases.push({
-    title: PHASE_LV,
-    hosts: [site.meta],
-    plan: (_h, _f, state) => {
-      const d = decision(state);
-      return d.existed ? [] : [command(lvcreateArgv(site.vg, req.name, d.sizeBytes, volumeTags(d.identity, d.fs)), 'LV with the volume identity as a tag')];
-    },
-    // What is on the host now decides the undo: an lvcreate that timed out or was cancelled may or may not have created the LV.
-    undoChecks: () => [lvsArgv(site.vg)],
-    undo: undo((_h: string, state: RunState, facts: Facts | null): Action[] => {
-      const d = decision(state);
-      if (d.existed) return [];
-      const failed = (state.undone ?? []).filter((u) => !u.ok && u.host !== site.meta);
-      if (failed.length > 0) {
-        return [
-          {
-            kind: 'task',
-            label: `keep ${lvRef(site.vg, req.name)}: ${[...new Set(failed.map((u) => u.host))].join(', ')} may still use it`,
-            lines: [],
-            run: async () => {
-              throw new OperationError(`${lvRef(site.vg, req.name)} left on ${site.meta}: removing it while ${[...new Set(failed.map((u) => u.host))].join(', ')} still exports or maps it would hand its extents to the next volume`, [
-                `After cleaning up there: lvchange -an ${lvRef(site.vg, req.name)} (other servers), then on ${site.meta}: lvremove ${lvRef(site.vg, req.name)}`,
-              ]);
+  phases.push(
+    probePhase({
+      title: PHASE_LV,
+      hosts: [site.meta],
+      probes: () => ({}),
+      plan: (_h, _f, state) => {
+        const d = decision(state);
+        return d.existed ? [] : [command(lvcreateArgv(site.vg, req.name, d.sizeBytes, volumeTags(d.identity, d.fs)), 'LV with the volume identity as a tag')];
+      },
+      // What is on the host now decides the undo: an lvcreate that timed out or was cancelled may or may not have created the LV.
+      undoProbes: () => ({ lvs: rawProbe(lvsArgv(site.vg)) }),
+      undo: undo((_h: string, state: RunState, facts: { lvs: RunResult } | null): Action[] => {
+        const d = decision(state);
+        if (d.existed) return [];
+        const failed = (state.undone ?? []).filter((u) => !u.ok && u.host !== site.meta);
+        if (failed.length > 0) {
+          return [
+            {
+              kind: 'task',
+              label: `keep ${lvRef(site.vg, req.name)}: ${[...new Set(failed.map((u) => u.host))].join(', ')} may still use it`,
+              lines: [],
+              run: async () => {
+                throw new OperationError(`${lvRef(site.vg, req.name)} left on ${site.meta}: removing it while ${[...new Set(failed.map((u) => u.host))].join(', ')} still exports or maps it would hand its extents to the next volume`, [
+                  `After cleaning up there: lvchange -an ${lvRef(site.vg, req.name)} (other servers), then on ${site.meta}: lvremove ${lvRef(site.vg, req.name)}`,
+                ]);
+              },
             },
-          },
-        ];
-      }
-      return lvUndo(site, req.name, d.identity, facts?.[0] ?? null);
+          ];
+        }
+        return lvUndo(site, req.name, d.identity, facts?.lvs ?? null);
+      }),
+      undoFailed: true,
     }),
-    undoFailed: true,
-  });
+  );
 
   phases.push({
     title: PHASE_ACTIVATE,

@@ -84,6 +84,30 @@ describe('read-only mode', () => {
     await runPlan(plan, { mode: 'client', concurrency: 1, hosts: pool });
     expect(seen).toEqual([{ uptime: 12.5, kernel: { exitCode: 0, stdout: '6.1\n', stderr: '', durationMs: 0 } }, null]);
   });
+
+  it('typed undo probes: read again on the host right before the undo, which gets them by name', async () => {
+    const seen: unknown[] = [];
+    const plan: Plan = {
+      title: 't',
+      mutating: true,
+      phases: [
+        probePhase({
+          title: 'make',
+          hosts: ['data1'],
+          probes: () => ({}),
+          plan: () => [{ kind: 'command', argv: ['make-it'] }],
+          undoProbes: () => ({ made: probe(['ls', '/made'], (r) => r.stdout.trim().split('\n')), kernel: rawProbe(['uname', '-r']) }),
+          undo: (_h, _s, f) => (seen.push(f), f?.made.includes('it') ? [{ kind: 'command', argv: ['unmake-it'] }] : []),
+        }),
+        { title: 'fail', hosts: ['data1'], plan: () => [{ kind: 'command', argv: ['false'] }] },
+      ],
+    };
+    const pool = fakePool((_h, argv) => (argv[0] === 'false' ? { exitCode: 1 } : argv[0] === 'ls' ? { stdout: 'it\nother\n' } : { stdout: '6.1\n' }));
+    const r = await runPlan(plan, { mode: 'apply', concurrency: 1, hosts: pool });
+    expect(seen).toEqual([{ made: ['it', 'other'], kernel: { exitCode: 0, stdout: '6.1\n', stderr: '', durationMs: 0 } }]);
+    expect(r.undo).toMatchObject([{ phase: 'make', host: 'data1', ok: true, actions: ['unmake-it'] }]);
+    expect(pool.host('data1').calls).toEqual([['make-it'], ['false'], ['ls', '/made'], ['uname', '-r'], ['unmake-it']]);
+  });
 });
 
 describe('handlers', () => {
