@@ -18,6 +18,7 @@ export type ValueKind =
   | 'host' // a host of the inventory
   | 'hosts' // comma-separated hosts of the inventory
   | 'worker' // a worker of the inventory
+  | 'node' // a worker of the inventory or a new one (a DNS-1123 label; completion: the workers)
   | 'size' // 200G
   | 'name' // a DNS-1123 label (secret, new service)
   | 'seconds'
@@ -114,11 +115,28 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     path: ['node', 'bootstrap'],
-    summary: 'prepare a new Debian worker over ssh and join it to the cluster',
+    summary: "prepare a new Debian worker over ssh, route it and join it to the cluster; a worker not in the inventory is added (next free pod /24); a second run changes nothing",
     changes: true,
+    args: [{ syntax: '<host>', description: 'worker name (a DNS label): from the inventory, or added to it', value: 'node' }],
+    options: [
+      { flags: '--address <ipv4>', description: 'a new worker: its address on the cluster network (asked on a terminal)', value: 'ipv4' },
+      { flags: '--label <key=value...>', description: 'a new worker: a Kubernetes label (repeat it)', value: 'text' },
+      { flags: '--timeout <s>', description: 'seconds to wait for the node to be Ready', default: '300', value: 'seconds' },
+    ],
+    examples: [
+      'enssib node bootstrap node04 --address 10.66.6.14 --label disk=ssd --dry-run   (the inventory diff and every command)',
+      'enssib node bootstrap node04 --address 10.66.6.14 --yes',
+      'enssib node bootstrap node04 --yes        (again: only what is missing; a worker that was down gets its route)',
+      'enssib node bootstrap node04 --dry-run=server',
+    ],
+    handler: async () => (await import('../nodes/usecases.js')).bootstrapCommand,
+  },
+  {
+    path: ['node', 'check'],
+    summary: 'run the checks of `node bootstrap` on a worker and report what differs, phase by phase (exit 1 on drift)',
     args: [{ syntax: '<host>', description: 'worker name from the inventory', value: 'worker' }],
-    examples: ['enssib node bootstrap node04 --dry-run', 'enssib node bootstrap node04 --yes'],
-    ...notYet('node bootstrap'),
+    examples: ['enssib node check node02', "enssib node check node02 -o json | jq '.drift'", 'enssib node check node02 --dry-run     (the checks it would run)'],
+    handler: async () => (await import('../nodes/usecases.js')).checkCommand,
   },
   {
     path: ['image', 'build'],

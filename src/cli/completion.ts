@@ -123,11 +123,11 @@ interface Where {
 
 function values(kind: ValueKind, where: Where): string[] {
   if (kind === 'command') return commandWords();
-  if (!['host', 'hosts', 'worker', 'service', 'volume'].includes(kind)) return kind === 'file' ? [FILES] : [];
+  if (!['host', 'hosts', 'worker', 'node', 'service', 'volume'].includes(kind)) return kind === 'file' ? [FILES] : [];
   try {
     const inv = loadInventory(locateInventory(where.inventoryFlag, where.env, where.cwd), where.env);
     if (kind === 'host' || kind === 'hosts') return inv.hosts.map((h) => h.name);
-    if (kind === 'worker') return inv.workers().map((h) => h.name);
+    if (kind === 'worker' || kind === 'node') return inv.workers().map((h) => h.name);
     if (kind === 'volume') return recentVolumes(where.env, inv.file);
     return readdirSync(join(inv.root, 'services'), { withFileTypes: true })
       .filter((d) => d.isDirectory())

@@ -50,7 +50,7 @@ export const INVENTORY_FIELDS: { field: string; meaning: string }[] = [
   {
     field: 'hosts[]',
     meaning:
-      '`name` (DNS label), `address` (cluster address, inside `networks.cluster`), `roles` (`master`, `storage`, `worker`), `podSubnet` (workers only: exactly a /24 of the pods network, no overlap), `ssh: { host, port, user }` where ssh reaches the host another way (an alias, a forwarded port)',
+      '`name` (DNS label), `address` (cluster address, inside `networks.cluster`), `roles` (`master`, `storage`, `worker`), `podSubnet` (workers only: exactly a /24 of the pods network, no overlap), `labels` (workers: Kubernetes labels, `{ disk: ssd }`) and `taints` (workers: `key=value:NoSchedule`), set on the node by `enssib node bootstrap`, `ssh: { host, port, user }` where ssh reaches the host another way (an alias, a forwarded port)',
   },
   {
     field: 'registry',
@@ -64,6 +64,11 @@ export const INVENTORY_FIELDS: { field: string; meaning: string }[] = [
   },
   { field: 'nfs.vip', meaning: "the keepalived virtual IP of NFS; every worker's default route goes through it (`enssib doctor` checks it)" },
   { field: 'nfs.protocol', meaning: "`tcp` (default) or `udp`: the transport NFS mounts use (Debian 12's kernel cannot mount NFS over UDP)" },
+  {
+    field: 'nodes',
+    meaning:
+      "what `enssib node bootstrap` needs: `interface` (the workers' cluster network interface: MTU, default route, pod routes), `gateway` (every worker's default route, the keepalived-vip host; default `nfs.vip`), `minimum: { memory, cpus }` (refused below, e.g. `{ memory: 4G, cpus: 2 }`), `apt: { url, suite, components, key }` (the apt repository of kubelet and kubeadm — suite default `/` as pkgs.k8s.io has it — and its signing key file, installed in `/etc/apt/keyrings/enssib-kubernetes.gpg`), `maxClockSkew` (seconds, default 2)",
+  },
   { field: 'keepalivedVip', meaning: '`{ configMap, namespace }` of the keepalived-vip ConfigMap' },
   {
     field: 'backup',
@@ -76,7 +81,7 @@ export const INVENTORY_FIELDS: { field: string; meaning: string }[] = [
 export const INVENTORY_NOTES = [
   "Relative paths are relative to the inventory's folder; `~/` is the home folder.",
   '`enssib inventory check` also checks every file the inventory names (ssh config, known_hosts, registry CA, password file, kubeconfig): it exists, is readable, is a file, and the password file is not world-readable.',
-  'Checks beyond types: duplicate host names or addresses, a pod subnet outside the pods network, not a /24 or overlapping another, a worker without a pod subnet, no storage server, an unknown role, a portal that is no storage server\'s address, a metadata host that is no storage server, overlapping networks, an NFS VIP taken by a host.',
+  'Checks beyond types: duplicate host names or addresses, a pod subnet outside the pods network, not a /24 or overlapping another, a worker without a pod subnet, no storage server, an unknown role, a portal that is no storage server\'s address, a metadata host that is no storage server, overlapping networks, an NFS VIP taken by a host, labels or taints on a host that is not a worker, a workers\' gateway outside the cluster network.',
 ];
 
 export const HAZARDS: { hazard: string; what: string }[] = [

@@ -22,6 +22,9 @@ export function checkValue(kind: ValueKind, value: string, what: string, hosts?:
     case 'name':
       validateName(what, value, 253);
       return;
+    case 'node':
+      validateName('host', value);
+      return;
     case 'size':
       parseSize(value, what);
       return;

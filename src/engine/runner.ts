@@ -321,6 +321,7 @@ async function runHost(phase: Phase, name: string, ctx: PhaseContext): Promise<H
     phase.decide?.(name, gathered, ctx.state);
     const actions = phase.plan?.(name, gathered, ctx.state) ?? [];
     out.actions = actions.map((a) => describeAction(host, a));
+    if (opts.mode !== 'apply') out.actions.push(...handlerLines(phase, name, host, actions));
     if (actions.length === 0) out.status = opts.mode === 'client' && checks.length > 0 ? 'planned' : 'unchanged';
     else if (opts.mode === 'client') out.status = 'planned';
     else if (opts.mode === 'server') out.status = 'would-change';
@@ -363,6 +364,13 @@ async function runHost(phase: Phase, name: string, ctx: PhaseContext): Promise<H
   return out;
 }
 
+/** A dry run shows the handlers its actions would notify, each marked as conditional. */
+function handlerLines(phase: Phase, name: string, host: Host | null, actions: Action[]): string[] {
+  return Object.entries(phase.handlers ?? {})
+    .filter(([handler]) => actions.some((a) => a.kind !== 'task' && a.notify?.includes(handler)))
+    .flatMap(([handler, actionsOf]) => actionsOf(name).map((a) => `${describeAction(host, a)}   # handler "${handler}": only if what notifies it changed`));
+}
+
 /** A phase's read-only checks on one host, in one round trip. */
 function gather(host: Host, checks: string[][], signal?: AbortSignal): Promise<Facts> {
   return host.probe(checks, { sudo: true, ...(signal ? { signal } : {}) });
@@ -387,10 +395,11 @@ async function execAction(host: Host | null, a: Action, signal?: AbortSignal, pr
     ...(a.input !== undefined ? { input: a.input } : {}),
     ...(signal ? { signal } : {}),
   };
+  if (a.reconnect) await host.close();
   const r = a.progress ? await streamed(host, a.argv, opts, a.progress, progress) : await host.exec(a.argv, opts);
   if (!(a.okCodes ?? [0]).includes(r.exitCode)) throw new CommandError(host.name, host.describe(a.argv, opts), r.exitCode, r.stderr);
   a.result?.(r);
-  return { changed: true, stdout: r.stdout };
+  return { changed: true, ...(a.quiet ? {} : { stdout: r.stdout }) };
 }
 
 /** A command whose stdout lines say how far it got: streamed, each line parsed as it comes, nothing kept. */

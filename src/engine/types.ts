@@ -21,6 +21,13 @@ export interface CommandAction {
   interruptible?: boolean;
   /** Handlers of the phase to run on this host after its actions when this one ran (see Phase.handlers). */
   notify?: string[];
+  /** What it prints is a secret (a join token): kept out of the report, the journal and the output. */
+  quiet?: boolean;
+  /**
+   * Runs over a new ssh connection (the shared one is closed first): after an
+   * MTU or route change, it proves enssib can still reach the host.
+   */
+  reconnect?: boolean;
   /**
    * A long command that reports how far it got (a copy of hours): its stdout
    * is streamed (`Host.stream`, never held in memory), each line it prints is

@@ -38,6 +38,9 @@ export function crossCheck(inv: InventoryData): Finding[] {
     if (h.roles.includes('worker') && !h.podSubnet) {
       out.push({ path: ['hosts', i], message: `worker "${h.name}" has no podSubnet (each worker owns a fixed /24 of ${inv.networks.pods})` });
     }
+    if ((h.labels || h.taints) && !h.roles.includes('worker')) {
+      out.push({ path: ['hosts', i, h.labels ? 'labels' : 'taints'], message: `"${h.name}" is not a worker: labels and taints are set on workers by \`enssib node bootstrap\`` });
+    }
     if (h.podSubnet) {
       if (!h.roles.includes('worker')) out.push({ path: ['hosts', i, 'podSubnet'], message: `"${h.name}" is not a worker and cannot own a pod subnet` });
       else if (ipaddr.IPv4.parseCIDR(h.podSubnet)[1] !== 24) {
@@ -84,6 +87,9 @@ export function crossCheck(inv: InventoryData): Finding[] {
     if (!inCidr(inv.nfs.vip, nets.cluster.cidr)) out.push({ path: ['nfs', 'vip'], message: `NFS VIP ${inv.nfs.vip} is outside the cluster network ${nets.cluster.cidr}` });
     const owner = inv.hosts.find((h) => h.address === inv.nfs?.vip);
     if (owner) out.push({ path: ['nfs', 'vip'], message: `NFS VIP ${inv.nfs.vip} is the address of host "${owner.name}"; a virtual IP must be free` });
+  }
+  if (inv.nodes?.gateway && !inCidr(inv.nodes.gateway, nets.cluster.cidr)) {
+    out.push({ path: ['nodes', 'gateway'], message: `the workers' gateway ${inv.nodes.gateway} is outside the cluster network ${nets.cluster.cidr}` });
   }
   return out;
 }

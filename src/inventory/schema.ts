@@ -50,12 +50,52 @@ const sshEndpoint = z.strictObject({
   user: z.string().regex(/^[a-z_][a-z0-9_.-]*$/, { message: 'expected a Unix user name' }).optional(),
 });
 
+/** A Kubernetes label key: an optional DNS-subdomain prefix and "/", then a name of at most 63 characters. */
+export const LABEL_KEY = /^(?=.{1,317}$)(([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\/)?[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/;
+/** A Kubernetes label value: empty, or at most 63 characters of letters, digits, "-", "_", "." starting and ending alphanumeric. */
+export const LABEL_VALUE = /^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$/;
+/** A taint as kubectl writes it: key[=value]:Effect. */
+export const TAINT = /^([^=:\s]+)(=([^=:\s]*))?:(NoSchedule|PreferNoSchedule|NoExecute)$/;
+
+const labelValue = z.string().regex(LABEL_VALUE, { message: 'expected a Kubernetes label value: at most 63 letters, digits, "-", "_", ".", starting and ending with a letter or digit' });
+const taint = z.string().refine((v) => {
+  const m = TAINT.exec(v);
+  return !!m && LABEL_KEY.test(m[1] ?? '') && LABEL_VALUE.test(m[3] ?? '');
+}, { message: 'expected a taint "key=value:Effect" (Effect: NoSchedule, PreferNoSchedule or NoExecute)' });
+
 const host = z.strictObject({
   name: hostName,
   address: ipv4,
   roles: z.array(z.enum(roles)).min(1, { message: 'expected at least one role (master, storage, worker)' }),
   podSubnet: cidr.optional(),
+  /** Workers: Kubernetes labels and taints `enssib node bootstrap` sets on the node. */
+  labels: z
+    .record(z.string(), labelValue)
+    .refine((l) => Object.keys(l).every((k) => LABEL_KEY.test(k)), { message: 'expected Kubernetes label keys such as "disk" or "enssib.fr/disk" (letters, digits, "-", "_", ".", an optional DNS prefix and "/")' })
+    .optional(),
+  taints: z.array(taint).optional(),
   ssh: sshEndpoint.optional(),
+});
+
+const size = z.string().regex(/^\d+(\.\d+)?[MGT]$/, { message: 'expected a size with a binary unit, such as 4G or 512M' });
+const ifName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,14}$/, { message: 'expected a network interface name such as eth1 or ens4 (at most 15 characters)' });
+
+/** What `enssib node bootstrap` needs beyond the hosts: minimums, the Kubernetes packages, the network. */
+const nodes = z.strictObject({
+  minimum: z.strictObject({ memory: size.optional(), cpus: z.number().int().min(1).max(4096).optional() }).optional(),
+  /** The cluster network's interface on the workers. */
+  interface: ifName,
+  /** Every worker's default route (the keepalived-vip host); default: nfs.vip. */
+  gateway: ipv4.optional(),
+  /** The apt repository of kubelet and kubeadm, and its signing key (a local file, installed in /etc/apt/keyrings). */
+  apt: z.strictObject({
+    url: z.url({ protocol: /^https?$/, message: 'expected the repository URL, such as https://pkgs.k8s.io/core:/stable:/v1.30/deb/' }),
+    suite: z.string().regex(/^[A-Za-z0-9_./-]+$/, { message: 'expected an apt suite such as "/" or "bookworm"' }).optional(),
+    components: z.array(z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'expected an apt component such as "main"' })).optional(),
+    key: path,
+  }),
+  /** The most clock difference accepted with enssib's machine, in seconds (default 2). */
+  maxClockSkew: z.number().positive().max(3600).optional(),
 });
 
 export const inventorySchema = z.strictObject({
@@ -104,6 +144,7 @@ export const inventorySchema = z.strictObject({
       protocol: z.enum(['tcp', 'udp']).optional(),
     })
     .optional(),
+  nodes: nodes.optional(),
   keepalivedVip: z.strictObject({ configMap: hostName, namespace: hostName }).optional(),
   backup: z
     .strictObject({
@@ -124,3 +165,4 @@ export const inventorySchema = z.strictObject({
 
 export type InventoryData = z.infer<typeof inventorySchema>;
 export type HostData = z.infer<typeof host>;
+export type NodesData = z.infer<typeof nodes>;

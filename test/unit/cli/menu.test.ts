@@ -119,7 +119,7 @@ describe('interactive menu: answers checked as typed, options, apply after a dry
   });
 
   it('a host answer is checked against the inventory', async () => {
-    const index = COMMANDS.findIndex((c) => c.path.join(' ') === 'node bootstrap');
+    const index = COMMANDS.findIndex((c) => c.path.join(' ') === 'node check');
     const r = await drive([
       ['What do you want to do?', `${DOWN.repeat(index)}\r`],
       ['<host>', 'node09\r'],
