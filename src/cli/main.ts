@@ -1,4 +1,4 @@
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import type * as Commander from 'commander';
 import { createRequire } from 'node:module';
 import type { DryRun, GlobalOptions } from '../context.js';
 import { ExitCode, SIGNAL_EXIT, UsageError, type InterruptSignal } from '../errors.js';
@@ -6,6 +6,10 @@ import { quietOnBrokenPipe, writeUnlessClosed } from '../ui/output.js';
 import type { Invocation } from '../usecase.js';
 import { COMMANDS, type CommandSpec } from './commands.js';
 import { exitCodesLine, TOPICS } from './reference.js';
+import { requireCjs } from '../require.js';
+
+const { Command, CommanderError, InvalidArgumentError, Option } = requireCjs('commander') as typeof Commander;
+type Command = Commander.Command;
 
 const GROUPS: Record<string, string> = {
   node: 'workers: bootstrap and list',
@@ -284,6 +288,12 @@ export async function main(argv: string[], io: MainIO = {}): Promise<number> {
   const signals = interruptions(io.stderr ?? process.stderr);
   const program = buildProgram(async (spec, inv, cmd) => {
     const opts = globalOptions(cmd);
+    // The handler's modules load while the context is made (most of a quick
+    // command's start-up is loading modules); a failure to load surfaces below, in order.
+    const handlerLoad = spec.handler();
+    handlerLoad.catch(() => undefined);
+    const valuesLoad = import('./values.js');
+    valuesLoad.catch(() => undefined);
     const [{ createOutput }, { createPrompter }, { createContext }, { printError }, { inventoryLoader }] = await Promise.all([
       import('../ui/output.js'),
       import('../ui/prompt.js'),
@@ -304,9 +314,9 @@ export async function main(argv: string[], io: MainIO = {}): Promise<number> {
     });
     signals.listen();
     try {
-      const { checkInvocation } = await import('./values.js');
+      const { checkInvocation } = await valuesLoad;
       checkInvocation(spec, inv);
-      const handler = await spec.handler();
+      const handler = await handlerLoad;
       code = await handler(ctx, inv);
     } catch (e) {
       code = printError(out, e);

@@ -1,6 +1,9 @@
-import { Option } from 'commander';
+import type * as Commander from 'commander';
+import { requireCjs } from '../require.js';
 import { COMMANDS, type CommandSpec } from './commands.js';
 import { argWhat, promptCheck } from './values.js';
+
+const { Option } = requireCjs('commander') as typeof Commander;
 
 export type MenuChoice = { argv: string[]; dryRun: boolean } | 'quit' | 'interrupted';
 

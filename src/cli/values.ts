@@ -1,9 +1,13 @@
-import { Option } from 'commander';
-import ipaddr from 'ipaddr.js';
+import type * as Commander from 'commander';
+import type Ipaddr from 'ipaddr.js';
 import { UsageError } from '../errors.js';
 import { parseSize, validateName } from '../validate.js';
 import type { Invocation } from '../usecase.js';
 import { COMMANDS, type ArgSpec, type CommandSpec, type ValueKind } from './commands.js';
+import { requireCjs } from '../require.js';
+
+const { Option } = requireCjs('commander') as typeof Commander;
+const ipaddr = requireCjs('ipaddr.js') as typeof Ipaddr;
 
 /**
  * The one check of a typed value by its kind, used before a command loads

@@ -1,4 +1,7 @@
-import ignore from 'ignore';
+import type Ignore from 'ignore';
+import { requireCjs } from '../require.js';
+
+const ignore = requireCjs('ignore') as typeof Ignore;
 
 /**
  * .dockerignore rules, matched with the `ignore` package.

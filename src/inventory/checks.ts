@@ -1,5 +1,8 @@
-import ipaddr from 'ipaddr.js';
+import type Ipaddr from 'ipaddr.js';
 import type { InventoryData } from './schema.js';
+import { requireCjs } from '../require.js';
+
+const ipaddr = requireCjs('ipaddr.js') as typeof Ipaddr;
 
 /** A problem found in the inventory, located by its path in the YAML document. */
 export interface Finding {

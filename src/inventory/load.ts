@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import type * as Yaml from 'yaml';
+import type { Document, Node } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { crossCheck, type Finding } from './checks.js';
@@ -7,6 +8,10 @@ import { rememberInventory } from './cache.js';
 import { inventoryOf, type Inventory } from './inventory.js';
 import { readInventory, type InventoryLocation } from './locate.js';
 import { inventorySchema } from './schema.js';
+import { requireCjs } from '../require.js';
+
+const { isMap, isScalar, isSeq, LineCounter, parseDocument } = requireCjs('yaml') as typeof Yaml;
+type LineCounter = Yaml.LineCounter;
 
 export { MAX_INVENTORY_BYTES, locateInventory, readInventory, type InventoryLocation } from './locate.js';
 

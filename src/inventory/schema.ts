@@ -1,5 +1,8 @@
-import ipaddr from 'ipaddr.js';
+import type Ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { requireCjs } from '../require.js';
+
+const ipaddr = requireCjs('ipaddr.js') as typeof Ipaddr;
 
 /** The shape of inventory.yaml. Cross-field rules live in checks.ts. */
 
