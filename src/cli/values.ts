@@ -7,7 +7,6 @@ import { COMMANDS, type ArgSpec, type CommandSpec, type ValueKind } from './comm
 import { requireCjs } from '../require.js';
 
 const { Option } = requireCjs('commander') as typeof Commander;
-const ipaddr = requireCjs('ipaddr.js') as typeof Ipaddr;
 
 /**
  * The one check of a typed value by its kind, used before a command loads
@@ -49,7 +48,8 @@ export function checkValue(kind: ValueKind, value: string, what: string, hosts?:
       if (!/^\d{1,5}$/.test(value.trim()) || Number(value) > 86_400) throw new UsageError(`${what} ${JSON.stringify(value.slice(0, 40))} is not a number of seconds (0–86400)`);
       return;
     case 'ipv4':
-      if (!ipaddr.IPv4.isValidFourPartDecimal(value)) throw new UsageError(`${what} ${JSON.stringify(value.slice(0, 60))} is not an IPv4 address`, ['e.g. 192.168.66.20']);
+      // ipaddr.js is loaded only by the commands that take an address.
+      if (!(requireCjs('ipaddr.js') as typeof Ipaddr).IPv4.isValidFourPartDecimal(value)) throw new UsageError(`${what} ${JSON.stringify(value.slice(0, 60))} is not an IPv4 address`, ['e.g. 192.168.66.20']);
       return;
     case 'file':
       if (value === '') throw new UsageError(`${what} is empty`);

@@ -1,8 +1,6 @@
 import type Ignore from 'ignore';
 import { requireCjs } from '../require.js';
 
-const ignore = requireCjs('ignore') as typeof Ignore;
-
 /**
  * .dockerignore rules, matched with the `ignore` package.
  *
@@ -36,7 +34,9 @@ export function parseDockerignore(text: string): IgnoreRules {
     if (cleaned === null) continue;
     patterns.push(`${negate ? '!' : ''}/${cleaned}`);
   }
-  const ig = ignore({ ignorecase: false, allowRelativePaths: false }).add(patterns);
+  // No rules (most service folders have no .dockerignore): the matcher is not even loaded.
+  if (patterns.length === 0) return { patterns, excludes: () => false };
+  const ig = (requireCjs('ignore') as typeof Ignore)({ ignorecase: false, allowRelativePaths: false }).add(patterns);
   return {
     patterns,
     excludes(path: string): boolean {
