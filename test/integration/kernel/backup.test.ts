@@ -83,6 +83,9 @@ describe('backup snapshot on real DRBD dual-primary, LVM, LIO and multipath', ()
     timings.backup = (Date.now() - t) / 1000;
     const w = await writer;
     expect(r.code, r.stdout + r.stderr).toBe(0);
+    // Progress without a terminal: plain lines with the bytes read of the volume's size; the one-line summary last.
+    expect(r.stderr).toMatch(new RegExp(`\\[${V}\\] data1: copy the snapshot \\(zstd, sha256\\): \\S+ of 128M \\(\\d+%\\)`));
+    expect(r.stdout.trim().split('\n').at(-1)).toBe('backup snapshot: 1 of 1 volume backed up');
     expect(w.code, w.stdout).toBe(0);
     expect(Number(w.stdout.trim())).toBeGreaterThan(0);
     const list = await lab.enssib(['backup', 'list', V, '-o', 'json']);
@@ -125,6 +128,17 @@ describe('backup snapshot on real DRBD dual-primary, LVM, LIO and multipath', ()
     const r = await lab.enssib(['backup', 'snapshot', V]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/remove what an earlier backup of the volume left\s+data1\s+done/);
+    expect(leftovers()).toEqual(['0', '0']);
+    expect(activePaths()).toBe(2);
+  }, 900_000);
+
+  it('two volumes at once, one unknown: the other is backed up, the run is a partial failure (exit 3)', async () => {
+    const n = Number(records());
+    const r = await lab.enssib(['backup', 'snapshot', V, 'knosuch', '--concurrency', '2']);
+    expect(r.code, r.stdout + r.stderr).toBe(3);
+    expect(r.stdout).toMatch(/no volume "knosuch"/);
+    expect(r.stdout.trim().split('\n').at(-1)).toBe('backup snapshot: 1 of 2 volumes backed up; failed: knosuch (failed)');
+    expect(Number(records())).toBe(n + 1);
     expect(leftovers()).toEqual(['0', '0']);
     expect(activePaths()).toBe(2);
   }, 900_000);
