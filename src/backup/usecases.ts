@@ -344,16 +344,24 @@ export async function scheduleCommand(ctx: Context, inv: Invocation): Promise<nu
   const local = new LocalHost(hostname());
   const plan = installPlan(units, local.name, { force: inv.opts.force === true });
   const as = mode(ctx);
-  if (as === 'apply') await ctx.prompt.confirm(`Write ${units.map((u) => u.path).join(' and ')}, then enable and start the timer (daily at ${at}) on ${local.name}?`);
-  const report = await runPlan(plan, { mode: as, concurrency: 1, hosts: localPool(local), ...runnerContext(ctx) });
+  const hosts = localPool(local);
+  const stopped = (report: RunReport) => {
+    const failed = report.phases.flatMap((p) => p.hosts.filter((h) => h.status === 'failed').map((h) => h.error)).find((e) => e !== undefined);
+    return new OperationError(`backup schedule --install stopped at "${report.stoppedAt ?? 'a failure'}": ${failed?.message ?? ''}`, failed?.details ?? []);
+  };
+  if (as === 'apply') {
+    // Read first, quietly: a unit enssib did not write is refused before the question.
+    const first = await runPlan(plan, { mode: 'server', concurrency: 1, hosts, signal: ctx.signal });
+    if (first.interrupted) throw new InterruptedError('interrupted: nothing was changed');
+    if (first.exitCode !== ExitCode.ok) throw stopped(first);
+    await ctx.prompt.confirm(`Write ${units.map((u) => u.path).join(' and ')}, then enable and start the timer (daily at ${at}) on ${local.name}?`);
+  }
+  const report = await runPlan(plan, { mode: as, concurrency: 1, hosts, ...runnerContext(ctx) });
   if (as === 'apply') writeJournal(ctx, journalEntry(report));
   ctx.out.result(
     () => ({ units: units.map((u) => u.path), run: reportJson(report) }),
     () => (as === 'apply' ? summaryLines(report, ctx.out) : planLines(report, ctx.out)),
   );
-  if (report.exitCode !== ExitCode.ok) {
-    const failed = report.phases.flatMap((p) => p.hosts.filter((h) => h.status === 'failed').map((h) => h.error)).find((e) => e !== undefined);
-    throw new OperationError(`backup schedule --install stopped at "${report.stoppedAt ?? 'a failure'}": ${failed?.message ?? ''}`, failed?.details ?? []);
-  }
+  if (report.exitCode !== ExitCode.ok) throw stopped(report);
   return ExitCode.ok;
 }

@@ -124,7 +124,8 @@ describe('backup schedule --install through the CLI, a temporary unit folder and
     const units = join(dir, 'foreign');
     mkdirSync(units);
     writeFileSync(join(units, 'enssib-backup.service'), '[Service]\nExecStart=/usr/local/bin/site-backup\n');
-    const r = await enssib(['backup', 'schedule', '--install', '--unit-dir', units, '--yes'], { env });
+    // Refused before the question: no terminal and no --yes still says why, not "needs confirmation".
+    const r = await enssib(['backup', 'schedule', '--install', '--unit-dir', units], { env });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/enssib-backup\.service exists and enssib did not write it/);
     expect(readFileSync(join(units, 'enssib-backup.service'), 'utf8')).toBe('[Service]\nExecStart=/usr/local/bin/site-backup\n');
