@@ -501,6 +501,9 @@ function span(phases: readonly PhaseOutcome[], from: string, to: string): number
   return phases.slice(a, b >= a ? b + 1 : undefined).reduce((sum, p) => sum + Math.max(0, ...p.hosts.map((h) => h.durationMs)), 0);
 }
 
+/** "host: message", once (most messages already start with their host). */
+const withHost = (host: string, message: string) => (message.startsWith(`${host}: `) ? message : `${host}: ${message}`);
+
 /** One volume's outcome, from the run's report (its item, its phases). */
 export function snapshotOutcome(req: SnapshotRequest, report: RunReport): SnapshotOutcome {
   const phases = report.phases.filter((p) => p.item === req.volume);
@@ -517,7 +520,7 @@ export function snapshotOutcome(req: SnapshotRequest, report: RunReport): Snapsh
     id: req.id,
     status: report.mode !== 'apply' ? 'planned' : item?.status === 'skipped' ? 'skipped' : item?.status === 'interrupted' ? 'interrupted' : ok ? 'ok' : 'failed',
     record: ok ? record : null,
-    error: failed ? `${failed.p.title}: ${failed.h.host}: ${failed.h.error?.message ?? 'failed'}` : item?.error ? item.error.message : null,
+    error: failed ? `${failed.p.title}: ${withHost(failed.h.host, failed.h.error?.message ?? 'failed')}` : item?.error ? item.error.message : null,
     snapshotLifetimeMs: span(phases, PHASE_SNAPSHOT, PHASE_REMOVE),
     singlePathMs: stranded ? null : span(phases, PHASE_OFFLINE, PHASE_REEXPORT),
     stranded,

@@ -1,8 +1,15 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { PHASE_COPY, PHASE_GONE, PHASE_REEXPORT, PHASE_REMOVE, PHASE_RESCAN, RECORD, snapshotOutcome, snapshotPlan, type SnapshotOutcome, type SnapshotRequest } from '../../../src/backup/snapshot.js';
-import { snapshotSummary } from '../../../src/backup/usecases.js';
+import { snapshotCommand, snapshotSummary } from '../../../src/backup/usecases.js';
+import { createContext } from '../../../src/context.js';
+import { fileInventory } from '../../../src/inventory/load.js';
+import { createOutput } from '../../../src/ui/output.js';
+import { createPrompter } from '../../../src/ui/prompt.js';
+import { VALID_INVENTORY } from '../../support/inventory-text.js';
 import type { BackupSite } from '../../../src/backup/site.js';
 import type { RunEvent, RunObserver } from '../../../src/engine/events.js';
 import { runPlan } from '../../../src/engine/runner.js';
@@ -349,5 +356,50 @@ describe('the summary of a backup run', () => {
     expect(v.line).toBe('backup snapshot: 2 of 2 volumes backed up; on one path longer than 2h 00m: big');
     expect(v.warnings).toEqual(['warning: big ran on one path for 2h 03m, longer than backup.maxSinglePath (2h 00m): a failure of the server left in that time stops its I/O. Back it up at a quieter time, or raise backup.maxSinglePath.']);
     expect(v.exitCode).toBe(ExitCode.ok);
+  });
+});
+
+describe('enssib backup snapshot, the use case: exit code, summary table, one-line summary in the output and the journal', () => {
+  async function command(volumes: string[], w: World) {
+    const dir = mkdtempSync(join(tmpdir(), 'enssib-backup-uc-'));
+    const inventory = join(dir, 'inventory.yaml');
+    writeFileSync(inventory, `${VALID_INVENTORY.replace('targetDriver: scst', 'targetDriver: lio\n  lockFile: /run/enssib/storage.lock')}backup:\n  destination: /srv/backup\n  maxSinglePath: 1s\n  retention: { daily: 7 }\n`);
+    const stdout = new PassThrough();
+    let text = '';
+    stdout.on('data', (b: Buffer) => (text += b.toString()));
+    const hosts = fakePool(responder(w));
+    const ctx = createContext({
+      opts: { inventory, dryRun: false, yes: false, output: 'text', concurrency: 10, color: false, verbose: false },
+      out: createOutput({ format: 'text', color: false, verbose: false, stdout, stderr: new PassThrough() }),
+      prompt: createPrompter({ yes: false, isTTY: false }),
+      env: { HOME: dir },
+      cwd: dir,
+      renderer: 'silent',
+      inventory: fileInventory(inventory, { HOME: dir }),
+      hosts: () => hosts,
+    });
+    const code = await snapshotCommand(ctx, { args: [volumes], opts: {} });
+    const journal = readFileSync(join(dir, 'journal.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { summary?: string; exitCode: number; items?: { item: string; status: string }[] });
+    return { code, lines: text.trimEnd().split('\n'), journal };
+  }
+
+  it('two volumes, one unknown: exit 3 (partial), a table row per volume, the summary line last and in the journal', async () => {
+    const { code, lines, journal } = await command(['kvol', 'gone'], world());
+    expect(code).toBe(ExitCode.partial);
+    const head = lines.findIndex((l) => l.startsWith('VOLUME'));
+    expect(lines[head]?.split(/\s{2,}/)).toEqual(['VOLUME', 'RESULT', 'BACKUP', 'SIZE', 'COMPRESSED', 'COPY', 'SNAPSHOT USED', 'SNAPSHOT LIFETIME', 'ONE PATH FOR']);
+    expect(lines[head + 1]).toMatch(/^kvol\s+ok\s+kvol\.\d{8}T\d{6}Z\s+256M\s+1\.21K\s+2 s\s+0\.0%\s+\d+ s\s+\d+ s$/);
+    expect(lines[head + 2]).toMatch(/^gone\s+FAILED\s+-\s+-\s+-\s+-\s+-\s+-\s+-$/);
+    expect(lines.at(-1)).toBe('backup snapshot: 1 of 2 volumes backed up; failed: gone (failed)');
+    expect(journal).toHaveLength(1);
+    expect(journal[0]).toMatchObject({ exitCode: ExitCode.partial, summary: 'backup snapshot: 1 of 2 volumes backed up; failed: gone (failed)', items: [{ item: 'kvol', status: 'done' }, { item: 'gone', status: 'failed' }] });
+  });
+
+  it('every volume failed: exit 1, the table says why, the journal says so in one line', async () => {
+    const { code, lines, journal } = await command(['kvol'], world({ copy: 'fail' }));
+    expect(code).toBe(ExitCode.failed);
+    expect(lines).toContain('kvol: copy the snapshot (zstd, sha256): data1: command failed with exit code 1');
+    expect(lines.at(-1)).toBe('backup snapshot: 0 of 1 volume backed up; failed: kvol (failed)');
+    expect(journal[0]).toMatchObject({ exitCode: ExitCode.failed, summary: 'backup snapshot: 0 of 1 volume backed up; failed: kvol (failed)' });
   });
 });
