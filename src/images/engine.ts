@@ -1,18 +1,23 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { homedir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
+import type * as TarFs from 'tar-fs';
 import type { PackOptions } from 'tar-fs';
 import { InterruptedError, OperationError, type EnssibError } from '../errors.js';
+import { requireCjs } from '../require.js';
 import type { BuildContext } from './context.js';
 import type { Credentials } from './credentials.js';
 import { BuildTracker, JsonLines, PushTracker, type BuildEvent, type DockerMessage, type PushEvent } from './stream.js';
 
 /**
- * The Docker engine, through dockerode: the one the user's environment names
- * (DOCKER_HOST, else the default socket). Loaded lazily: only commands that
- * talk to the engine pay for dockerode.
+ * The Docker engine the user's environment names (DOCKER_HOST, else the
+ * default socket). Its ping and image inspections — all an unchanged image
+ * needs — are plain HTTP requests to the engine API; dockerode (about 140 ms
+ * to load) is loaded only to build, push or pull.
  */
 export interface EngineTarget {
   /** For messages: unix:///var/run/docker.sock, tcp://host:2376 */
@@ -74,23 +79,21 @@ export class StreamError extends OperationError {}
 
 export class Engine {
   readonly target: EngineTarget;
-  private readonly docker: Dockerode;
+  private docker: Dockerode | undefined;
 
-  private constructor(docker: Dockerode, target: EngineTarget) {
-    this.docker = docker;
+  private constructor(target: EngineTarget) {
     this.target = target;
   }
 
   static async connect(env: NodeJS.ProcessEnv): Promise<Engine> {
-    const target = engineTarget(env);
-    const { default: Docker } = await import('dockerode');
-    const e = new Engine(new Docker(target.options), target);
+    const e = new Engine(engineTarget(env));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new OperationError(`the Docker engine at ${target.describe} does not answer (no reply to a ping in 15 s)`)), 15_000);
+      timer = setTimeout(() => reject(new OperationError(`the Docker engine at ${e.target.describe} does not answer (no reply to a ping in 15 s)`)), 15_000);
     });
     try {
-      await Promise.race([e.docker.ping(), timeout]);
+      const r = await Promise.race([e.get('/_ping'), timeout]);
+      if (r.status !== 200) throw httpError(r);
     } catch (err) {
       throw e.error(err);
     } finally {
@@ -102,12 +105,48 @@ export class Engine {
   /** The image ID of a reference in the engine, or null. */
   async imageId(ref: string): Promise<string | null> {
     try {
-      const info = await this.docker.getImage(ref).inspect();
-      return info.Id;
+      const r = await this.get(`/images/${ref.replace(/[^\w.\-/:@]/g, encodeURIComponent)}/json`);
+      if (r.status === 404) return null;
+      if (r.status !== 200) throw httpError(r);
+      const id = (JSON.parse(r.body) as { Id?: unknown }).Id;
+      if (typeof id !== 'string') throw new OperationError(`the Docker engine at ${this.target.describe} described ${ref} without an image ID`);
+      return id;
     } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 404) return null;
       throw this.error(err);
     }
+  }
+
+  /** GET on the engine API, as dockerode would send it (same socket or host, same TLS files), one connection per request. */
+  private get(path: string): Promise<{ status: number; body: string }> {
+    const o = this.target.options;
+    const tls = o.protocol === 'https';
+    const opts: RequestOptions = {
+      method: 'GET',
+      path,
+      agent: false,
+      headers: { connection: 'close' },
+      ...(o.socketPath ? { socketPath: o.socketPath } : { host: o.host, port: o.port }),
+      ...(tls ? { ca: o.ca, cert: o.cert, key: o.key } : {}),
+    };
+    return new Promise((resolve, reject) => {
+      const req = (tls ? httpsRequest : httpRequest)(opts, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  /** dockerode, for the streamed operations (build, push, pull): loaded on first use. */
+  private dockerode(): Dockerode {
+    if (!this.docker) {
+      const Docker = requireCjs('dockerode') as typeof Dockerode;
+      this.docker = new Docker(this.target.options);
+    }
+    return this.docker;
   }
 
   async build(ctx: BuildContext, req: BuildRequest, onEvent: (e: BuildEvent) => void): Promise<BuildTracker> {
@@ -128,7 +167,7 @@ export class Engine {
     if (req.registry && c) opts.registryconfig = { [req.registry.host]: { username: c.username, password: c.password } };
     let stream: NodeJS.ReadableStream;
     try {
-      stream = await this.docker.buildImage(tar, opts);
+      stream = await this.dockerode().buildImage(tar, opts);
     } catch (err) {
       tar.destroy();
       throw this.error(err);
@@ -157,7 +196,7 @@ export class Engine {
     const tracker = new PushTracker();
     let stream: NodeJS.ReadableStream;
     try {
-      stream = (await this.docker.getImage(repo).push({
+      stream = (await this.dockerode().getImage(repo).push({
         tag,
         authconfig: authConfig(registryHost, credentials),
         ...(signal ? { abortSignal: signal } : {}),
@@ -180,7 +219,7 @@ export class Engine {
     let stream: NodeJS.ReadableStream;
     try {
       const own = reference.startsWith(`${registryHost}/`);
-      stream = (await this.docker.pull(reference, own && credentials ? { authconfig: authConfig(registryHost, credentials) } : {})) as NodeJS.ReadableStream;
+      stream = (await this.dockerode().pull(reference, own && credentials ? { authconfig: authConfig(registryHost, credentials) } : {})) as NodeJS.ReadableStream;
     } catch (err) {
       throw this.error(err);
     }
@@ -214,6 +253,17 @@ export class Engine {
   }
 }
 
+/** An answer of the engine API other than the one expected, shaped as dockerode reports it (statusCode, json), for Engine.error. */
+function httpError(r: { status: number; body: string }): Error {
+  let json: unknown = r.body;
+  try {
+    json = JSON.parse(r.body);
+  } catch {
+    /* a plain-text answer */
+  }
+  return Object.assign(new Error(`HTTP ${r.status}`), { statusCode: r.status, json });
+}
+
 function authConfig(host: string, c: Credentials | undefined): Dockerode.AuthConfig {
   return c ? { username: c.username, password: c.password, serveraddress: host } : { serveraddress: host };
 }
@@ -242,7 +292,7 @@ function follow(stream: NodeJS.ReadableStream, fn: (m: DockerMessage) => void, s
  * checked the repository out.
  */
 export async function packContext(ctx: BuildContext): Promise<Readable> {
-  const { pack } = await import('tar-fs');
+  const { pack } = requireCjs('tar-fs') as typeof TarFs;
   const keep = new Set(ctx.entries.map((e) => e.path));
   const byPath = new Map(ctx.entries.map((e) => [e.path, e]));
   const top = ctx.entries.filter((e) => !e.path.includes('/')).map((e) => e.path);
