@@ -1,8 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
-import { homedir } from 'node:os';
-import { join, relative, sep } from 'node:path';
+import { relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import type * as TarFs from 'tar-fs';
@@ -11,58 +9,8 @@ import { InterruptedError, OperationError, type EnssibError } from '../errors.js
 import { requireCjs } from '../require.js';
 import type { BuildContext } from './context.js';
 import type { Credentials } from './credentials.js';
+import { engineTarget, type EngineTarget } from './engine-target.js';
 import { BuildTracker, JsonLines, PushTracker, type BuildEvent, type DockerMessage, type PushEvent } from './stream.js';
-
-/**
- * The Docker engine the user's environment names (DOCKER_HOST, else the
- * default socket). Its ping and image inspections — all an unchanged image
- * needs — are plain HTTP requests to the engine API; dockerode (about 140 ms
- * to load) is loaded only to build, push or pull.
- */
-export interface EngineTarget {
-  /** For messages: unix:///var/run/docker.sock, tcp://host:2376 */
-  describe: string;
-  options: Dockerode.DockerOptions;
-  /** tcp:// without TLS: whatever is sent to the engine (registry credentials included) crosses the network in clear. */
-  plainTcp: boolean;
-}
-
-export function engineTarget(env: NodeJS.ProcessEnv): EngineTarget {
-  const dh = env.DOCKER_HOST?.trim();
-  if (!dh) {
-    const home = env.HOME ?? homedir();
-    const user = join(home, '.docker', 'run', 'docker.sock');
-    const socketPath = !existsSync('/var/run/docker.sock') && existsSync(user) ? user : '/var/run/docker.sock';
-    return { describe: `unix://${socketPath}`, options: { socketPath }, plainTcp: false };
-  }
-  if (dh.startsWith('unix://')) {
-    const socketPath = dh.slice('unix://'.length) || '/var/run/docker.sock';
-    return { describe: `unix://${socketPath}`, options: { socketPath }, plainTcp: false };
-  }
-  if (dh.startsWith('/')) return { describe: `unix://${dh}`, options: { socketPath: dh }, plainTcp: false };
-  let url: URL;
-  try {
-    url = new URL(dh.includes('://') ? dh : `tcp://${dh}`);
-  } catch {
-    throw new OperationError(`DOCKER_HOST=${dh} is not an engine address`, ['Use unix:///path/to/docker.sock or tcp://host:port.']);
-  }
-  if (url.protocol !== 'tcp:' && url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new OperationError(`DOCKER_HOST=${dh}: enssib talks to engines over unix:// or tcp:// only`);
-  }
-  const tls = env.DOCKER_TLS_VERIFY === '1' || url.port === '2376' || url.protocol === 'https:';
-  const options: Dockerode.DockerOptions = { host: url.hostname, port: Number(url.port || (tls ? 2376 : 2375)), protocol: tls ? 'https' : 'http' };
-  if (tls) {
-    const certDir = env.DOCKER_CERT_PATH ?? join(env.HOME ?? homedir(), '.docker');
-    try {
-      options.ca = readFileSync(join(certDir, 'ca.pem'));
-      options.cert = readFileSync(join(certDir, 'cert.pem'));
-      options.key = readFileSync(join(certDir, 'key.pem'));
-    } catch (e) {
-      throw new OperationError(`DOCKER_HOST=${dh} needs TLS, but ${certDir}/{ca,cert,key}.pem cannot be read (${(e as NodeJS.ErrnoException).code})`);
-    }
-  }
-  return { describe: `${tls ? 'tcp+tls' : 'tcp'}://${url.hostname}:${options.port}`, options, plainTcp: !tls };
-}
 
 export interface BuildRequest {
   reference: string;
@@ -77,6 +25,12 @@ export interface BuildRequest {
 /** A build or push that failed inside the stream (or before it). */
 export class StreamError extends OperationError {}
 
+/**
+ * The Docker engine the user's environment names (DOCKER_HOST, else the
+ * default socket). Its ping and image inspections — all an unchanged image
+ * needs — are plain HTTP requests to the engine API; dockerode (about 140 ms
+ * to load) is loaded only to build, push or pull.
+ */
 export class Engine {
   readonly target: EngineTarget;
   private docker: Dockerode | undefined;

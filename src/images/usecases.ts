@@ -14,7 +14,8 @@ import { validateName } from '../validate.js';
 import { contentTag, HashCache, hashContext, readBuildContext, type BuildContext } from './context.js';
 import { registryCredentials, type Credentials } from './credentials.js';
 import { baseImages, instructionLine } from './dockerfile.js';
-import { Engine, engineTarget, StreamError, type EngineTarget } from './engine.js';
+import type { Engine } from './engine.js';
+import { engineTarget, type EngineTarget } from './engine-target.js';
 import { gitCommit } from './git.js';
 import { withProgress, type ServiceProgress, type ServiceResult } from './progress.js';
 import { RegistryClient, type TagInfo } from './registry.js';
@@ -107,7 +108,8 @@ export async function runImages(ctx: Context, services: string[], opts: EnsureOp
   });
   let enginePromise: Promise<Engine> | undefined;
   const engine = () => {
-    enginePromise ??= Engine.connect(ctx.env); // dockerode itself is loaded here, on first use
+    // The engine client is loaded on first use (an unchanged image FROM scratch never needs it); dockerode later still, to build or push.
+    enginePromise ??= import('./engine.js').then((m) => m.Engine.connect(ctx.env));
     return enginePromise;
   };
   const work = new ImageWork(ctx, opts, registry, engine, lookup.credentials, caFile);
@@ -352,6 +354,7 @@ class ImageWork {
       );
     } catch (e) {
       // The engine refused the build before streaming (a Dockerfile it cannot parse, an unknown target).
+      const { StreamError } = await import('./engine.js');
       if (e instanceof StreamError) throw this.buildFailure(p, { message: e.message.replace(/^the Docker engine answered HTTP \d+: /, ''), lines: [] });
       throw e;
     }

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { engineTarget } from '../../../src/images/engine.js';
+import { engineTarget } from '../../../src/images/engine-target.js';
 
 describe('the Docker engine enssib talks to', () => {
   it('the default socket without DOCKER_HOST', () => {
