@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { CommandError, ConnectionError, InterruptedError, OperationError, TimeoutError } from '../errors.js';
 import type { SshTarget } from '../inventory/inventory.js';
 import { whenAborted } from './abort.js';
-import { quote } from './quote.js';
+import { quote, quoteArg } from './quote.js';
 import type { FileSpec, Host, RunOptions, RunResult, StreamOptions, StreamResult, UploadOutcome } from './types.js';
 
 /**
@@ -71,12 +71,16 @@ export class SshHost implements Host {
 
   /**
    * The line actually sent: the command under the remote supervisor (see
-   * SUPERVISOR, which also sets LC_ALL=C), as root through `sudo -n` when the
-   * ssh user is not root.
+   * SUPERVISOR, which also sets LC_ALL=C). As root through `sudo -n` when the
+   * ssh user is not root: `sudo -n -- bash -c SUPERVISOR …`. Otherwise the
+   * login shell that sshd starts for the line runs the supervisor itself when
+   * it is bash (root's shell on Debian), which saves starting a second shell
+   * on every command; another POSIX shell hands it to bash.
    */
   supervisedLine(argv: readonly string[], opts: RunOptions, timeoutMs: number, input: number | null | 'stream'): string {
-    const run = ['sh', '-c', SUPERVISOR, 'enssib-run', `${Math.max(1, Math.ceil(timeoutMs / 1000))}s`, input === null ? '-' : String(input), ...argv];
-    return quote(this.withSudo(run, opts));
+    const args = [String(Math.max(1, Math.ceil(timeoutMs / 1000))), input === null ? '-' : String(input), ...argv];
+    if (this.needsSudo(opts)) return quote(['sudo', '-n', '--', 'bash', '-c', SUPERVISOR, 'enssib-run', ...args]);
+    return `set -- ${quote(args)}; s=${quoteArg(SUPERVISOR)}; [ -n "\${BASH_VERSION-}" ] || exec bash -c "$s" enssib-run "$@"; eval "$s"`;
   }
 
   async exec(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
@@ -124,7 +128,7 @@ export class SshHost implements Host {
     const stdout = r.stdout;
     if (r.exitCode === 255) throw new ConnectionError(this.name, explainSsh(r.stderr, this.t), sshDetails(r.stderr));
     const lines = r.stderr.split('\n');
-    if ((r.exitCode === 124 || r.exitCode === 137) && lines.some((l) => DEADLINE_LINE.test(l))) throw new TimeoutError(this.name, line, timeoutMs, { stoppedOnHost: true });
+    if (r.exitCode !== 0 && lines.some((l) => DEADLINE_LINE.test(l))) throw new TimeoutError(this.name, line, timeoutMs, { stoppedOnHost: true });
     const stderr = lines.filter((l) => !DEADLINE_LINE.test(l)).join('\n');
     if (this.needsSudo(opts) && r.exitCode === 1 && /^sudo: (a password is required|a terminal is required)/m.test(stderr)) {
       throw new OperationError(`${this.name}: sudo asks user "${this.t.user}" for a password; enssib never types one`, [
@@ -215,8 +219,8 @@ const KILL_AFTER_S = 5;
 const ANSWER_GRACE_MS = 2000;
 /** After closing a command's input to stop it, how long to wait for the host to confirm before killing the client. */
 const STOP_WAIT_MS = 10_000;
-/** What coreutils `timeout --verbose` prints when the deadline passed. */
-const DEADLINE_LINE = /^timeout: sending signal \w+ to command /m;
+/** What the supervisor prints when the deadline passed. */
+const DEADLINE_LINE = /^enssib-run: deadline passed: /m;
 /** The first stderr line of a supervised command: the host's deadline clock starts now. */
 const STARTED_LINE = 'enssib-run: started';
 const STARTED = Buffer.from(`${STARTED_LINE}\n`);
@@ -234,37 +238,50 @@ function withoutStarted(stderr: Buffer, at: number | undefined): Buffer {
 }
 
 /**
- * The remote supervisor: `enssib-run DEADLINE INPUT_BYTES COMMAND...` runs the
+ * The remote supervisor: `enssib-run DEADLINE_S INPUT_BYTES COMMAND...`, a
+ * bash script (bash is on every Debian host: it is Essential). It runs the
  * command under `LC_ALL=C` (set here, after sudo, which resets the
  * environment, so that the host's locale never changes the output enssib
- * parses), in its own process group under coreutils `timeout` (SIGTERM at the
- * deadline, SIGKILL 5 s later). The first INPUT_BYTES bytes of stdin are the
- * command's input ("-": none; "stream": all of stdin, and no watchdog); the
- * rest of stdin is a watchdog: enssib keeps it open while it waits, so it ends
- * only when the ssh client goes away (killed, network lost) or enssib closes it
- * to cancel — and then the command's whole process group is stopped on the
- * host. The supervisor exits once the command is gone, so a cancelled or
- * timed-out command is known to be stopped; it says when the deadline clock
- * starts (STARTED_LINE on stderr).
+ * parses), in a process group of its own (`set -m`). The first INPUT_BYTES
+ * bytes of stdin are the command's input ("-": none; "stream": all of stdin,
+ * and no watchdog); the rest of stdin is a watchdog: enssib keeps it open
+ * while it waits, so it ends only when the ssh client goes away (killed,
+ * network lost) or enssib closes it to cancel. Then, or at the deadline, the
+ * command's whole process group is sent SIGTERM, and SIGKILL KILL_AFTER_S
+ * later; at the deadline the host says so first (DEADLINE_LINE). The
+ * supervisor exits once the command is gone, with its exit code (143 or 137
+ * when it was stopped), so a cancelled or timed-out command is known to be
+ * stopped; it says when the deadline clock starts (STARTED_LINE on stderr).
  *
- * It is on the path of every remote command, so it is kept light: one sh, the
- * `timeout` process, and the watchdog as a `read` loop in a forked copy of the
- * same sh (no other program); the input alone costs a temporary file.
+ * It is on the path of every remote command, so it is kept light: the shell
+ * that runs it (the login shell itself when that is bash, see
+ * `supervisedLine`), the command, and one fork of that shell that is both the
+ * watchdog and the deadline (`read -t` on stdin: no other program, no
+ * `timeout`); the input alone costs a temporary file. The shell's own stderr
+ * is /dev/null (bash would report a command killed by a signal there); the
+ * command and the watchdog write to the real one (fd 5).
  */
 export const SUPERVISOR = [
-  't=$1 n=$2 w=; shift 2',
+  'set +eux',
+  't=$1 n=$2; shift 2',
   'export LC_ALL=C',
-  'exec 3<&0 4</dev/null',
+  'exec 3<&0 4</dev/null 5>&2 2>/dev/null',
   'if [ "$n" = stream ]; then exec 4<&3',
   'elif [ "$n" != - ]; then f=$(mktemp) || exit 125; head -c "$n" >"$f"; exec 4<"$f"; rm -f "$f"; fi',
-  `echo '${STARTED_LINE}' >&2`,
-  `timeout --verbose -k ${KILL_AFTER_S} "$t" "$@" <&4 3<&- 4<&- & c=$!`,
-  'exec 4<&-',
-  // timeout passes the TERM on to the command's group, and sends KILL 5 s later.
-  'if [ "$n" != stream ]; then { while read -r x; do :; done; kill -s TERM "$c"; } <&3 >/dev/null 2>&1 & w=$!; fi',
-  'exec 3<&-',
+  `echo '${STARTED_LINE}' >&5`,
+  'set -m',
+  '"$@" <&4 2>&5 3<&- 4<&- 5>&- & c=$!',
+  '{',
+  '  if [ "$n" = stream ]; then sleep "$t"; e=142',
+  '  else r=$t; while :; do read -r -t "$r" x; e=$?; [ "$e" = 0 ] || break; r=$((t - SECONDS)); [ "$r" -gt 0 ] || { e=142; break; }; done; fi',
+  `  [ "$e" -gt 128 ] && echo "enssib-run: deadline passed: sending signal TERM to the process group of $1" >&5`,
+  `  kill -s TERM -- "-$c"; sleep ${KILL_AFTER_S}; kill -s KILL -- "-$c"`,
+  '} <&3 >/dev/null 3<&- 4<&- & w=$!',
+  'set +m',
+  'exec 3<&- 4<&- 5>&-',
   'wait "$c"; rc=$?',
-  '[ -z "$w" ] || kill "$w" 2>/dev/null',
+  // SIGKILL: the watchdog may be forking `sleep`, and a bash child that is not yet `sleep` would catch a SIGTERM and go on.
+  'kill -s KILL -- "-$w"',
   'exit "$rc"',
 ].join('\n');
 

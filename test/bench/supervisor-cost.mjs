@@ -65,6 +65,6 @@ for (const [title, line, data] of cases) {
   for (let i = 0; i < N; i++) await once(line, data);
   const cpu = (childCpuMs() - t0) / N;
   const c = count(line, data);
-  const procs = c ? `${c.processes} processes, ${c.programs} programs` : 'strace not installed: no process count';
+  const procs = c ? `${c.processes} processes, ${c.programs} programs` : 'no process count (strace missing or failed)';
   console.log(`${title.padEnd(30)} ${cpu.toFixed(2)} ms CPU per command, ${procs} (the command included)`);
 }

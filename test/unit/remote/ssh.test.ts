@@ -13,9 +13,9 @@ describe('SshHost without a host', () => {
 
   it('sends the command under the supervisor, as root through sudo -n when the user is not root', () => {
     const sent = (user: string | undefined, opts = {}) => new SshHost({ ...target, ...(user ? { user } : {}) }).supervisedLine(['lvs', 'a b'], opts, 4200, null);
-    expect(sent(undefined)).toMatch(/^sh -c '.*' enssib-run 5s - lvs 'a b'$/s);
-    expect(sent('admin')).toMatch(/^sudo -n -- sh -c /);
-    expect(sent('admin', { sudo: false })).toMatch(/^sh -c /);
+    expect(sent(undefined)).toMatch(/^set -- 5 - lvs 'a b'; s='.*'; \[ -n "\$\{BASH_VERSION-\}" \] \|\| exec bash -c "\$s" enssib-run "\$@"; eval "\$s"$/s);
+    expect(sent('admin')).toMatch(/^sudo -n -- bash -c '.*' enssib-run 5 - lvs 'a b'$/s);
+    expect(sent('admin', { sudo: false })).toMatch(/^set -- 5 - lvs /);
   });
 
   it('never turns host-key checking off and passes the inventory settings to ssh', () => {

@@ -3,15 +3,18 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SUPERVISOR, parseFrames, probeScript } from '../../../src/remote/ssh.js';
+import { SshHost, SUPERVISOR, parseFrames, probeScript } from '../../../src/remote/ssh.js';
 
 /**
- * The remote supervisor script, run here with the local sh (the hosts lab runs
- * it over ssh): its deadline and its watchdog stop the command's whole process
- * group, and it exits only once they are gone.
+ * The remote supervisor script, run here with the local bash (the hosts lab
+ * runs it over ssh): its deadline and its watchdog stop the command's whole
+ * process group, and it exits only once they are gone. `shell`: the line as
+ * sent (SshHost.supervisedLine) run by that login shell instead.
  */
-function supervise(deadline: string, input: Buffer | null, argv: string[], env: NodeJS.ProcessEnv = process.env) {
-  const child = spawn('sh', ['-c', SUPERVISOR, 'enssib-run', deadline, input ? String(input.length) : '-', ...argv], { stdio: ['pipe', 'pipe', 'pipe'], env });
+function supervise(deadline: string, input: Buffer | null, argv: string[], env: NodeJS.ProcessEnv = process.env, shell?: string) {
+  const args = [deadline, input ? String(input.length) : '-', ...argv];
+  const line = new SshHost({ name: 'h', target: 'h', connectTimeoutS: 1, commandTimeoutS: 5, controlPersistS: 1 }).supervisedLine(argv, {}, Number(deadline) * 1000, input ? input.length : null);
+  const child = shell ? spawn(shell, ['-c', line], { stdio: ['pipe', 'pipe', 'pipe'], env }) : spawn('bash', ['-c', SUPERVISOR, 'enssib-run', ...args], { stdio: ['pipe', 'pipe', 'pipe'], env });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
@@ -42,9 +45,15 @@ function withGrandchild(): { argv: string[]; pid: () => number } {
   return { argv: ['sh', '-c', 'sleep 60 & echo $! > "$1"; wait', 'sh', f], pid: () => Number(readFileSync(f, 'utf8').trim()) };
 }
 
-describe('remote supervisor', () => {
+const ways: [string, string | undefined][] = [
+  ['bash -c SUPERVISOR', undefined],
+  ['the line sent, bash the login shell', 'bash'],
+  ['the line sent, sh (dash) the login shell', 'sh'],
+];
+
+describe.each(ways)('remote supervisor: %s', (_, shell) => {
   it('passes the exit code, stdout and exactly the input bytes; the rest of stdin is not the command’s', async () => {
-    const s = supervise('10s', Buffer.from('abc'), ['sh', '-c', 'cat; echo; exit 7']);
+    const s = supervise('10', Buffer.from('abc'), ['sh', '-c', 'cat; echo; exit 7'], process.env, shell);
     s.child.stdin.write('more');
     const r = await s.done;
     s.child.stdin.end();
@@ -52,14 +61,16 @@ describe('remote supervisor', () => {
   });
 
   it('runs the command under LC_ALL=C whatever the host’s locale (sudo resets the environment: it is set here), and says when it started', async () => {
-    const s = supervise('10s', null, ['sh', '-c', 'echo "$LC_ALL"; echo oops >&2'], { ...process.env, LC_ALL: 'fr_FR.UTF-8', LANG: 'fr_FR.UTF-8' });
+    const s = supervise('10', null, ['sh', '-c', 'echo "$LC_ALL"; echo oops >&2'], { ...process.env, LC_ALL: 'fr_FR.UTF-8', LANG: 'fr_FR.UTF-8' }, shell);
     const r = await s.done;
     s.child.stdin.end();
-    expect(r).toEqual({ code: 0, stdout: 'C\n', stderr: 'enssib-run: started\noops\n' });
+    // bash warns as it starts when the locale it inherits is not installed here (a bash login shell on such a host always did).
+    const stderr = r.stderr.replace(/^bash: warning: setlocale: .*\n/gm, '');
+    expect({ ...r, stderr }).toEqual({ code: 0, stdout: 'C\n', stderr: 'enssib-run: started\noops\n' });
   });
 
   it('returns at once when the command ends, although its stdin (the watchdog) stays open', async () => {
-    const s = supervise('10s', null, ['true']);
+    const s = supervise('10', null, ['true'], process.env, shell);
     const t0 = Date.now();
     const r = await s.done;
     expect(r.code).toBe(0);
@@ -69,16 +80,16 @@ describe('remote supervisor', () => {
 
   it('at the deadline kills the whole process group and says so', async () => {
     const g = withGrandchild();
-    const s = supervise('2s', null, g.argv);
+    const s = supervise('2', null, g.argv, process.env, shell);
     const r = await s.done;
     s.child.stdin.end();
-    expect(r, r.stderr).toMatchObject({ code: 124, stderr: expect.stringMatching(/^timeout: sending signal TERM to command /m) });
+    expect(r, r.stderr).toMatchObject({ code: 143, stderr: expect.stringMatching(/^enssib-run: deadline passed: sending signal TERM to the process group of sh$/m) });
     expect(await gone(g.pid())).toBe(true);
   });
 
   it('when its stdin closes (the ssh client went away, or enssib cancels), kills the group and exits once it is gone', async () => {
     const g = withGrandchild();
-    const s = supervise('60s', null, g.argv);
+    const s = supervise('60', null, g.argv, process.env, shell);
     await new Promise((r) => setTimeout(r, 300));
     const t0 = Date.now();
     s.child.stdin.end();
@@ -89,9 +100,19 @@ describe('remote supervisor', () => {
   });
 });
 
+describe('the line sent', () => {
+  it('is run by the login shell itself when that is bash: the command is its child (no second shell on the host)', async () => {
+    const s = supervise('10', null, ['sh', '-c', 'tr "\\0" " " </proc/$PPID/cmdline'], process.env, 'bash');
+    const r = await s.done;
+    s.child.stdin.end();
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^bash -c set -- 10 - sh -c /);
+  });
+});
+
 describe('remote supervisor and a command that ignores SIGTERM', () => {
   it('kills it 5 s after the cancel', async () => {
-    const s = supervise('60s', null, ['sh', '-c', 'trap "" TERM; sleep 60 & wait; wait']);
+    const s = supervise('60', null, ['sh', '-c', 'trap "" TERM; sleep 60 & wait; wait']);
     await new Promise((r) => setTimeout(r, 300));
     const t0 = Date.now();
     s.child.stdin.end();
@@ -125,7 +146,7 @@ describe('probe batches', () => {
 
 describe('remote supervisor, streamed input', () => {
   it('gives all of stdin to the command (its end is the end of the data), with no watchdog', async () => {
-    const child = spawn('sh', ['-c', SUPERVISOR, 'enssib-run', '10s', 'stream', 'wc', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('bash', ['-c', SUPERVISOR, 'enssib-run', '10', 'stream', 'wc', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
     const done = new Promise<number | null>((resolve) => child.on('close', resolve));
