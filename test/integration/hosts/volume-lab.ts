@@ -92,7 +92,8 @@ export function volumeLab() {
       return execFileSync('docker', ['exec', container(host), 'cat', path], { encoding: 'utf8' });
     },
     writeFile(host: string, path: string, content: string, mode = '0644'): void {
-      execFileSync('docker', ['exec', '-i', container(host), 'sh', '-c', `cat > "$1" && chmod ${mode} "$1"`, 'sh', path], { input: content });
+      // The folder may not exist yet (/run/enssib on a lab just started, before enssib took the lock there once).
+      execFileSync('docker', ['exec', '-i', container(host), 'sh', '-c', `mkdir -p "$(dirname "$1")" && cat > "$1" && chmod ${mode} "$1"`, 'sh', path], { input: content });
     },
     pause(host: string): void {
       execFileSync('docker', ['pause', container(host)]);

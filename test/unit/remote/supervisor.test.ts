@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -40,9 +40,16 @@ async function gone(pid: number): Promise<boolean> {
 }
 
 /** A command that starts a grandchild and records its pid. */
-function withGrandchild(): { argv: string[]; pid: () => number } {
+function withGrandchild(): { argv: string[]; pid: () => number; started: () => Promise<void> } {
   const f = join(mkdtempSync(join(tmpdir(), 'enssib-sup-')), 'pid');
-  return { argv: ['sh', '-c', 'sleep 60 & echo $! > "$1"; wait', 'sh', f], pid: () => Number(readFileSync(f, 'utf8').trim()) };
+  return {
+    argv: ['sh', '-c', 'sleep 60 & echo $! > "$1.tmp"; mv "$1.tmp" "$1"; wait', 'sh', f],
+    pid: () => Number(readFileSync(f, 'utf8').trim()),
+    // On a loaded machine the shells take a while to start: wait for the grandchild rather than a fixed time.
+    started: async () => {
+      for (let i = 0; i < 100 && !existsSync(f); i++) await new Promise((r) => setTimeout(r, 50));
+    },
+  };
 }
 
 const ways: [string, string | undefined][] = [
@@ -90,7 +97,7 @@ describe.each(ways)('remote supervisor: %s', (_, shell) => {
   it('when its stdin closes (the ssh client went away, or enssib cancels), kills the group and exits once it is gone', async () => {
     const g = withGrandchild();
     const s = supervise('60', null, g.argv, process.env, shell);
-    await new Promise((r) => setTimeout(r, 300));
+    await g.started();
     const t0 = Date.now();
     s.child.stdin.end();
     const r = await s.done;
