@@ -62,7 +62,7 @@ export const INVENTORY_FIELDS: { field: string; meaning: string }[] = [
     meaning:
       '`volumeGroup`, `drbdResource`, `metadataHost` (the storage server where LVM metadata changes are made and the storage lock lives), `iqnPrefix`, `portals` (`address:port` of storage servers), `targetDriver` (`scst` or `lio`), `lockFile` (default `/run/enssib/storage.lock`; its directory must be writable by root only)',
   },
-  { field: 'nfs.vip', meaning: "the keepalived virtual IP of NFS; every worker's default route goes through it (`enssib doctor` checks it)" },
+  { field: 'nfs.vip', meaning: "the keepalived virtual IP of NFS; every worker's default route goes through it unless `nodes.gateway` names another address (`enssib doctor` checks it)" },
   { field: 'nfs.protocol', meaning: "`tcp` (default) or `udp`: the transport NFS mounts use (Debian 12's kernel cannot mount NFS over UDP)" },
   {
     field: 'nodes',

@@ -41,7 +41,7 @@ export interface DoctorSite {
   storage: VolumeSite;
   clusterMtu: number;
   podsCidr: string;
-  /** The keepalived host every worker routes through (nfs.vip), or null when the inventory has none. */
+  /** The keepalived host every worker routes through (nodes.gateway, else nfs.vip), or null when the inventory has none. */
   gateway: string | null;
   nfsProtocol: 'tcp' | 'udp';
   /** The registry the workers pull from (`name:port`) and the inventory's CA: its PEM text, why it cannot be read, or null (the system's CAs). */
@@ -545,12 +545,12 @@ function inCidr(addr: string, cidr: string): boolean {
 
 export const gatewayCheck: HostCheck = {
   id: 'gateway',
-  summary: "every worker's default route goes through the keepalived host (nfs.vip)",
+  summary: "every worker's default route goes through the keepalived host (nodes.gateway, else nfs.vip)",
   on: 'workers',
   probes: () => [routeProbe],
   judge: (site, g, hosts) =>
     perHost('gateway', hosts, (h) => {
-      if (!site.gateway) return [couldNotRun('gateway', h, 'the inventory has no nfs.vip (the keepalived address the workers route through)')];
+      if (!site.gateway) return [couldNotRun('gateway', h, 'the inventory has neither nodes.gateway nor nfs.vip (the keepalived address the workers route through)')];
       const defaults = fact(g, h, routeProbe).filter((r) => r.dst === 'default');
       const fix = (dev: string) => `ip route replace default via ${site.gateway} dev ${dev} on ${h}, and set "gateway ${site.gateway}" in /etc/network/interfaces so that it stays.`;
       const why = 'the services answer their users through the keepalived host: another way out breaks the return path when the VIP moves';

@@ -42,7 +42,7 @@ export function doctorSite(inv: Inventory): DoctorSite {
     storage: volumeSite(inv),
     clusterMtu: inv.data.networks.cluster.mtu,
     podsCidr: inv.data.networks.pods,
-    gateway: inv.data.nfs?.vip ?? null,
+    gateway: inv.data.nodes?.gateway ?? inv.data.nfs?.vip ?? null,
     nfsProtocol: inv.data.nfs?.protocol ?? 'tcp',
     registry: { host: inv.data.registry.host, ca: registryCa(inv) },
   };

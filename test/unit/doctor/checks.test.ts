@@ -104,7 +104,7 @@ describe('doctor checks on captured outputs', () => {
 
   it('without nfs.vip in the inventory the gateway check could not run', () => {
     const fs = HOST_CHECKS.find((c) => c.id === 'gateway')?.judge({ ...site, gateway: null }, healthy(), ['node01']) ?? [];
-    expect(fs).toEqual([expect.objectContaining({ severity: 'unknown', found: expect.stringMatching(/^could not run: the inventory has no nfs.vip/) })]);
+    expect(fs).toEqual([expect.objectContaining({ severity: 'unknown', found: expect.stringMatching(/^could not run: the inventory has neither nodes.gateway nor nfs.vip/) })]);
   });
 
   it('DRBD: StandAlone (split brain), a resync, a Secondary, a failing drbdadm', () => {
