@@ -184,7 +184,7 @@ function readPlan(site: VolumeSite, bsite: BackupSite): Plan {
 }
 
 /** The catalogue, oldest first; null in a client dry run (the read is printed instead). */
-async function readCatalogue(ctx: Context, site: VolumeSite, bsite: BackupSite): Promise<BackupRecord[] | null> {
+export async function readCatalogue(ctx: Context, site: VolumeSite, bsite: BackupSite): Promise<BackupRecord[] | null> {
   const plan = readPlan(site, bsite);
   if (ctx.opts.dryRun === 'client') {
     for (const l of planLines(await run(ctx, plan, 'client'), ctx.out)) ctx.out.line(l);

@@ -361,12 +361,22 @@ export const COMMANDS: CommandSpec[] = [
   {
     path: ['backup', 'restore'],
     changes: true,
-    summary: 'restore a volume from a backup',
+    summary: 'restore a backup into a new volume (default), or over an existing one with --force',
     args: [
-      { syntax: '<volume>', description: 'volume name', value: 'volume' },
+      { syntax: '<volume>', description: 'the volume the backup was made of', value: 'volume' },
       { syntax: '<backup>', description: 'backup id from `enssib backup list`' },
     ],
-    examples: ['enssib backup restore mail 2026-11-28T02:00Z --dry-run'],
-    ...notYet('backup restore'),
+    options: [
+      { flags: '--to <name>', description: 'name of the new volume (default <volume>-r<MMDDhhmm>, the backup\'s time in UTC)' },
+      { flags: '--force', description: 'write over the existing volume (--to, default <volume>): refused while a worker has it logged in or mounted; asks first or takes --yes' },
+      { flags: '--keep-on-failure', description: 'keep a new volume that failed half way (marked incomplete) instead of removing it' },
+      { flags: '--lock-wait <seconds>', description: 'how long to wait for the storage lock (default 60)', value: 'seconds' },
+    ],
+    examples: [
+      'enssib backup restore mail mail.20261203T020000Z                  (into the new volume mail-r12030200)',
+      'enssib backup restore mail mail.20261203T020000Z --to mail-old --dry-run=server',
+      'enssib backup restore mail mail.20261203T020000Z --force --yes    (over mail: stop its pods first)',
+    ],
+    handler: async () => (await import('../backup/restore-command.js')).restoreCommand,
   },
 ];

@@ -70,6 +70,23 @@ export interface CreateRequest {
   lockWaitS: number;
   /** Workers handled at once in the worker phases (default: the global limit). */
   workerConcurrency?: number;
+  /** Content written into the new LV before it is exported (a restore); the volume must not exist yet. */
+  fill?: CreateFill;
+}
+
+/**
+ * What a run that fills the LV it creates (a restore) adds to the plan. The LV
+ * carries `tags` from its creation (an incomplete mark the `write` phases
+ * remove once complete); no filesystem is made on it.
+ */
+export interface CreateFill {
+  /** After the read, before the LV is created: the volume's own lock, checks of the content. */
+  before: Phase[];
+  /** After the LV is active on every storage server, before any export: no initiator sees it half written. */
+  write: Phase[];
+  tags: string[];
+  /** Run last whatever happened, before the storage lock is released. */
+  always: Phase[];
 }
 
 export interface CreateDeps {
@@ -110,11 +127,17 @@ export function decision(state: RunState): CreateDecision {
 
 /** The metadata host's decision from its facts (pure; throws UsageError on a conflict the user must resolve). */
 export function decideCreate(site: VolumeSite, req: CreateRequest, candidate: Identity, f: StorageFacts | null): CreateDecision {
-  if (!f) return { identity: candidate, existed: false, fs: req.fs, sizeBytes: req.sizeBytes, mkfs: req.fs !== 'none' };
+  const mkfs = req.fs !== 'none' && !req.fill;
+  if (!f) return { identity: candidate, existed: false, fs: req.fs, sizeBytes: req.sizeBytes, mkfs };
   const vg = f.vg;
   if (!vg) throw new OperationError(`${f.host}: volume group ${site.vg} not found`);
   const want = roundToExtents(req.sizeBytes, vg.extentBytes);
   const lv = f.lv;
+  if (lv && req.fill) {
+    throw new UsageError(`volume "${req.name}" exists (${lvRef(site.vg, req.name)} on ${f.host}, ${formatBytes(lv.sizeBytes)}): nothing was changed`, [
+      'Give another name with --to NAME, or restore over it with --force (refused while a worker uses it).',
+    ]);
+  }
   if (lv) {
     let id: Identity | null;
     try {
@@ -140,7 +163,7 @@ export function decideCreate(site: VolumeSite, req: CreateRequest, candidate: Id
   if (want > vg.freeBytes) {
     throw new UsageError(`size ${formatBytes(want)} is more than volume group ${site.vg} has free on ${f.host} (${formatBytes(vg.freeBytes)})`);
   }
-  return { identity: candidate, existed: false, fs: req.fs, sizeBytes: want, mkfs: req.fs !== 'none' };
+  return { identity: candidate, existed: false, fs: req.fs, sizeBytes: want, mkfs };
 }
 
 /** The metadata host activates an LV that existed inactive (a new one is active from lvcreate). */
@@ -180,6 +203,7 @@ export function createPlan(site: VolumeSite, req: CreateRequest, deps: CreateDep
       },
       FACTS,
     ),
+    ...(req.fill?.before ?? []),
   );
 
   phases.push(
@@ -189,7 +213,7 @@ export function createPlan(site: VolumeSite, req: CreateRequest, deps: CreateDep
       probes: () => ({}),
       plan: (_h, _f, state) => {
         const d = decision(state);
-        return d.existed ? [] : [command(lvcreateArgv(site.vg, req.name, d.sizeBytes, volumeTags(d.identity, d.fs)), 'LV with the volume identity as a tag')];
+        return d.existed ? [] : [command(lvcreateArgv(site.vg, req.name, d.sizeBytes, [...volumeTags(d.identity, d.fs), ...(req.fill?.tags ?? [])]), 'LV with the volume identity as a tag')];
       },
       // What is on the host now decides the undo: an lvcreate that timed out or was cancelled may or may not have created the LV.
       undoProbes: () => ({ lvs: rawProbe(lvsArgv(site.vg)) }),
@@ -240,7 +264,7 @@ export function createPlan(site: VolumeSite, req: CreateRequest, deps: CreateDep
     ),
   });
 
-  phases.push({
+  phases.push(...(req.fill?.write ?? []), {
     title: PHASE_EXPORT,
     hosts: site.servers.map((s) => s.name),
     plan: (host, _f, state) => {
@@ -325,7 +349,7 @@ export function createPlan(site: VolumeSite, req: CreateRequest, deps: CreateDep
     });
   }
 
-  return { title: `volume create ${req.name} ${formatBytes(req.sizeBytes)}`, mutating: true, phases, always: [releasePhase(site, deps.owner)], prefetch: site.workers };
+  return { title: `volume create ${req.name} ${formatBytes(req.sizeBytes)}`, mutating: true, phases, always: [...(req.fill?.always ?? []), releasePhase(site, deps.owner)], prefetch: site.workers };
 }
 
 // ---------------------------------------------------------------- result

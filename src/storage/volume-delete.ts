@@ -78,6 +78,7 @@ const targetProbes = (site: VolumeSite, name: string, host: string) => ({
 const REFUSALS = {
   delete: { rule: 'enssib deletes only its own volumes', hint: 'Nothing was changed. If it really is to go, remove it with the LVM tools yourself.' },
   backup: { rule: 'enssib backs up only its own volumes', hint: 'Nothing was changed. Copy it with the LVM tools yourself, or make the volumes enssib is to back up with enssib volume create.' },
+  restore: { rule: 'enssib restores only over its own volumes', hint: 'Nothing was changed. Restore into a new volume instead (without --force).' },
 } as const;
 
 /**

@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt } from '../../support/cli.js';
 import { kernelLab } from './lab.js';
@@ -29,17 +27,6 @@ function cleanup(): void {
   }
   lab.sh('data2', `lvs vg_cluster/${V} >/dev/null 2>&1 && lvchange -an vg_cluster/${V}; true`);
   lab.sh('data1', `lvs ${SNAP} >/dev/null 2>&1 && lvremove -y ${SNAP}; lvs vg_cluster/${V} >/dev/null 2>&1 && lvremove -y vg_cluster/${V}; rm -rf ${DEST} /run/enssib/volume-${V}.lock; true`);
-}
-
-/** Runs a script on a VM in the background; resolves with its output when it ends. */
-function background(host: string, script: string): Promise<{ code: number; stdout: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('ssh', ['-F', join(lab.state, 'ssh_config'), host, 'bash', '-s'], { stdio: ['pipe', 'pipe', 'inherit'] });
-    let stdout = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout }));
-    child.stdin.end(script);
-  });
 }
 
 const records = () => lab.must('data1', `ls ${DEST}/*.json 2>/dev/null | wc -l`).trim();
@@ -74,9 +61,9 @@ describe('backup snapshot on real DRBD dual-primary, LVM, LIO and multipath', ()
     // The writer starts as soon as the snapshot exists and writes another pattern over the first 8 MiB, again and again, for 20 s
     // (8 MiB fits in the copy-on-write area of 20% of 128 MiB; more fills the snapshot, which fails the backup).
     const writer = (async () => {
-      const seen = await background('data1', `for i in $(seq 1 1200); do lvs ${SNAP} >/dev/null 2>&1 && exit 0; sleep 0.05; done; exit 1`);
+      const seen = await lab.background('data1', `for i in $(seq 1 1200); do lvs ${SNAP} >/dev/null 2>&1 && exit 0; sleep 0.05; done; exit 1`);
       if (seen.code !== 0) return { code: seen.code, stdout: 'the snapshot never appeared' };
-      return background('node01', `end=$((SECONDS + 20)); n=0; while [ $SECONDS -lt $end ]; do dd if=/root/b.bin of=${DEV} bs=1M oflag=direct conv=notrunc status=none || exit 1; n=$((n + 1)); done; echo $n`);
+      return lab.background('node01', `end=$((SECONDS + 20)); n=0; while [ $SECONDS -lt $end ]; do dd if=/root/b.bin of=${DEV} bs=1M oflag=direct conv=notrunc status=none || exit 1; n=$((n + 1)); done; echo $n`);
     })();
     const t = Date.now();
     const r = await lab.enssib(['backup', 'snapshot', V]);
@@ -109,7 +96,7 @@ describe('backup snapshot on real DRBD dual-primary, LVM, LIO and multipath', ()
 
   it('the stream killed in the middle: non-zero exit, no snapshot, nothing catalogued, both paths back; the next run succeeds', async () => {
     const n = records();
-    const killer = background('data1', `for i in $(seq 1 2400); do if pkill -KILL -x zstd; then echo killed; exit 0; fi; sleep 0.025; done; exit 1`);
+    const killer = lab.background('data1', `for i in $(seq 1 2400); do if pkill -KILL -x zstd; then echo killed; exit 0; fi; sleep 0.025; done; exit 1`);
     const r = await lab.enssib(['backup', 'snapshot', V]);
     const k = await killer;
     expect(k.stdout.trim()).toBe('killed');

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inject } from 'vitest';
@@ -21,6 +21,16 @@ export function kernelLab() {
       const r = this.sh(host, script, timeoutMs);
       if (r.code !== 0) throw new Error(`${host}: script failed (${r.code}):\n${script}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
       return r.stdout;
+    },
+    /** Runs a bash script on a VM in the background; resolves with its exit code and output when it ends. */
+    background(host: string, script: string): Promise<{ code: number; stdout: string }> {
+      return new Promise((resolve) => {
+        const child = spawn('ssh', ['-F', join(state, 'ssh_config'), host, 'bash', '-s'], { stdio: ['pipe', 'pipe', 'inherit'] });
+        let stdout = '';
+        child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+        child.on('close', (code) => resolve({ code: code ?? -1, stdout }));
+        child.stdin.end(script);
+      });
     },
     enssib(args: string[], timeoutMs = 900_000): Promise<CliResult> {
       return enssib(['-i', inventory, ...args], { timeoutMs });

@@ -90,9 +90,9 @@ describe('enssib CLI', () => {
   });
 
   it('a command not built yet says so with its own exit code, never a fake success', async () => {
-    const r = await enssib(['backup', 'restore', 'mail', 'mail.20261203T020000Z']);
+    const r = await enssib(['node', 'bootstrap', 'node04']);
     expect(r.code).toBe(69);
-    expect(r.stderr).toContain("'enssib backup restore' is not available in this version of enssib yet");
+    expect(r.stderr).toContain("'enssib node bootstrap' is not available in this version of enssib yet");
   });
 
   it('a broken inventory is a configuration error with file:line:column and no stack trace', async () => {

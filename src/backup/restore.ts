@@ -1,0 +1,223 @@
+import { probe, probePhase } from '../engine/probe.js';
+import type { Phase, Plan, RunReport } from '../engine/types.js';
+import { OperationError, UsageError } from '../errors.js';
+import type { RunResult } from '../remote/types.js';
+import { parseTargetSessions, targetSessionsArgv } from '../storage/exports.js';
+import { workerProbes } from '../storage/initiator.js';
+import type { LockOwner } from '../storage/lock.js';
+import { lvPath, lvRef, type Filesystem } from '../storage/lvm.js';
+import { createPlan, type CreateDeps, type CreateFill } from '../storage/volume-create.js';
+import { notEnssibs, workerHold } from '../storage/volume-delete.js';
+import { volumeLockPhase, volumeUnlockPhase } from '../storage/volume-lock.js';
+import { command, iqnOf, readPhase, validateVolumeName, type VolumeSite } from '../storage/volume.js';
+import { formatBytes } from '../validate.js';
+import { backupFiles, type BackupRecord } from './catalogue.js';
+import type { BackupSite } from './site.js';
+
+/**
+ * `enssib backup restore <volume> <backup>`: the backup's image (zstd) is
+ * decompressed on the metadata host straight onto an LV, after its sha256 was
+ * checked against the catalogue record.
+ *
+ * Into a new volume (default): the volume-create plan — storage lock, LV with
+ * enssib's tags (plus RESTORING_TAG), active on every server — then the
+ * image written while nothing exports it, the mark removed, then the exports
+ * on both servers with one identity, discovery and the two-path check. A
+ * failure or Ctrl-C during the write undoes the new volume (enssib made it).
+ *
+ * Over an existing volume (--force): refused while any initiator has a session
+ * on its target (read on both servers) or a worker has it mounted or logged
+ * in; the LV is marked RESTORING_TAG while it is written, under the volume's
+ * lock (a resize, delete or backup of it refuses meanwhile).
+ */
+
+/** The LV tag of a volume whose restore has not completed: its content is not a consistent state. */
+export const RESTORING_TAG = 'enssib_restoring';
+
+export const PHASE_CHECKSUM = "check the backup's sha256 against the catalogue";
+export const PHASE_WRITE = 'write the backup onto the logical volume (zstd -d | dd)';
+export const PHASE_UNMARK = 'mark the volume complete';
+export const PHASE_MARK = 'mark the volume incomplete while it is written';
+export const PHASE_TARGET_SESSIONS = 'read who has a session on the target on the storage servers';
+export const PHASE_WORKERS = 'read sessions and mounts on the workers';
+
+export interface RestoreRequest {
+  record: BackupRecord;
+  /** The volume written: a new one, or an existing one with `force`. */
+  target: string;
+  force: boolean;
+  /** Filesystem tag of the new volume (the backed-up volume's, when known). */
+  fs: Filesystem;
+  lockWaitS: number;
+  /** How long the write may take before it is stopped (seconds). */
+  writeTimeoutS: number;
+  keepOnFailure: boolean;
+  verifyOn: string | null;
+  workerConcurrency?: number;
+}
+
+/**
+ * The default name of the volume a backup is restored into:
+ * `<volume>-r<MMDDhhmm>` (the backup's month, day, hour and minute, UTC), short
+ * enough for SCST's 16 characters with volume names of up to 6; checked like any
+ * volume name (too long: give --to).
+ */
+export function restoreName(site: Pick<VolumeSite, 'driver' | 'iqnPrefix'>, id: string, volume: string): string {
+  const stamp = /\.\d{4}(\d{4})T(\d{4})\d{2}Z$/.exec(id);
+  if (!stamp) throw new UsageError(`backup id ${JSON.stringify(id)} is not a backup id`);
+  const name = `${volume}-r${stamp[1]}${stamp[2]}`;
+  try {
+    return validateVolumeName(site, name);
+  } catch (e) {
+    throw new UsageError(`the default name of the restored volume, "${name}", cannot be used: ${(e as Error).message}`, ['Name the new volume with --to NAME.']);
+  }
+}
+
+/**
+ * Decompresses the image onto the device (its sha256 was checked by the
+ * phase before; zstd checks each frame's own checksum as it reads, so an image
+ * damaged since fails the write). `iflag=fullblock` keeps every O_DIRECT write
+ * whole (a pipe returns short reads); conv=fsync: the exit status says the
+ * data is on disk.
+ */
+const WRITE = ['set -o pipefail', 'img=$1 dev=$2', 'zstd -q -dc < "$img" | dd of="$dev" bs=4M iflag=fullblock oflag=direct conv=fsync status=none'].join('\n');
+
+export function writeArgv(image: string, device: string): string[] {
+  return ['bash', '-c', WRITE, 'enssib-backup-restore', image, device];
+}
+
+/** `sha256sum` of the image, compared with the record: a mismatch refuses before anything is created or written. */
+function checksumPhase(site: VolumeSite, image: string, rec: BackupRecord): Phase {
+  return probePhase({
+    title: PHASE_CHECKSUM,
+    hosts: [site.meta],
+    probes: () => ({ sum: probe(['sha256sum', '--', image], (r: RunResult) => r) }),
+    decide: (host, f) => {
+      if (!f) return;
+      const got = f.sum.exitCode === 0 ? (/^([0-9a-f]{64})\s/.exec(f.sum.stdout)?.[1] ?? null) : null;
+      if (got === null) throw new OperationError(`${host}: cannot read the backup image ${image}${f.sum.stderr.trim() ? `: ${f.sum.stderr.trim().split('\n').pop()}` : ''}`, ['Nothing was changed.']);
+      if (got !== rec.sha256) {
+        throw new OperationError(`backup ${rec.id} is damaged: the sha256 of ${image} is ${got}, the catalogue says ${rec.sha256}`, ['Nothing was changed. Choose another backup (enssib backup list), and check them all with: enssib backup verify']);
+      }
+    },
+  });
+}
+
+function writePhases(site: VolumeSite, req: RestoreRequest, image: string): Phase[] {
+  const dev = lvPath(site.vg, req.target);
+  return [
+    {
+      title: PHASE_WRITE,
+      hosts: [site.meta],
+      plan: () => [
+        command(writeArgv(image, dev), `${formatBytes(req.record.sizeBytes)} from ${image}`, { timeoutMs: req.writeTimeoutS * 1000, interruptible: true }),
+      ],
+    },
+    {
+      title: PHASE_UNMARK,
+      hosts: [site.meta],
+      plan: () => [command(['lvchange', '--deltag', RESTORING_TAG, lvRef(site.vg, req.target)], `the restore of ${req.record.id} is complete`)],
+    },
+  ];
+}
+
+/** Into a new volume: the volume-create plan with the checksum before the LV and the write before the exports. */
+export function restoreNewPlan(site: VolumeSite, bsite: BackupSite, req: RestoreRequest, deps: CreateDeps): Plan {
+  const { image } = backupFiles(bsite.destination, req.record.volume, req.record.id);
+  const fill: CreateFill = {
+    before: [volumeLockPhase(site, req.target, deps.owner, 0), checksumPhase(site, image, req.record)],
+    write: writePhases(site, req, image),
+    tags: [RESTORING_TAG],
+    always: [volumeUnlockPhase(site, req.target, deps.owner)],
+  };
+  const plan = createPlan(
+    site,
+    { name: req.target, sizeBytes: req.record.sizeBytes, fs: req.fs, verifyOn: req.verifyOn, pv: false, keepOnFailure: req.keepOnFailure, lockWaitS: req.lockWaitS, fill, ...(req.workerConcurrency ? { workerConcurrency: req.workerConcurrency } : {}) },
+    deps,
+  );
+  return { ...plan, title: `backup restore ${req.record.id} to ${req.target}` };
+}
+
+/** Over an existing volume (--force): refused while anything uses it; marked incomplete while it is written. */
+export function restoreOverPlan(site: VolumeSite, bsite: BackupSite, req: RestoreRequest, owner: LockOwner): Plan {
+  const { image } = backupFiles(bsite.destination, req.record.volume, req.record.id);
+  const iqn = iqnOf(site, req.target);
+  const phases: Phase[] = [
+    volumeLockPhase(site, req.target, owner, req.lockWaitS),
+    readPhase(site, req.target, (host, f) => {
+      if (!f || host !== site.meta) return;
+      const lv = f.lv;
+      if (!lv) throw new UsageError(`no volume "${req.target}" to restore over: no LV ${lvRef(site.vg, req.target)} on ${host}`, ['Without --force, the backup is restored into a new volume.']);
+      const refusal = notEnssibs(site, host, lv, 'restore');
+      if (refusal) throw refusal;
+      if (lv.sizeBytes < req.record.sizeBytes) {
+        throw new UsageError(`volume "${req.target}" (${formatBytes(lv.sizeBytes)}) is smaller than backup ${req.record.id} (${formatBytes(req.record.sizeBytes)})`, [
+          `Grow it first (enssib volume resize ${req.target} ${formatBytes(req.record.sizeBytes)}), or restore into a new volume (without --force).`,
+        ]);
+      }
+    }),
+    probePhase({
+      title: PHASE_TARGET_SESSIONS,
+      hosts: site.servers.map((s) => s.name),
+      probes: () => ({ initiators: probe(targetSessionsArgv(site, req.target), parseTargetSessions) }),
+      decide: (host, f) => {
+        if (f && f.initiators.length > 0) {
+          throw new OperationError(`volume "${req.target}" has iSCSI sessions on ${host}: ${f.initiators.join(', ')}`, ['Stop what uses it and log those initiators out first (the pods, then iscsiadm … --logout); nothing was changed.']);
+        }
+      },
+    }),
+  ];
+  if (site.workers.length > 0) {
+    phases.push(
+      probePhase({
+        title: PHASE_WORKERS,
+        hosts: site.workers,
+        ...(req.workerConcurrency ? { concurrency: req.workerConcurrency } : {}),
+        probes: () => ({ sessions: workerProbes.sessions, maps: workerProbes.maps, dmOpen: workerProbes.dmOpen, mounts: workerProbes.mounts, nodes: workerProbes.nodes, initiator: workerProbes.initiator }),
+        decide: (host, f) => {
+          const h = workerHold(iqn, f);
+          if (!h) return;
+          if (h.mounts.length > 0) throw new OperationError(`volume "${req.target}" is mounted on ${host}`, [...h.mounts.map((m) => `${m.source} on ${m.target} (${m.fstype})`), 'Stop the pods that use it first; nothing was changed.']);
+          if (h.portals.length > 0) throw new OperationError(`volume "${req.target}" is logged in on ${host} (${h.portals.join(', ')})`, [`Log it out there first: iscsiadm -m node -T ${iqn} --logout; nothing was changed.`]);
+        },
+      }),
+    );
+  }
+  phases.push(checksumPhase(site, image, req.record), {
+    title: PHASE_MARK,
+    hosts: [site.meta],
+    plan: () => [command(['lvchange', '--addtag', RESTORING_TAG, lvRef(site.vg, req.target)], 'until the write is complete (an interrupted restore stays marked)')],
+  });
+  phases.push(...writePhases(site, req, image));
+  return { title: `backup restore ${req.record.id} over ${req.target}`, mutating: true, phases, always: [volumeUnlockPhase(site, req.target, owner)], prefetch: [...site.servers.map((s) => s.name).filter((n) => n !== site.meta), ...site.workers] };
+}
+
+export interface RestoreOutcome {
+  backup: string;
+  volume: string;
+  mode: 'new' | 'over';
+  status: 'restored' | 'failed' | 'interrupted' | 'planned';
+  /** The target is left holding part of the backup (marked RESTORING_TAG). */
+  incomplete: boolean;
+  sizeBytes: number;
+  /** How long the write took (ms), when it ran. */
+  writeMs: number | null;
+}
+
+export function restoreOutcome(req: RestoreRequest, report: RunReport): RestoreOutcome {
+  const write = report.phases.find((p) => p.title === PHASE_WRITE)?.hosts[0];
+  const unmark = report.phases.find((p) => p.title === PHASE_UNMARK)?.hosts[0];
+  const wrote = write !== undefined && (write.status === 'done' || write.status === 'failed' || write.partial === true);
+  // A new volume that was written in part is undone (removed) unless kept: what is left with its mark is incomplete.
+  const removed = !req.force && report.undo.some((u) => u.ok && u.actions.some((a) => /\blvremove\b/.test(a)));
+  const done = report.mode === 'apply' && unmark?.status === 'done' && !report.stoppedAt;
+  return {
+    backup: req.record.id,
+    volume: req.target,
+    mode: req.force ? 'over' : 'new',
+    status: report.mode !== 'apply' ? 'planned' : done ? 'restored' : report.interrupted ? 'interrupted' : 'failed',
+    incomplete: report.mode === 'apply' && wrote && unmark?.status !== 'done' && !removed,
+    sizeBytes: req.record.sizeBytes,
+    writeMs: write && write.status === 'done' ? write.durationMs : null,
+  };
+}

@@ -1,0 +1,236 @@
+import { describe, expect, it } from 'vitest';
+import type { BackupRecord } from '../../../src/backup/catalogue.js';
+import { RESTORING_TAG, restoreName, restoreNewPlan, restoreOutcome, restoreOverPlan, type RestoreRequest } from '../../../src/backup/restore.js';
+import type { BackupSite } from '../../../src/backup/site.js';
+import { runPlan } from '../../../src/engine/runner.js';
+import { ExitCode, type UsageError } from '../../../src/errors.js';
+import { asIdentity } from '../../../src/storage/identity.js';
+import { lockOwner } from '../../../src/storage/lock.js';
+import type { VolumeSite } from '../../../src/storage/volume.js';
+import { fakePool } from '../../support/fake-hosts.js';
+import { testVolumeSite } from '../../support/volume-site.js';
+
+/** `backup restore` plans with fake hosts: a new volume (create plan + checked write before any export) and --force over an existing one. */
+
+const ok = (stdout = '') => ({ exitCode: 0, stdout, stderr: '', durationMs: 1 });
+const site: VolumeSite = testVolumeSite({ driver: 'lio', workers: [], lockFile: '/run/enssib/storage.lock' });
+const bsite: BackupSite = { destination: '/srv/backup', snapshotSize: { percent: 20 }, retention: { daily: 7 } };
+const SHA = 'c'.repeat(64);
+const ID = asIdentity('a1a93ec0062020a80f091605229042ee');
+const IMAGE = '/srv/backup/kvol/kvol.20261203T020000Z.img.zst';
+const record: BackupRecord = {
+  format: 1,
+  id: 'kvol.20261203T020000Z',
+  volume: 'kvol',
+  method: 'image',
+  time: '2026-12-03T02:00:00.000Z',
+  sizeBytes: 268435456,
+  compressedBytes: 1234,
+  sha256: SHA,
+  durationMs: 1500,
+  snapshotFillPercent: 0,
+  file: 'kvol.20261203T020000Z.img.zst',
+  tool: 'enssib 0.1.0',
+};
+
+interface World {
+  /** LVs on the VG: name → tags. */
+  lvs: Map<string, { size: number; tags: string }>;
+  sha: string;
+  write: 'ok' | 'fail' | 'hang';
+  /** Initiators with a session on the target (both servers). */
+  sessions: string[];
+  /** node01's sessions (iscsiadm -m session -P 3). */
+  workerSession: boolean;
+}
+
+const world = (over: Partial<World> = {}): World => ({ lvs: new Map([['kvol', { size: 268435456, tags: `enssib,enssib_fs_xfs,enssib_id_${ID}` }]]), sha: SHA, write: 'ok', sessions: [], workerSession: false, ...over });
+
+function responder(w: World) {
+  return (host: string, argv: readonly string[]) => {
+    const line = argv.join(' ');
+    const name = argv[0] === 'sh' || argv[0] === 'bash' ? argv[3] : undefined;
+    if (name === 'enssib-lock' || name === 'enssib-unlock') return ok();
+    if (line === 'drbdadm role r0') return ok('Primary/Primary\n');
+    if (line === 'drbdadm cstate r0') return ok('Connected\n');
+    if (line === 'drbdadm dstate r0') return ok('UpToDate/UpToDate\n');
+    if (argv[0] === 'vgs') return ok(JSON.stringify({ report: [{ vg: [{ vg_name: 'vg_cluster', vg_size: '2143289344', vg_free: '1073741824', vg_extent_size: '4194304', vg_extent_count: '511', vg_free_count: '256' }] }] }));
+    if (argv[0] === 'lvs') {
+      const rows = [...w.lvs].map(([n, l]) => ({ lv_name: n, vg_name: 'vg_cluster', lv_size: String(l.size), lv_tags: l.tags, lv_attr: '-wi-a-----', lv_active: 'active', lv_path: `/dev/vg_cluster/${n}`, lv_device_open: '' }));
+      return ok(JSON.stringify({ report: [{ lv: rows }] }));
+    }
+    if (name === 'lio-facts') return ok('');
+    if (name === 'enssib-pvs') return ok('drbd /dev/drbd0\npv /dev/drbd0 /dev/drbd0\n');
+    if (name === 'target-sessions') return ok(w.sessions.join('\n'));
+    if (argv[0] === 'sha256sum') return ok(`${w.sha}  ${argv[2]}\n`);
+    if (argv[0] === 'lvcreate') {
+      const n = argv[argv.indexOf('--name') + 1] as string;
+      w.lvs.set(n, { size: 268435456, tags: argv.flatMap((a, i) => (argv[i - 1] === '--addtag' ? [a] : [])).join(',') });
+      return ok();
+    }
+    if (argv[0] === 'lvremove') {
+      w.lvs.delete((argv.at(-1) as string).split('/')[1] as string);
+      return ok();
+    }
+    if (argv[0] === 'lvchange' && (argv[1] === '--addtag' || argv[1] === '--deltag')) {
+      const lv = w.lvs.get((argv[3] as string).split('/')[1] as string);
+      const tag = argv[2] as string;
+      if (lv) lv.tags = [...lv.tags.split(',').filter((t) => t && t !== tag), ...(argv[1] === '--addtag' ? [tag] : [])].join(',');
+      return ok();
+    }
+    if (name === 'enssib-backup-restore') {
+      if (w.write === 'fail') return { exitCode: 1, stdout: '', stderr: 'zstd: /srv/backup/kvol/kvol.20261203T020000Z.img.zst: Read error (39) : premature end', durationMs: 1 };
+      if (w.write === 'hang') return new Promise<undefined>(() => undefined);
+      return ok();
+    }
+    if (line === 'iscsiadm -m session -P 3') return w.workerSession ? ok('iSCSI Transport Class version 2.0-870\nTarget: iqn.2016-04.fr.enssib:kvol (non-flash)\n\tCurrent Portal: 10.66.6.1:3260,1\n\t\tiSCSI Session State: LOGGED_IN\n') : { exitCode: 21, stdout: '', stderr: 'iscsiadm: No active sessions.', durationMs: 1 };
+    return ok();
+  };
+}
+
+const req = (over: Partial<RestoreRequest> = {}): RestoreRequest => ({ record, target: 'kvol-r12030200', force: false, fs: 'xfs', lockWaitS: 0, writeTimeoutS: 3600, keepOnFailure: false, verifyOn: null, ...over });
+
+async function restore(w: World, r: RestoreRequest, s: VolumeSite = site, signal?: AbortSignal) {
+  const hosts = fakePool(responder(w));
+  const owner = lockOwner(['enssib', 'backup', 'restore'], new Date(0), 'tok');
+  const plan = r.force ? restoreOverPlan(s, bsite, r, owner) : restoreNewPlan(s, bsite, r, { identity: ID, owner });
+  const report = await runPlan(plan, { mode: 'apply', concurrency: 4, hosts, ...(signal ? { signal } : {}) });
+  const calls = (h: string) => hosts.host(h).calls.map((c) => (c[0] === 'sh' || c[0] === 'bash' ? `${c[0]} ${c[3]} ${c.slice(4).join(' ')}` : c.join(' ')));
+  return { report, calls, outcome: restoreOutcome(r, report) };
+}
+
+const mutations = (calls: string[]) => calls.filter((c) => /^(lvcreate|lvremove|lvchange|targetcli|sha256sum)|enssib-backup-restore/.test(c));
+
+describe('restore into a new volume', () => {
+  it('checks the sha256, creates the LV marked incomplete, writes, unmarks, then exports on both servers', async () => {
+    const w = world();
+    const { report, calls, outcome } = await restore(w, req());
+    expect(report.exitCode, JSON.stringify(report.phases.flatMap((p) => p.hosts.filter((h) => h.error)), null, 1)).toBe(ExitCode.ok);
+    const m = mutations(calls('data1'));
+    expect(m.slice(0, 5)).toEqual([
+      `sha256sum -- ${IMAGE}`,
+      `lvcreate --yes --wipesignatures y --zero y --activate y --name kvol-r12030200 --size 256m --addtag enssib --addtag enssib_id_${ID} --addtag enssib_fs_xfs --addtag ${RESTORING_TAG} vg_cluster`,
+      `bash enssib-backup-restore ${IMAGE} /dev/vg_cluster/kvol-r12030200`,
+      `lvchange --deltag ${RESTORING_TAG} vg_cluster/kvol-r12030200`,
+      'targetcli /backstores/block create name=kvol-r12030200 dev=/dev/vg_cluster/kvol-r12030200 wwn=a1a93ec0-0620-20a8-0f09-1605229042ee',
+    ]);
+    // No filesystem is made on a restored volume.
+    expect(calls('data1').some((c) => c.startsWith('mkfs'))).toBe(false);
+    expect(mutations(calls('data2'))).toContain('lvchange --activate y vg_cluster/kvol-r12030200');
+    expect(outcome).toMatchObject({ status: 'restored', mode: 'new', incomplete: false, volume: 'kvol-r12030200' });
+  });
+
+  it('a damaged backup (sha256 differs from the catalogue) is refused before anything is created', async () => {
+    const { report, calls, outcome } = await restore(world({ sha: 'd'.repeat(64) }), req());
+    expect(report.exitCode).toBe(1);
+    expect(report.stoppedAt).toBe("check the backup's sha256 against the catalogue");
+    expect(JSON.stringify(report.phases)).toContain(`the catalogue says ${SHA}`);
+    expect(mutations(calls('data1')).filter((c) => !c.startsWith('sha256sum'))).toEqual([]);
+    expect(outcome.status).toBe('failed');
+  });
+
+  it('a target that exists is a usage error (exit 2) before anything changes', async () => {
+    const w = world();
+    w.lvs.set('kvol-r12030200', { size: 268435456, tags: 'enssib' });
+    const { report, calls } = await restore(w, req());
+    const failed = report.phases.flatMap((p) => p.hosts).find((h) => h.status === 'failed');
+    expect(failed?.error?.exitCode).toBe(ExitCode.usage);
+    expect(failed?.error?.message).toContain('volume "kvol-r12030200" exists');
+    expect(mutations(calls('data1')).filter((c) => !c.startsWith('sha256sum'))).toEqual([]);
+  });
+
+  it('a write that fails removes the new volume (undo): nothing is left, nothing exported', async () => {
+    const w = world({ write: 'fail' });
+    const { report, calls, outcome } = await restore(w, req());
+    expect(report.exitCode).toBe(1);
+    expect(report.stoppedAt).toMatch(/write the backup/);
+    expect(w.lvs.has('kvol-r12030200')).toBe(false);
+    expect(calls('data1').some((c) => c.startsWith('targetcli /backstores/block create'))).toBe(false);
+    expect(outcome).toMatchObject({ status: 'failed', incomplete: false });
+  });
+
+  it('with --keep-on-failure, a failed write leaves the volume marked incomplete, unexported', async () => {
+    const w = world({ write: 'fail' });
+    const { outcome } = await restore(w, req({ keepOnFailure: true }));
+    expect(w.lvs.get('kvol-r12030200')?.tags).toContain(RESTORING_TAG);
+    expect(outcome).toMatchObject({ status: 'failed', incomplete: true });
+  });
+
+  it('Ctrl-C during the write cancels it on the host and removes the new volume', async () => {
+    const w = world({ write: 'hang' });
+    const ac = new AbortController();
+    const t = setInterval(() => {
+      if (w.lvs.has('kvol-r12030200')) {
+        ac.abort();
+        clearInterval(t);
+      }
+    }, 5);
+    const { report, outcome } = await restore(w, req(), site, ac.signal);
+    clearInterval(t);
+    expect(report.interrupted).toBe(true);
+    expect(w.lvs.has('kvol-r12030200')).toBe(false);
+    expect(outcome).toMatchObject({ status: 'interrupted', incomplete: false });
+  });
+});
+
+describe('restore over an existing volume (--force)', () => {
+  const over = req({ target: 'kvol', force: true });
+
+  it('marks the LV, writes, unmarks; no LV is created or removed', async () => {
+    const { report, calls, outcome } = await restore(world(), over);
+    expect(report.exitCode).toBe(ExitCode.ok);
+    expect(mutations(calls('data1'))).toEqual([`sha256sum -- ${IMAGE}`, `lvchange --addtag ${RESTORING_TAG} vg_cluster/kvol`, `bash enssib-backup-restore ${IMAGE} /dev/vg_cluster/kvol`, `lvchange --deltag ${RESTORING_TAG} vg_cluster/kvol`]);
+    expect(outcome).toMatchObject({ status: 'restored', mode: 'over' });
+  });
+
+  it('is refused while an initiator has a session on the target, before any change', async () => {
+    const { report, calls } = await restore(world({ sessions: ['iqn.1993-08.org.debian:01:node01'] }), over);
+    expect(report.exitCode).toBe(1);
+    expect(JSON.stringify(report.phases)).toContain('has iSCSI sessions on data');
+    expect(mutations(calls('data1')).filter((c) => !c.startsWith('sha256sum'))).toEqual([]);
+  });
+
+  it('is refused while a worker is logged in to it', async () => {
+    const s = testVolumeSite({ driver: 'lio', workers: ['node01'], lockFile: '/run/enssib/storage.lock' });
+    const { report, calls } = await restore(world({ workerSession: true }), over, s);
+    expect(report.exitCode).toBe(1);
+    expect(JSON.stringify(report.phases)).toContain('is logged in on node01');
+    expect(mutations(calls('data1'))).toEqual([]);
+  });
+
+  it('an LV enssib did not make, or one smaller than the backup, is refused (exit 2)', async () => {
+    for (const [lv, msg] of [
+      [{ size: 268435456, tags: '' }, 'is not a volume enssib made'],
+      [{ size: 134217728, tags: `enssib,enssib_id_${ID}` }, 'is smaller than backup'],
+    ] as const) {
+      const w = world();
+      w.lvs.set('kvol', lv);
+      const { report, calls } = await restore(w, over);
+      const failed = report.phases.flatMap((p) => p.hosts).find((h) => h.status === 'failed');
+      expect(failed?.error?.exitCode).toBe(ExitCode.usage);
+      expect(failed?.error?.message).toContain(msg);
+      expect(mutations(calls('data1'))).toEqual([]);
+    }
+  });
+
+  it('a write that fails leaves the volume marked incomplete and says so', async () => {
+    const w = world({ write: 'fail' });
+    const { outcome } = await restore(w, over);
+    expect(w.lvs.get('kvol')?.tags).toContain(RESTORING_TAG);
+    expect(outcome).toMatchObject({ status: 'failed', incomplete: true });
+  });
+});
+
+describe('the default name of the restored volume', () => {
+  it('is <volume>-r<MMDDhhmm>, or a usage error naming --to when the driver cannot take it', () => {
+    expect(restoreName(testVolumeSite({ driver: 'lio' }), 'mail.20261203T020000Z', 'mail')).toBe('mail-r12030200');
+    expect(restoreName(testVolumeSite({ driver: 'scst' }), 'mail.20261203T020000Z', 'mail')).toBe('mail-r12030200');
+    expect(() => restoreName(testVolumeSite({ driver: 'scst' }), 'postgres.20261203T020000Z', 'postgres')).toThrow(/"postgres-r12030200", cannot be used: .* at most 16/);
+    try {
+      restoreName(testVolumeSite({ driver: 'scst' }), 'postgres.20261203T020000Z', 'postgres');
+    } catch (e) {
+      expect((e as UsageError).details).toEqual(['Name the new volume with --to NAME.']);
+      expect((e as UsageError).exitCode).toBe(ExitCode.usage);
+    }
+  });
+});
