@@ -94,7 +94,14 @@ start_vm() {
     fi
     port_free "$port" || klab_die "$vm: port $port is taken by another process (see ss -tlnp)"
     rm -f "$STATE/$vm.monitor" "$STATE/$vm.qmp"
-    qemu-system-x86_64 \
+    # The VM inherits no open file but the standard three: neither the up.sh lock (fd 8) nor a lock a caller
+    # holds (`flock FILE cmd` hands its locked fd down; a VM would keep it locked for as long as it runs).
+    (
+    for fd in /proc/$BASHPID/fd/*; do
+        fd=${fd##*/}
+        if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-"; fi
+    done
+    exec qemu-system-x86_64 \
         -name "$vm" -machine pc -accel "$ACCEL" -smp 1 -m "$MEM" \
         -kernel "$IMG/vmlinuz" -initrd "$IMG/initrd.img" \
         -append "root=/dev/vda rw console=ttyS0 net.ifnames=0 enssib.host=$vm enssib.addr=$addr/24 enssib.mtu=9000 enssib.mac=52:54:00:66:06:$idx" \
@@ -107,7 +114,8 @@ start_vm() {
         -display none -serial "file:$STATE/$vm.serial.log" \
         -monitor "unix:$STATE/$vm.monitor,server,nowait" \
         -qmp "unix:$STATE/$vm.qmp,server,nowait" \
-        -pidfile "$STATE/$vm.pid" -daemonize 8>&-   # the VM must not inherit the up.sh lock
+        -pidfile "$STATE/$vm.pid" -daemonize
+    )
     klab_log "$vm: started (pid $(cat "$STATE/$vm.pid"), ssh 127.0.0.1:$port, serial $STATE/$vm.serial.log)"
 }
 for vm in "${KLAB_VMS[@]}"; do start_vm "$vm"; done
