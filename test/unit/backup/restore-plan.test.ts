@@ -14,7 +14,7 @@ import { testVolumeSite } from '../../support/volume-site.js';
 
 const ok = (stdout = '') => ({ exitCode: 0, stdout, stderr: '', durationMs: 1 });
 const site: VolumeSite = testVolumeSite({ driver: 'lio', workers: [], lockFile: '/run/enssib/storage.lock' });
-const bsite: BackupSite = { destination: '/srv/backup', snapshotSize: { percent: 20 }, retention: { daily: 7 } };
+const bsite: BackupSite = { destination: '/srv/backup', snapshotSize: { percent: 20 }, retention: { daily: 7 }, maxSinglePathMs: 7_200_000 };
 const SHA = 'c'.repeat(64);
 const ID = asIdentity('a1a93ec0062020a80f091605229042ee');
 const IMAGE = '/srv/backup/kvol/kvol.20261203T020000Z.img.zst';
