@@ -4,14 +4,15 @@ import type { RunReport } from '../engine/types.js';
 import { ExitCode, InterruptedError, OperationError, UsageError } from '../errors.js';
 import { newIdentity } from '../storage/identity.js';
 import { lockOwner } from '../storage/lock.js';
-import { fsFromTags, lvmFailure, lvsArgv, parseLvs, type LvInfo } from '../storage/lvm.js';
+import { fsFromTags, lvPath, lvmFailure, lvsArgv, parseLvs, type LvInfo } from '../storage/lvm.js';
+import { quote } from '../remote/quote.js';
 import { volumeLockError } from '../storage/volume-lock.js';
 import { lockError, readError, releaseError, validateVolumeName, volumeSite, type VolumeSite } from '../storage/volume.js';
 import type { Invocation } from '../usecase.js';
 import { formatBytes } from '../validate.js';
-import { validateBackupId } from './catalogue.js';
-import { RESTORING_TAG, restoreName, restoreNewPlan, restoreOutcome, restoreOverPlan, type RestoreOutcome, type RestoreRequest } from './restore.js';
-import { backupSite } from './site.js';
+import { backupFiles, validateBackupId } from './catalogue.js';
+import { RESTORING_TAG, restoreName, writeArgv, restoreNewPlan, restoreOutcome, restoreOverPlan, type RestoreOutcome, type RestoreRequest } from './restore.js';
+import { backupSite, type BackupSite } from './site.js';
 import { readCatalogue } from './usecases.js';
 
 /** `enssib backup restore <volume> <backup> [--to NAME | --force]`. */
@@ -80,7 +81,7 @@ export async function restoreCommand(ctx: Context, inv: Invocation): Promise<num
     await ctx.prompt.confirm(`Overwrite all data of volume "${target}" (${formatBytes(existing?.sizeBytes ?? 0)}) with backup ${id} (${record.time})?`);
   }
   const plan = force ? restoreOverPlan(site, bsite, req, owner) : restoreNewPlan(site, bsite, req, { identity: newIdentity(), owner });
-  const report = await execute(ctx, plan, { extra: (r) => ({ json: { restore: restoreOutcome(req, r) }, text: resultLines(site, restoreOutcome(req, r)) }) });
+  const report = await execute(ctx, plan, { extra: (r) => ({ json: { restore: restoreOutcome(req, r) }, text: resultLines(site, bsite, req, restoreOutcome(req, r)) }) });
   const outcome = restoreOutcome(req, report);
   const apply = report.mode === 'apply';
   if (report.interrupted && apply) throw new InterruptedError(`backup restore interrupted during "${report.stoppedAt ?? 'the run'}"`, leftLines(site, req, outcome, report));
@@ -96,7 +97,12 @@ export async function restoreCommand(ctx: Context, inv: Invocation): Promise<num
   return report.exitCode;
 }
 
-function resultLines(site: VolumeSite, o: RestoreOutcome): string[] {
+function resultLines(site: VolumeSite, bsite: BackupSite, req: RestoreRequest, o: RestoreOutcome): string[] {
+  if (o.status === 'planned') {
+    // A server dry run shows the steps after the LV is created as "known after apply": the write is known now, and shown.
+    const { image } = backupFiles(bsite.destination, req.record.volume, req.record.id);
+    return ['', `The write, on ${site.meta} (${formatBytes(req.record.sizeBytes)}, sha256 ${req.record.sha256} checked first):`, `  $ ${quote(writeArgv(image, lvPath(site.vg, req.target)))}`];
+  }
   if (o.status !== 'restored') return [];
   const secs = o.writeMs === null ? '' : ` in ${(o.writeMs / 1000).toFixed(1)} s (${((o.sizeBytes / 1024 ** 2) / Math.max(o.writeMs / 1000, 0.001)).toFixed(0)} MiB/s)`;
   return [

@@ -91,6 +91,7 @@ describe('backup restore on real DRBD dual-primary, LVM, LIO and multipath', () 
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain(`enssib-backup-restore /srv/backup/${V}/${id}.img.zst /dev/vg_cluster/${NEW}`);
     expect(r.stdout).toContain('zstd -q -dc < "$img" | dd of="$dev" bs=4M iflag=fullblock oflag=direct conv=fsync status=none');
+    expect(r.stdout).toContain('check: sha256sum -- /srv/backup/krst/');
     expect(r.stdout).toMatch(/lvcreate .*--addtag enssib_restoring vg_cluster/);
     expect(lvTags(NEW).code).not.toBe(0);
   }, 900_000);
@@ -100,7 +101,7 @@ describe('backup restore on real DRBD dual-primary, LVM, LIO and multipath', () 
     const r = await lab.enssib(['backup', 'restore', V, id, '--to', NEW]);
     timings.restoreNew = (Date.now() - t) / 1000;
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(r.stdout).toContain(`Backup ${id} restored into the new volume ${NEW} (128 MiB)`);
+    expect(r.stdout).toContain(`Backup ${id} restored into the new volume ${NEW} (128M)`);
     const tags = lvTags(NEW).stdout;
     expect(tags).toContain('enssib_fs_ext4');
     expect(tags).not.toContain('enssib_restoring');
