@@ -47,20 +47,12 @@ export interface CommandSpec {
   summary: string;
   /** It changes something: it takes --dry-run seriously, and the menu offers a dry run first. */
   changes?: boolean;
-  /** Not in this version yet (its handler says so with exit 69). */
-  notYet?: true;
   args?: ArgSpec[];
   options?: OptionSpec[];
   examples: string[];
   /** Loads the handler; resolves the process exit code. */
   handler: () => Promise<(ctx: Context, inv: Invocation) => Promise<number>>;
 }
-
-/** A command of the mission not in this version: listed (help, menu, completion), says so with exit 69. */
-const notYet = (name: string) => ({
-  notYet: true as const,
-  handler: async () => (await import('./not-implemented.js')).notImplemented(name),
-});
 
 const volumeHandler = (fn: 'createCommand' | 'resizeCommand' | 'listCommand' | 'deleteCommand') => async () => (await import('../storage/usecases.js'))[fn];
 const backupHandler = (fn: 'snapshotCommand' | 'listCommand' | 'verifyCommand' | 'pruneCommand' | 'scheduleCommand') => async () => (await import('../backup/usecases.js'))[fn];

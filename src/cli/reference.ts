@@ -32,7 +32,7 @@ export function commandUsage(path: string[], args: { syntax: string }[] = []): s
 
 /** One row per command: usage and summary, in the table's order. */
 export function commandRows(): { usage: string; summary: string }[] {
-  return [...COMMANDS.map((c) => ({ usage: commandUsage(c.path, c.args), summary: c.notYet ? `${c.summary} (not available yet: exit 69)` : c.summary })), ...BUILTIN_COMMANDS];
+  return [...COMMANDS.map((c) => ({ usage: commandUsage(c.path, c.args), summary: c.summary })), ...BUILTIN_COMMANDS];
 }
 
 export const INVENTORY_FIELDS: { field: string; meaning: string }[] = [

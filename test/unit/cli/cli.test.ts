@@ -89,12 +89,6 @@ describe('enssib CLI', () => {
     expect(r.stderr).not.toMatch(/at .*\.js:\d+/);
   });
 
-  it('a command not built yet says so with its own exit code, never a fake success', async () => {
-    const r = await enssib(['node', 'bootstrap', 'node04']);
-    expect(r.code).toBe(69);
-    expect(r.stderr).toContain("'enssib node bootstrap' is not available in this version of enssib yet");
-  });
-
   it('a broken inventory is a configuration error with file:line:column and no stack trace', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'enssib-cli-'));
     writeFileSync(join(dir, 'inventory.yaml'), VALID_INVENTORY.replace('mtu: 9000', 'mtu: "x"'));
