@@ -10,7 +10,6 @@ export const ExitCode = {
   usage: 2,
   partial: 3,
   differences: 4,
-  notImplemented: 69,
   interrupted: 130,
   /** Interrupted by SIGTERM (128 + 15). */
   terminated: 143,
@@ -55,16 +54,6 @@ export class UsageError extends EnssibError {
 export class ConfigError extends EnssibError {
   constructor(message: string, details: string[] = []) {
     super(message, { exitCode: ExitCode.usage, details });
-  }
-}
-
-/** A command of the mission that this version does not do yet. */
-export class NotImplementedError extends EnssibError {
-  constructor(command: string) {
-    super(`'enssib ${command}' is not available in this version of enssib yet`, {
-      exitCode: ExitCode.notImplemented,
-      details: ['Nothing was done. See README.md for the commands that work today.'],
-    });
   }
 }
 

@@ -14,7 +14,6 @@ export const EXIT_CODES: { code: ExitCode; short: string; meaning: string }[] = 
   { code: ExitCode.usage, short: 'usage or configuration error', meaning: 'usage or configuration error (bad flag, bad name or size, invalid inventory)' },
   { code: ExitCode.partial, short: 'partial failure', meaning: 'partial failure: some hosts failed or did not answer, the others are done (`backup snapshot`: some volumes failed, the others are backed up)' },
   { code: ExitCode.differences, short: 'differences found', meaning: 'differences found (`service diff`, check commands)' },
-  { code: ExitCode.notImplemented, short: 'not available yet', meaning: 'the command is not available in this version yet (nothing was done)' },
   { code: ExitCode.interrupted, short: 'interrupted', meaning: 'interrupted (Ctrl-C, or a confirmation answered no): what the run did is undone, its locks released' },
   { code: ExitCode.terminated, short: 'SIGTERM', meaning: 'interrupted by SIGTERM (undone and released as for Ctrl-C)' },
   { code: ExitCode.hangup, short: 'SIGHUP', meaning: 'interrupted by SIGHUP, the terminal went away (undone and released as for Ctrl-C)' },
