@@ -13,6 +13,7 @@ import { notEnssibs } from '../storage/volume-delete.js';
 import { command, iqnOf, storageFacts, storageProbes, type StorageFacts, type VolumeSite } from '../storage/volume.js';
 import { formatBytes } from '../validate.js';
 import { RECORD_FORMAT, backupFiles, recordJson, type BackupFiles, type BackupRecord } from './catalogue.js';
+import type { QuiescePhases } from './quiesce.js';
 import { cowBytes, type BackupSite } from './site.js';
 
 /**
@@ -46,6 +47,8 @@ export interface SnapshotRequest {
   tool: string;
   /** How long the copy may take before it is stopped (seconds). */
   copyTimeoutS: number;
+  /** Hooks and filesystem freeze around the snapshot (quiesce.ts), when the volume's services declare them. */
+  quiesce?: QuiescePhases;
 }
 
 export const PHASE_READ = 'read the volume, its snapshots and exports on the storage servers';
@@ -248,6 +251,7 @@ export function snapshotItem(site: VolumeSite, bsite: BackupSite, req: SnapshotR
       }),
     );
   }
+  phases.push(...(req.quiesce?.read ?? []));
   phases.push(
     {
       title: PHASE_LEFTOVERS,
@@ -279,6 +283,7 @@ export function snapshotItem(site: VolumeSite, bsite: BackupSite, req: SnapshotR
         return !f || f.lv?.active ? [command(lvDeactivateArgv(site.vg, volume), 'no write reaches the volume through this server')] : [];
       },
     },
+    ...(req.quiesce?.before ?? []),
     {
       title: PHASE_SNAPSHOT,
       hosts: [site.meta],
@@ -288,6 +293,7 @@ export function snapshotItem(site: VolumeSite, bsite: BackupSite, req: SnapshotR
         return [command(['lvcreate', '--yes', '--snapshot', '--name', snap, '--size', size, lvRef(site.vg, volume)], 'copy-on-write snapshot')];
       },
     },
+    ...(req.quiesce?.after ?? []),
     {
       title: PHASE_COPY,
       hosts: [site.meta],
@@ -339,6 +345,7 @@ export function snapshotItem(site: VolumeSite, bsite: BackupSite, req: SnapshotR
   );
 
   const always: Phase[] = [
+    ...(req.quiesce?.always ?? []),
     probePhase({
       title: PHASE_REMOVE,
       hosts: [site.meta],

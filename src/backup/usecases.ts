@@ -1,4 +1,4 @@
-import { realpathSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
@@ -11,7 +11,10 @@ import { ExitCode, InterruptedError, OperationError, UsageError } from '../error
 import { LOCK_HELD_EXIT, heldBy, lockOwner, placeholderOwner } from '../storage/lock.js';
 import { VOLUME_TAG } from '../storage/identity.js';
 import { lvsArgv, parseLvs } from '../storage/lvm.js';
+import { runHook } from '../remote/hook.js';
 import { LocalHost, localPool } from '../remote/local.js';
+import { kubeconfigPath } from '../k8s/config.js';
+import { servicesRoot } from '../site/folder.js';
 import { command, validateVolumeName, volumeSite, type VolumeSite } from '../storage/volume.js';
 import { formatDuration } from '../ui/progress.js';
 import { planLines, reportJson, summaryLines } from '../ui/report.js';
@@ -22,6 +25,7 @@ import { applyRetention, retentionIsEmpty } from './retention.js';
 import { installPlan, scheduleUnits, validateAt } from './schedule.js';
 import { backupSite, type BackupSite } from './site.js';
 import { PHASE_VOLUME_LOCK, volumeLockFile } from '../storage/volume-lock.js';
+import { findQuiesce, quiescePhases, type VolumeQuiesce } from './quiesce.js';
 import { snapshotOutcome, snapshotPlan, type SnapshotOutcome, type SnapshotRequest } from './snapshot.js';
 
 /** The `enssib backup …` commands. */
@@ -113,7 +117,11 @@ export async function snapshotCommand(ctx: Context, inv: Invocation): Promise<nu
     return ExitCode.ok;
   }
   const now = new Date();
-  const reqs: SnapshotRequest[] = volumes.map((volume) => ({ volume, id: backupId(volume, now), lockWaitS, tool: tool(), copyTimeoutS: COPY_TIMEOUT_S }));
+  const quiesce = volumeQuiesce(ctx, site, volumes);
+  const reqs: SnapshotRequest[] = volumes.map((volume) => {
+    const id = backupId(volume, now);
+    return { volume, id, lockWaitS, tool: tool(), copyTimeoutS: COPY_TIMEOUT_S, quiesce: quiescePhases(site, volume, quiesce.get(volume), { ...hookContext(ctx), backupId: id, run: runHook }) };
+  });
   const owner = ctx.opts.dryRun === 'client' ? placeholderOwner(ctx.argv) : lockOwner(ctx.argv);
   const report = await run(ctx, snapshotPlan(site, bsite, reqs, owner, concurrency));
   const outcomes = reqs.map((r) => {
@@ -130,6 +138,17 @@ export async function snapshotCommand(ctx: Context, inv: Invocation): Promise<nu
   if (report.mode !== 'apply') return ExitCode.ok;
   if (report.interrupted) throw new InterruptedError(`backup interrupted: ${verdict.line}`, ['The snapshots of the volumes in progress were removed and their exports restored (see the summary above).']);
   return verdict.exitCode;
+}
+
+/** What the services declare to quiesce each volume (hooks, freeze): read from their folders beside the inventory. */
+function volumeQuiesce(ctx: Context, site: VolumeSite, volumes: readonly string[]): Map<string, VolumeQuiesce> {
+  const inv = ctx.inventory();
+  return findQuiesce(servicesRoot(inv.root), site, inv.data.kubernetes.namespace ?? 'default', volumes);
+}
+
+function hookContext(ctx: Context): { inventory: string; kubeconfig: string | null } {
+  const kc = kubeconfigPath(ctx).path;
+  return { inventory: resolve(ctx.inventory().file), kubeconfig: existsSync(kc) ? kc : null };
 }
 
 export interface SnapshotVerdict {

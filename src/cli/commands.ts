@@ -314,6 +314,7 @@ export const COMMANDS: CommandSpec[] = [
       'enssib backup snapshot --all --concurrency 2   (two copies at once, 1 to 16)',
       'enssib backup snapshot mail ldap --dry-run',
       'enssib backup snapshot --all 2>backup.log      (no terminal: plain progress lines, one per volume every 30 s)',
+      'enssib backup snapshot ldap --dry-run          (quiesced when services/ldap has hooks/pre-snapshot.mjs or backup: { freeze: true } in enssib.yaml)',
     ],
     handler: backupHandler('snapshotCommand'),
   },

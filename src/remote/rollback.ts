@@ -15,7 +15,7 @@ export const ROLLBACK_FIRED_EXIT = 3;
 const DISARM = `if [ -e "$1" ]; then rm -f "$1"; else exit ${ROLLBACK_FIRED_EXIT}; fi`;
 
 export function rollbackFile(id: string, dir = '/run'): string {
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(id)) throw new Error(`rollback timer id ${JSON.stringify(id)}: letters, digits, . _ - only`);
+  if (!/^[A-Za-z0-9_.-]{1,80}$/.test(id)) throw new Error(`rollback timer id ${JSON.stringify(id)}: letters, digits, . _ - only`);
   return `${dir}/enssib-rollback.${id}`;
 }
 

@@ -23,8 +23,15 @@ const settingsSchemaOf = (z: typeof Zod.z) =>
       .optional(),
     buildArgs: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).optional(),
     target: z.string().min(1).optional(),
-    /** Hooks run by enssib with the service's context (e.g. flush a database before a snapshot). */
-    hooks: z.record(z.string(), z.string()).optional(),
+    /** Around a backup's snapshot of the service's volumes (its hooks are files: hooks/pre-snapshot.mjs, hooks/post-snapshot.mjs). */
+    backup: z
+      .strictObject({
+        /** Freeze the volume's filesystem on the worker that mounts it while the snapshot is taken. */
+        freeze: z.boolean().optional(),
+        /** The worker thaws it by itself after this many seconds, whatever happens to enssib (default 30). */
+        freezeSeconds: z.number().int().min(5).max(600).optional(),
+      })
+      .optional(),
   });
 export type ServiceSettings = Zod.infer<ReturnType<typeof settingsSchemaOf>> & { image: string };
 

@@ -1,10 +1,12 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { PHASE_COPY, PHASE_GONE, PHASE_REEXPORT, PHASE_REMOVE, PHASE_RESCAN, RECORD, snapshotOutcome, snapshotPlan, type SnapshotOutcome, type SnapshotRequest } from '../../../src/backup/snapshot.js';
 import { snapshotCommand, snapshotSummary } from '../../../src/backup/usecases.js';
+import { PHASE_ARM, PHASE_DISARM, PHASE_FREEZE, PHASE_PRE_HOOK, PHASE_THAW, findQuiesce, quiescePhases, thawTimerArgv } from '../../../src/backup/quiesce.js';
+import type { HookRun } from '../../../src/remote/hook.js';
 import { createContext } from '../../../src/context.js';
 import { fileInventory } from '../../../src/inventory/load.js';
 import { createOutput } from '../../../src/ui/output.js';
@@ -401,5 +403,155 @@ describe('enssib backup snapshot, the use case: exit code, summary table, one-li
     expect(lines).toContain('kvol: copy the snapshot (zstd, sha256): data1: command failed with exit code 1');
     expect(lines.at(-1)).toBe('backup snapshot: 0 of 1 volume backed up; failed: kvol (failed)');
     expect(journal[0]).toMatchObject({ exitCode: ExitCode.failed, summary: 'backup snapshot: 0 of 1 volume backed up; failed: kvol (failed)' });
+  });
+});
+
+describe('backup snapshot with quiesce: hooks and a filesystem freeze with a thaw timer on the worker', () => {
+  const MP = '/var/lib/kubelet/plugins/kubernetes.io/iscsi/iface-default/10.66.6.1:3260-iqn.2016-04.fr.enssib:kvol-lun-0';
+  const svc = { service: 'mail', dir: '/site/services/mail', namespace: 'default', pre: '/site/services/mail/hooks/pre-snapshot.mjs', post: '/site/services/mail/hooks/post-snapshot.mjs' };
+
+  interface Q {
+    preFails?: boolean;
+    /** The filesystem was thawed (by its timer) before enssib's thaw. */
+    thawedEarly?: boolean;
+    /** Interrupt the run right after the freeze (before the snapshot). */
+    interruptAfterFreeze?: boolean;
+  }
+
+  /** One ordered log over the hosts and the local hooks. */
+  async function quiesced(w: World, q: Q = {}) {
+    const log: string[] = [];
+    let armed = false;
+    const ac = new AbortController();
+    const base = responder(w);
+    const hosts = fakePool((host, argv) => {
+      const line = argv[0] === 'sh' || argv[0] === 'bash' ? `${argv[0]} ${argv[3]} ${argv.slice(4).join(' ')}` : argv.join(' ');
+      if (/^(sync -f|fsfreeze|lvcreate|lvremove|sh enssib-arm|sh enssib-disarm|bash enssib-backup-copy|targetcli \/iscsi delete)/.test(line)) log.push(`${host}: ${line.replace(MP, 'MP').replace(/enssib-arm .*/, 'enssib-arm')}`);
+      // The timer's flag file on the worker: made by the arm, removed by the disarm (exit 3 when already gone).
+      if (argv[3] === 'enssib-arm') armed = true;
+      if (argv[3] === 'enssib-disarm') {
+        const was = armed;
+        armed = false;
+        return was ? ok() : { exitCode: 3, stdout: '', stderr: '', durationMs: 1 };
+      }
+      if (argv[0] === 'test' && argv[1] === '-e') return { exitCode: armed ? 0 : 1, stdout: '', stderr: '', durationMs: 1 };
+      if (argv[0] === 'findmnt') return ok(host === 'node01' ? `/dev/mapper/36001405e0b96a6492d74e4c8a4876db0 ${MP} ext4\n/dev/sda1 / ext4\n` : '/dev/sda1 / ext4\n');
+      if (argv[0] === 'fsfreeze' && argv[1] === '-f' && q.interruptAfterFreeze) ac.abort();
+      if (argv[0] === 'fsfreeze' && argv[1] === '-u' && q.thawedEarly) return { exitCode: 1, stdout: '', stderr: `fsfreeze: ${MP}: thaw failed: Invalid argument`, durationMs: 1 };
+      return base(host, argv);
+    });
+    const run: HookRun = async (r) => {
+      log.push(`local: ${r.env.ENSSIB_HOOK} ${r.env.ENSSIB_SERVICE} ${r.env.ENSSIB_VOLUME}`);
+      return r.env.ENSSIB_HOOK === 'pre-snapshot' && q.preFails ? { exitCode: 2, timedOut: false, output: ['flush: connection refused'] } : { exitCode: 0, timedOut: false, output: ['flushed'] };
+    };
+    const qreq: SnapshotRequest = { ...req, quiesce: quiescePhases(site, 'kvol', { services: [svc], freezeSeconds: 30 }, { inventory: '/site/inventory.yaml', kubeconfig: null, backupId: req.id, run }) };
+    const report = await runPlan(snapshotPlan(site, bsite, [qreq], lockOwner(['enssib', 'backup'], new Date(0), 'tok'), 1), { mode: 'apply', concurrency: 4, hosts, signal: ac.signal });
+    return { report, log, hosts, outcome: snapshotOutcome(qreq, report) };
+  }
+
+  it('pre hook → flush → arm the timer → freeze → snapshot → thaw → disarm → post hook → copy, on the worker that mounts the volume only', async () => {
+    const w = world();
+    const { report, log, hosts } = await quiesced(w);
+    expect(report.exitCode, JSON.stringify(report.phases.flatMap((p) => p.hosts.filter((h) => h.error)), null, 1)).toBe(ExitCode.ok);
+    expect(log.filter((l) => !/^data2/.test(l))).toEqual([
+      'local: pre-snapshot mail kvol',
+      'node01: sync -f -- MP',
+      'node01: sh enssib-arm',
+      'node01: fsfreeze -f -- MP',
+      'data1: lvcreate --yes --snapshot --name kvol-enssib-snap --size 52m vg_cluster/kvol',
+      'node01: fsfreeze -u -- MP',
+      'node01: sh enssib-disarm /run/enssib-rollback.thaw-kvol',
+      'local: post-snapshot mail kvol',
+      'data1: bash enssib-backup-copy /dev/vg_cluster/kvol-enssib-snap /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial',
+      'data1: lvremove --yes vg_cluster/kvol-enssib-snap',
+    ]);
+    // The timer: armed on node01 for 30 s, thawing that mount point; node02 (volume not mounted) is never frozen.
+    const arm = hosts.host('node01').calls.find((c) => c[3] === 'enssib-arm') ?? [];
+    expect(arm.slice(5)).toEqual(['/run/enssib-rollback.thaw-kvol', '30', 'sh', '-c', expect.stringContaining('fsfreeze -u "$1"'), 'enssib-thaw', MP]);
+    expect(hosts.host('node02').calls.some((c) => c[0] === 'fsfreeze' || c[3] === 'enssib-arm')).toBe(false);
+    // Nothing was still armed at the end (the always phase read the flag file and left it alone).
+    expect(hosts.host('node01').calls.filter((c) => c[0] === 'fsfreeze' && c[1] === '-u')).toHaveLength(1);
+  });
+
+  it('a failing pre hook fails the volume before any snapshot or freeze; its post hook still runs; data2 is put back', async () => {
+    const w = world();
+    const { report, log, outcome } = await quiesced(w, { preFails: true });
+    expect(report.exitCode).toBe(ExitCode.failed);
+    expect(report.items?.[0]?.stoppedAt).toBe(PHASE_PRE_HOOK);
+    expect(outcome.error).toMatch(/mail: the pre-snapshot hook failed \(exit code 2\): \/site\/services\/mail\/hooks\/pre-snapshot\.mjs/);
+    expect(log.some((l) => /lvcreate|fsfreeze|enssib-arm/.test(l))).toBe(false);
+    expect(log.filter((l) => l.startsWith('local'))).toEqual(['local: pre-snapshot mail kvol', 'local: post-snapshot mail kvol']);
+    expect(w.exported2 && w.active2).toBe(true);
+  });
+
+  it('interrupted between the freeze and the snapshot: no snapshot, the filesystem thawed and the timer disarmed, the post hook run', async () => {
+    const w = world();
+    const { report, log, hosts } = await quiesced(w, { interruptAfterFreeze: true });
+    expect(report.exitCode).toBe(ExitCode.interrupted);
+    expect(log.some((l) => l.includes('lvcreate'))).toBe(false);
+    const after = log.slice(log.indexOf('node01: fsfreeze -f -- MP') + 1);
+    expect(after.filter((l) => l.startsWith('node01') || l.startsWith('local'))).toEqual(['node01: fsfreeze -u -- MP', 'node01: sh enssib-disarm /run/enssib-rollback.thaw-kvol', 'local: post-snapshot mail kvol']);
+    expect(hosts.host('node01').calls.some((c) => c.join(' ') === 'test -e /run/enssib-rollback.thaw-kvol')).toBe(true);
+    expect(w.exported2 && w.active2).toBe(true);
+  });
+
+  it('a filesystem its timer had already thawed fails the backup (not quiesced): the snapshot is removed, nothing kept', async () => {
+    const w = world();
+    const { report, outcome, hosts } = await quiesced(w, { thawedEarly: true });
+    expect(report.exitCode).toBe(ExitCode.failed);
+    expect(report.items?.[0]?.stoppedAt).toBe(PHASE_THAW);
+    expect(outcome.error).toMatch(/was no longer frozen when the snapshot was made/);
+    expect(w.snapshot).toBeNull();
+    expect(hosts.host('data1').files.size).toBe(0);
+  });
+
+  it('a client dry run lists the hooks, the timer, the freeze and the thaw', async () => {
+    const qreq: SnapshotRequest = { ...req, quiesce: quiescePhases(site, 'kvol', { services: [svc], freezeSeconds: 30 }, { inventory: '/site/inventory.yaml', kubeconfig: '/site/kubeconfig', backupId: req.id, run: () => Promise.reject(new Error('not in a dry run')) }) };
+    const report = await runPlan(snapshotPlan(site, bsite, [qreq], lockOwner(['enssib', 'backup'], new Date(0), 'tok'), 1), { mode: 'client', concurrency: 4, hosts: fakePool() });
+    const titles = report.phases.map((p) => p.title);
+    for (const t of [PHASE_PRE_HOOK, PHASE_ARM, PHASE_FREEZE, PHASE_THAW, PHASE_DISARM]) expect(titles).toContain(t);
+    expect(titles.indexOf(PHASE_FREEZE)).toBeLessThan(titles.indexOf('create the snapshot'));
+    expect(titles.indexOf(PHASE_THAW)).toBeGreaterThan(titles.indexOf('create the snapshot'));
+    const pre = report.phases.find((p) => p.title === PHASE_PRE_HOOK)?.hosts[0]?.actions.join('\n') ?? '';
+    expect(pre).toMatch(/KUBECONFIG=\/site\/kubeconfig/);
+  });
+
+  it('without hooks or freeze, the plan is unchanged', () => {
+    expect(quiescePhases(site, 'kvol', undefined, { inventory: '/i', kubeconfig: null, backupId: 'x', run: () => Promise.reject(new Error('no')) })).toEqual({ read: [], before: [], after: [], always: [] });
+  });
+});
+
+describe('findQuiesce: which services quiesce which volume', () => {
+  it('maps a volume to the services whose YAML names its IQN; reads only the folders that declare a hook or a freeze', () => {
+    const root = mkdtempSync(join(tmpdir(), 'enssib-quiesce-'));
+    const dep = (name: string, vol: string, ns = '') => `apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: ${name}${ns ? `, namespace: ${ns}` : ''} }\nspec:\n  selector: { matchLabels: { name: ${name} } }\n  template:\n    metadata: { labels: { name: ${name} } }\n    spec:\n      containers: [{ name: ${name}, image: ${name} }]\n      volumes:\n        - name: data\n          iscsi: { targetPortal: 10.66.6.1:3260, iqn: iqn.2016-04.fr.enssib:${vol}, lun: 0, fsType: ext4 }\n`;
+    const mk = (name: string, files: Record<string, string>) => {
+      mkdirSync(join(root, name, 'hooks'), { recursive: true });
+      for (const [f, c] of Object.entries(files)) writeFileSync(join(root, name, f), c);
+    };
+    mk('mail', { 'deployment.yaml': dep('mail', 'mail', 'site'), 'hooks/pre-snapshot.mjs': 'await $`true`\n' });
+    mk('ldap', { 'deployment.yaml': dep('ldap', 'ldap'), 'enssib.yaml': 'backup: { freeze: true, freezeSeconds: 20 }\n' });
+    // No declaration: its (broken) YAML is never read.
+    mk('www', { 'deployment.yaml': 'kind: [broken\n' });
+    const got = findQuiesce(root, site, 'default', ['mail', 'ldap', 'www', 'other']);
+    expect([...got.keys()].sort()).toEqual(['ldap', 'mail']);
+    expect(got.get('mail')).toEqual({ services: [{ service: 'mail', dir: join(root, 'mail'), namespace: 'site', pre: join(root, 'mail/hooks/pre-snapshot.mjs'), post: null }], freezeSeconds: null });
+    expect(got.get('ldap')).toEqual({ services: [{ service: 'ldap', dir: join(root, 'ldap'), namespace: 'default', pre: null, post: null }], freezeSeconds: 20 });
+    expect(findQuiesce(join(root, 'absent'), site, 'default', ['mail']).size).toBe(0);
+  });
+
+  it('a bad freezeSeconds in enssib.yaml is a clear error', () => {
+    const root = mkdtempSync(join(tmpdir(), 'enssib-quiesce-'));
+    mkdirSync(join(root, 'db'));
+    writeFileSync(join(root, 'db', 'enssib.yaml'), 'backup: { freeze: true, freezeSeconds: 100000 }\n');
+    expect(() => findQuiesce(root, site, 'default', ['db'])).toThrow(/enssib\.yaml: backup\.freezeSeconds/);
+  });
+
+  it('thawTimerArgv: a bounded timer; hostile mount points stay one argument', () => {
+    const argv = thawTimerArgv('kvol', "/mnt/a b;rm -rf /'", 45);
+    expect(argv.slice(0, 2)).toEqual(['sh', '-c']);
+    expect(argv.at(-1)).toBe("/mnt/a b;rm -rf /'");
+    expect(argv).toContain('45');
+    expect(() => thawTimerArgv('kvol', '/mnt', 0)).toThrow(/whole number of seconds/);
   });
 });
