@@ -8,6 +8,7 @@ import type { Inventory } from '../inventory/inventory.js';
 import type { HostData } from '../inventory/schema.js';
 import { armRollbackArgv, disarmRollbackArgv, ROLLBACK_FIRED_EXIT } from '../remote/rollback.js';
 import type { RunResult } from '../remote/types.js';
+import { initiatorAclPhase } from './storage-acl.js';
 import { parseSize, formatBytes } from '../validate.js';
 
 /**
@@ -635,11 +636,12 @@ export function bootstrapPlan(i: BootstrapInput): Plan {
   const w = i.inv.host(i.name);
   if (!w.roles.includes('worker')) throw new ConfigError(`"${i.name}" is not a worker in ${i.inv.file} (roles: ${w.roles.join(', ')})`);
   const fan = fanOutPhase(i);
+  const acl = initiatorAclPhase(i.inv, initiatorName(i.inv, i.name));
   return {
     title: `bootstrap worker ${i.name}`,
     mutating: true,
-    prefetch: [...(fan?.hosts ?? []), ...i.inv.masters().slice(0, 1).map((m) => m.name)],
-    phases: [factsPhase(i), preflightPhase(i), packagesPhase(i), kernelPhase(i), networkPhase(i), ...(fan ? [fan] : []), storagePhase(i), registryPhase(i), ...joinPhases(i)],
+    prefetch: [...new Set([...(fan?.hosts ?? []), ...(acl?.hosts ?? []), ...i.inv.masters().slice(0, 1).map((m) => m.name)])],
+    phases: [factsPhase(i), preflightPhase(i), packagesPhase(i), kernelPhase(i), networkPhase(i), ...(fan ? [fan] : []), storagePhase(i), ...(acl ? [acl] : []), registryPhase(i), ...joinPhases(i)],
   };
 }
 

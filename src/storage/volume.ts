@@ -145,9 +145,10 @@ export interface StorageFacts {
   lio?: LioState;
 }
 
-/** Which facts a command reads: DRBD state (default yes), the VG's physical volumes (default no). */
+/** Which facts a command reads: DRBD state (default yes), the VG and its LVs (default yes), the VG's physical volumes (default no). */
 export interface FactOptions {
   drbd?: boolean;
+  lvm?: boolean;
   pvs?: boolean;
 }
 
@@ -156,8 +157,7 @@ export function storageProbes(site: VolumeSite, opts: FactOptions = {}) {
   const [role, cstate, dstate] = drbdChecks(site.drbd) as [string[], string[], string[]];
   return {
     ...(opts.drbd !== false ? { drbdRole: rawProbe(role), drbdCState: rawProbe(cstate), drbdDState: rawProbe(dstate) } : {}),
-    vgs: rawProbe(vgsArgv(site.vg)),
-    lvs: rawProbe(lvsArgv(site.vg)),
+    ...(opts.lvm !== false ? { vgs: rawProbe(vgsArgv(site.vg)), lvs: rawProbe(lvsArgv(site.vg)) } : {}),
     ...(opts.pvs ? { pvs: rawProbe(pvCheckArgv(site.vg, site.drbd)) } : {}),
     ...(site.driver === 'scst' ? { scstConf: rawProbe(readConfArgv()), scstRunning: rawProbe(runningConfArgv()), scstStat: rawProbe(['stat', '-c', '%a %U:%G', '/etc/scst.conf']) } : {}),
     ...(site.driver === 'lio' ? { lio: rawProbe(lioFactsArgv()) } : {}),
@@ -181,14 +181,16 @@ export function storageFacts(site: VolumeSite, host: string, name: string | null
   const out: StorageFacts = { host, drbdProblems: [], vg: null, vgProblem: null, lvs: [], lv: null, pvProblem: null };
   if (f.drbdRole && f.drbdCState && f.drbdDState) out.drbdProblems = drbdProblems(site.drbd, parseDrbdadm(f.drbdRole, f.drbdCState, f.drbdDState));
   const { vgs, lvs } = f;
-  try {
-    if (vgs.exitCode !== 0) out.vgProblem = lvmFailure(vgs, site.vg);
-    else out.vg = parseVgs(vgs.stdout).find((v) => v.name === site.vg) ?? null;
-    if (!out.vgProblem && !out.vg) out.vgProblem = `volume group ${site.vg} not found`;
-    if (lvs.exitCode === 0) out.lvs = parseLvs(lvs.stdout).filter((l) => l.vg === site.vg);
-    else if (!out.vgProblem) out.vgProblem = lvmFailure(lvs, site.vg);
-  } catch (e) {
-    throw new OperationError(`${host}: ${(e as Error).message}`);
+  if (vgs && lvs) {
+    try {
+      if (vgs.exitCode !== 0) out.vgProblem = lvmFailure(vgs, site.vg);
+      else out.vg = parseVgs(vgs.stdout).find((v) => v.name === site.vg) ?? null;
+      if (!out.vgProblem && !out.vg) out.vgProblem = `volume group ${site.vg} not found`;
+      if (lvs.exitCode === 0) out.lvs = parseLvs(lvs.stdout).filter((l) => l.vg === site.vg);
+      else if (!out.vgProblem) out.vgProblem = lvmFailure(lvs, site.vg);
+    } catch (e) {
+      throw new OperationError(`${host}: ${(e as Error).message}`);
+    }
   }
   if (name !== null) out.lv = out.lvs.find((l) => l.name === name) ?? null;
   if (f.pvs) out.pvProblem = pvProblem(f.pvs, site.vg, site.drbd);

@@ -15,7 +15,8 @@ import { oneLine } from '../shell.js';
  * whose LUNs sit in the default group. Access control is the cluster network
  * itself: unrouted (10.66.6.0/24), and the portal listens on the storage
  * server's cluster address only, never on 0.0.0.0. A new worker therefore needs
- * no change on the storage servers.
+ * no change on the storage servers (a TPG a site restricted with ACLs gets
+ * the worker's ACL from `node bootstrap`: lioAddAclActions).
  */
 
 export const CONFIGFS = '/sys/kernel/config/target';
@@ -262,4 +263,28 @@ export function lioRemoveActions(st: { backstore: boolean; target: boolean }, na
   if (st.backstore) out.push(cmd(['targetcli', '/backstores/block', 'delete', name], 'remove the block backstore'));
   if (out.length > 0) out.push(saveconfig());
   return out;
+}
+
+/**
+ * Whether a TPG admits initiators by ACL: not in demo mode
+ * (generate_node_acls=0), or with ACLs listed (a site that names its
+ * initiators names every one).
+ */
+export function lioUsesAcls(t: LioTpg): boolean {
+  return t.attributes.generate_node_acls === '0' || t.acls.length > 0;
+}
+
+/**
+ * The targetcli commands that add an initiator's ACL (all the TPG's LUNs
+ * mapped, as targetcli does by default) to every TPG of the given targets that
+ * admits initiators by ACL and has none for it; then one saveconfig. Nothing
+ * else is changed: other ACLs, their mapped LUNs and credentials stay.
+ * IQNs compare without case (RFC 3722).
+ */
+export function lioAddAclActions(tpgs: readonly LioTpg[], initiator: string): Action[] {
+  const want = initiator.toLowerCase();
+  const actions: Action[] = tpgs
+    .filter((t) => lioUsesAcls(t) && !t.acls.some((a) => a.toLowerCase() === want))
+    .map((t) => cmd(['targetcli', `/iscsi/${t.iqn}/tpg${t.tag}/acls`, 'create', initiator], `ACL of ${initiator}: the TPG admits initiators by ACL`));
+  return actions.length > 0 ? [...actions, saveconfig()] : [];
 }

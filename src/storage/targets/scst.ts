@@ -492,3 +492,64 @@ export function removeTargetArgv(iqn: string): string[][] {
 export function closeDeviceArgv(name: string): string[] {
   return ['scstadmin', '-noprompt', '-close_dev', name, '-handler', SCST_HANDLER];
 }
+
+// ---------------------------------------------------------------- initiator access lists
+
+/** Whether an INITIATOR line's name or pattern (`*`, `?`; a leading `!` excludes) admits the initiator; IQNs compare without case. */
+export function initiatorMatches(pattern: string, initiator: string): boolean {
+  if (pattern.startsWith('!')) return false;
+  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
+  return re.test(initiator);
+}
+
+/** What adding an initiator to the access groups of a target means there. */
+export interface ScstAclTarget {
+  iqn: string;
+  /** The GROUP the initiator is (or would be) in; null when the target has no access group holding its LUN: nothing to add. */
+  group: string | null;
+  /** The initiator was added to the group by this edit (false: already listed, or no group). */
+  added: boolean;
+}
+
+/**
+ * The file with the initiator added to the access group of each iSCSI target
+ * whose IQN starts with `prefix:` and whose LUNs sit in a GROUP: the group that
+ * holds the LUN of the target's volume (`prefix:<volume>` exports device
+ * `<volume>`). One `INITIATOR <name>` line is added after the group's last
+ * INITIATOR line (else at its end); every other line stays byte for byte. A
+ * target without groups (its LUNs in the default group, which every initiator
+ * sees), or whose group already admits the initiator (by name or pattern), is
+ * left as it is. Throws, changing nothing, when several groups hold the
+ * volume's LUN: which one the worker belongs to is the site's choice.
+ */
+export function addInitiator(conf: ScstConf, prefix: string, initiator: string): { conf: ScstConf; targets: ScstAclTarget[] } {
+  const next = clone(conf);
+  const targets: ScstAclTarget[] = [];
+  for (const t of sections(next.items, 'TARGET_DRIVER', SCST_DRIVER).flatMap((d) => sections(d.items, 'TARGET'))) {
+    const iqn = t.args[0] ?? '';
+    if (!iqn.startsWith(`${prefix}:`)) continue;
+    const groups = sections(t.items, 'GROUP');
+    if (groups.length === 0) continue;
+    const member = groups.find((g) => (attrs(g).get('INITIATOR') ?? []).some((p) => initiatorMatches(p, initiator)));
+    if (member) {
+      targets.push({ iqn, group: member.args[0] ?? '', added: false });
+      continue;
+    }
+    const device = iqn.slice(prefix.length + 1);
+    const holding = groups.filter((g) => luns(t).some((l) => l.group === (g.args[0] ?? '') && l.device === device));
+    if (holding.length > 1) {
+      throw new Error(`target ${iqn} in ${SCST_CONF} has device "${device}" in ${holding.length} access groups (${holding.map((g) => g.args[0] ?? '').join(', ')}): add ${initiator} to the one it belongs to by hand`);
+    }
+    const g = holding[0];
+    if (!g) {
+      targets.push({ iqn, group: null, added: false });
+      continue;
+    }
+    const line = attrLine(childIndent(g), 'INITIATOR', initiator);
+    const last = g.items.map((i) => i.kind === 'attr' && i.name === 'INITIATOR').lastIndexOf(true);
+    if (last >= 0) g.items.splice(last + 1, 0, { ...line, text: `${leading((g.items[last] as ScstAttr).text)}INITIATOR ${quoteValue(initiator)}` });
+    else appendChild(g, line, false);
+    targets.push({ iqn, group: g.args[0] ?? '', added: true });
+  }
+  return { conf: next, targets };
+}

@@ -40,6 +40,8 @@ interface SimHost {
   containerd: boolean;
   hostname: string;
   udp: string;
+  /** SCST's configuration in force (storage servers): the file as last applied. */
+  scstRunning?: string;
 }
 
 function sim(name: string): SimHost {
@@ -61,7 +63,7 @@ function sim(name: string): SimHost {
   };
 }
 
-function site(opts: { down?: string[]; text?: string } = {}) {
+function site(opts: { down?: string[]; text?: string; scst?: string } = {}) {
   const hosts = new Map<string, SimHost>();
   const state = (h: string) => {
     let s = hosts.get(h);
@@ -79,6 +81,11 @@ function site(opts: { down?: string[]; text?: string } = {}) {
     const a = argv.join(' ');
     const name = argv[3];
     if (argv[0] === 'sh' && name === 'enssib-hash') return { stdout: sha(h, argv[4] as string) };
+    const scstFile = () => pool.host(h).files.get('/etc/scst.conf') ?? opts.scst ?? '';
+    if (argv[0] === 'sh' && name === 'read-conf') return { stdout: scstFile() };
+    if (argv[0] === 'sh' && name === 'scst-running') return { stdout: s.scstRunning ?? opts.scst ?? '' };
+    if (a === 'stat -c %a %U:%G /etc/scst.conf') return { stdout: '600 root:root\n' };
+    if (a === 'scstadmin -noprompt -config /etc/scst.conf') return void (s.scstRunning = scstFile());
     if (argv[0] === 'sh' && name === 'enssib-which') return {};
     if (argv[0] === 'sh' && name === 'enssib-dpkg') return { stdout: [...s.installed].map((p) => `${p} ii \n`).join('') };
     if (argv[0] === 'sh' && name === 'enssib-modules') return { stdout: argv.slice(4).filter((m) => !s.modules.has(m)).map((m) => `${m}\n`).join('') };
@@ -157,7 +164,7 @@ function site(opts: { down?: string[]; text?: string } = {}) {
 }
 
 /** What a host was told to do (not the checks, not the connection warm-up `true`). */
-const commands = (h: FakeHost) => h.calls.filter((c) => !['true', 'cat', 'dpkg', 'nproc', 'hostname', 'date', 'test'].includes(c[0] as string) && !(c[0] === 'sh' && ['enssib-hash', 'enssib-which', 'enssib-dpkg', 'enssib-modules', 'enssib-sysctl'].includes(c[3] as string)) && !c.join(' ').startsWith('sh -c ss') && !c.join(' ').startsWith('sh -c f=/boot') && !c.join(' ').startsWith('ip -j') && !c.join(' ').startsWith('systemctl is-'));
+const commands = (h: FakeHost) => h.calls.filter((c) => !['true', 'cat', 'dpkg', 'nproc', 'hostname', 'date', 'test'].includes(c[0] as string) && !(c[0] === 'sh' && ['enssib-hash', 'enssib-which', 'enssib-dpkg', 'enssib-modules', 'enssib-sysctl', 'read-conf', 'scst-running'].includes(c[3] as string)) && c[0] !== 'stat' && !c.join(' ').startsWith('sh -c ss') && !c.join(' ').startsWith('sh -c f=/boot') && !c.join(' ').startsWith('ip -j') && !c.join(' ').startsWith('systemctl is-'));
 const statuses = (r: RunReport) => r.phases.map((p) => `${p.id}:${p.hosts.map((h) => h.status).join(',')}`);
 
 describe('node bootstrap plan', () => {
@@ -198,14 +205,35 @@ describe('node bootstrap plan', () => {
     expect(json).not.toContain(HASH);
     expect(cmds.join('\n')).not.toContain(TOKEN);
 
-    for (const h of ['node01', 'node02', 'node03', 'data1']) s.pool.host(h).calls.length = 0;
+    for (const h of ['node01', 'node02', 'node03', 'data1', 'data2']) s.pool.host(h).calls.length = 0;
     const second = await runPlan(bootstrapPlan(s.input()), { mode: 'apply', concurrency: 4, hosts: s.pool });
     expect(second.exitCode).toBe(0);
-    expect(statuses(second)).toEqual(['facts:unchanged', 'preflight:unchanged', 'packages:unchanged', 'kernel:unchanged', 'network:unchanged', 'fan-out:unchanged,unchanged', 'storage:unchanged', 'registry:unchanged', 'join-token:unchanged', 'join:unchanged', 'ready:unchanged']);
-    for (const h of ['node01', 'node02', 'node03', 'data1']) expect(commands(s.pool.host(h))).toEqual([]);
+    expect(statuses(second)).toEqual(['facts:unchanged', 'preflight:unchanged', 'packages:unchanged', 'kernel:unchanged', 'network:unchanged', 'fan-out:unchanged,unchanged', 'storage:unchanged', 'initiator-acl:unchanged,unchanged', 'registry:unchanged', 'join-token:unchanged', 'join:unchanged', 'ready:unchanged']);
+    for (const h of ['node01', 'node02', 'node03', 'data1', 'data2']) expect(commands(s.pool.host(h))).toEqual([]);
 
     const check = await runPlan(checkPlan(s.input()), { mode: 'server', concurrency: 4, hosts: s.pool });
     expect(check.phases.every((p) => p.hosts.every((h) => h.status === 'unchanged'))).toBe(true);
+  });
+
+  it('volume targets with access groups: the new initiator is added on both storage servers, applied, once; nothing else in the file moves', async () => {
+    const conf = `# kept by hand\nTARGET_DRIVER iscsi {\n\tenabled 1\n\tTARGET iqn.2016-04.fr.enssib:mail {\n\t\tenabled 1\n\t\tGROUP workers {\n\t\t\tLUN 0 mail\n\t\t\tINITIATOR iqn.2016-04.fr.enssib:node01 # first\n\t\t}\n\t}\n}\n`;
+    const s = site({ scst: conf });
+    const first = await runPlan(bootstrapPlan(s.input()), { mode: 'apply', concurrency: 4, hosts: s.pool });
+    expect(first.exitCode).toBe(0);
+    expect(first.phases.find((p) => p.id === 'initiator-acl')?.hosts.map((h) => [h.host, h.status])).toEqual([
+      ['data1', 'done'],
+      ['data2', 'done'],
+    ]);
+    const want = conf.replace('# first\n', '# first\n\t\t\tINITIATOR iqn.2016-04.fr.enssib:node03\n');
+    for (const h of ['data1', 'data2']) {
+      expect(s.pool.host(h).files.get('/etc/scst.conf')).toBe(want);
+      expect(s.state(h).scstRunning).toBe(want);
+      expect(commands(s.pool.host(h)).map((c) => c.join(' '))).toContain('scstadmin -noprompt -config /etc/scst.conf');
+    }
+    for (const h of ['data1', 'data2']) s.pool.host(h).calls.length = 0;
+    const second = await runPlan(bootstrapPlan(s.input()), { mode: 'apply', concurrency: 4, hosts: s.pool });
+    expect(second.phases.find((p) => p.id === 'initiator-acl')?.hosts.map((h) => h.status)).toEqual(['unchanged', 'unchanged']);
+    expect(commands(s.pool.host('data2'))).toEqual([]);
   });
 
   it('a worker that is down gets no route; the others do, the run says partial, and what to run later is named', async () => {
@@ -224,7 +252,7 @@ describe('node bootstrap plan', () => {
   it('node check reports drift per phase and changes nothing', async () => {
     const s = site();
     const r = await runPlan(checkPlan(s.input()), { mode: 'server', concurrency: 4, hosts: s.pool });
-    expect(statuses(r)).toEqual(['facts:would-change', 'preflight:would-change', 'packages:would-change', 'kernel:would-change', 'network:would-change', 'storage:would-change', 'registry:would-change', 'join:would-change']);
+    expect(statuses(r)).toEqual(['facts:would-change', 'preflight:would-change', 'packages:would-change', 'kernel:would-change', 'network:would-change', 'storage:would-change', 'initiator-acl:unchanged,unchanged', 'registry:would-change', 'join:would-change']);
     expect(commands(s.pool.host('node03'))).toEqual([]);
     expect(s.pool.host('node03').files.size).toBe(0);
   });
@@ -255,7 +283,7 @@ describe('node bootstrap plan', () => {
     expect(text).toContain('$ systemctl restart multipathd   # handler "multipathd": only if what notifies it changed');
     expect(text).toContain('$ kubeadm token create --print-join-command --ttl 15m   # only if node03 is not joined');
     expect(text).toContain('labels disk=ssd; taints dedicated=db:NoSchedule');
-    for (const h of ['node01', 'node02', 'node03', 'data1']) expect(s.pool.host(h).calls).toEqual([]);
+    for (const h of ['node01', 'node02', 'node03', 'data1', 'data2']) expect(s.pool.host(h).calls).toEqual([]);
   });
 
   it('reads only a join command in the form kubeadm prints', () => {
