@@ -40,7 +40,8 @@ export class SshHost implements Host {
     const t = this.t;
     const a: string[] = [];
     if (t.configFile) a.push('-F', t.configFile);
-    a.push('-T', '-o', 'BatchMode=yes', '-o', `ConnectTimeout=${t.connectTimeoutS}`, '-o', 'ServerAliveInterval=5', '-o', 'ServerAliveCountMax=3');
+    // StrictHostKeyChecking=yes: a host key that is unknown or does not match known_hosts is refused, whatever an ssh config says
+    a.push('-T', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `ConnectTimeout=${t.connectTimeoutS}`, '-o', 'ServerAliveInterval=5', '-o', 'ServerAliveCountMax=3');
     if (this.controlDir) {
       a.push('-o', 'ControlMaster=auto', '-o', `ControlPath=${join(this.controlDir, '%C')}`, '-o', `ControlPersist=${t.controlPersistS}`);
     } else {
@@ -126,7 +127,7 @@ export class SshHost implements Host {
     if (r.cancelled) throw new InterruptedError(`${this.name}: cancelled: ${line}${r.exitCode === 255 ? '' : ' (stopped on the host)'}`);
     if (r.timedOut) throw new TimeoutError(this.name, line, timeoutMs);
     const stdout = r.stdout;
-    if (r.exitCode === 255) throw new ConnectionError(this.name, explainSsh(r.stderr, this.t), sshDetails(r.stderr));
+    if (r.exitCode === 255) throw new ConnectionError(this.name, explainSsh(r.stderr, this.t), [...hostKeyFix(r.stderr, this.t), ...sshDetails(r.stderr)]);
     const lines = r.stderr.split('\n');
     if (r.exitCode !== 0 && lines.some((l) => DEADLINE_LINE.test(l))) throw new TimeoutError(this.name, line, timeoutMs, { stoppedOnHost: true });
     const stderr = lines.filter((l) => !DEADLINE_LINE.test(l)).join('\n');
@@ -468,9 +469,26 @@ function sshDetails(stderr: string): string[] {
     .map((l) => (l.startsWith('ssh: ') ? l : `ssh: ${l}`));
 }
 
+const HOST_KEY_CHANGED = /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for .* has changed/;
+const HOST_KEY_UNKNOWN = /Host key verification failed|No \S+ host key is known/;
+
+/** What to do about a refused host key: the person checks the fingerprint; enssib changes no known_hosts. */
+function hostKeyFix(stderr: string, t: SshTarget): string[] {
+  const keyscan = `ssh-keyscan${t.port ? ` -p ${t.port}` : ''} ${t.target}`;
+  if (HOST_KEY_CHANGED.test(stderr)) {
+    return [`If ${t.name} was reinstalled, compare the new key's fingerprint (${keyscan} | ssh-keygen -lf -) with the one on its console (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), and only then replace its line in known_hosts. If it was not, something else answers at its address.`];
+  }
+  if (HOST_KEY_UNKNOWN.test(stderr)) return [`Compare the fingerprint (${keyscan} | ssh-keygen -lf -) with the one on ${t.name}'s console, then add the key to known_hosts (${keyscan} >> known_hosts).`];
+  return [];
+}
+
 function explainSsh(stderr: string, t: SshTarget): string {
   const where = `${t.target}${t.port ? `:${t.port}` : ''}`;
-  if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/.test(stderr)) return `host key of ${where} is unknown or has changed (check known_hosts; enssib never disables host-key checking)`;
+  if (HOST_KEY_CHANGED.test(stderr)) {
+    const at = /Offending \S+ key in (.+):(\d+)\s*$/m.exec(stderr);
+    return `host key of ${where} has changed: it does not match known_hosts${at ? ` (${at[1]}, line ${at[2]})` : ''}; refused (enssib never overrides host-key checking)`;
+  }
+  if (HOST_KEY_UNKNOWN.test(stderr)) return `host key of ${where} is unknown: it is not in known_hosts; refused (enssib never disables host-key checking)`;
   if (/Permission denied/.test(stderr)) return `ssh login refused by ${where} (key not accepted)`;
   if (/Connection refused/.test(stderr)) return `connection refused by ${where} (is sshd running?)`;
   if (/Could not resolve hostname/.test(stderr)) return `cannot resolve ${t.target}`;

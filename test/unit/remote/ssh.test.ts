@@ -18,10 +18,10 @@ describe('SshHost without a host', () => {
     expect(sent('admin', { sudo: false })).toMatch(/^set -- 5 - lvs /);
   });
 
-  it('never turns host-key checking off and passes the inventory settings to ssh', () => {
+  it('never turns host-key checking off (StrictHostKeyChecking=yes over any ssh config) and passes the inventory settings to ssh', () => {
     const args = new SshHost({ ...target, port: 2222, user: 'admin', configFile: '/lab/ssh_config', knownHostsFile: '/lab/kh' }).sshArgs();
     expect(args.join(' ')).not.toMatch(/StrictHostKeyChecking=no|UserKnownHostsFile=\/dev\/null/);
-    expect(args).toEqual(expect.arrayContaining(['-F', '/lab/ssh_config', '-p', '2222', '-l', 'admin', 'BatchMode=yes', 'UserKnownHostsFile=/lab/kh']));
+    expect(args).toEqual(expect.arrayContaining(['-F', '/lab/ssh_config', '-p', '2222', '-l', 'admin', 'BatchMode=yes', 'StrictHostKeyChecking=yes', 'UserKnownHostsFile=/lab/kh']));
   });
 
   it('says so when the ssh client is not installed', async () => {
