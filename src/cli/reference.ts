@@ -39,7 +39,7 @@ export const INVENTORY_FIELDS: { field: string; meaning: string }[] = [
   {
     field: 'ssh.config, ssh.knownHosts',
     meaning:
-      'an ssh config (`-F`) and known_hosts file; also `ENSSIB_SSH_CONFIG`, `ENSSIB_SSH_KNOWN_HOSTS`. Without them ssh reads `~/.ssh/config` and known_hosts as usual (agent, ProxyJump honoured; host-key checking is never turned off)',
+      'an ssh config (`-F`) and known_hosts file; also `ENSSIB_SSH_CONFIG`, `ENSSIB_SSH_KNOWN_HOSTS`. Without them ssh reads `~/.ssh/config` and known_hosts as usual (agent, ProxyJump honoured). Host-key checking is never turned off: enssib passes `StrictHostKeyChecking=yes` over any config, so a host whose key is not in known_hosts, or differs from it, is refused (exit 1) and known_hosts is never written — add a new worker\'s key after checking its fingerprint',
   },
   { field: 'ssh.user', meaning: 'ssh user for every host; anything but root runs commands through `sudo -n` (passwordless sudo required — never a password prompt)' },
   { field: 'ssh.connectTimeout, ssh.commandTimeout, ssh.controlPersist', meaning: 'seconds (defaults 10, 300, 60)' },
