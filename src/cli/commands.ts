@@ -125,7 +125,7 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     path: ['node', 'check'],
-    summary: 'run the checks of `node bootstrap` on a worker and report what differs, phase by phase (exit 1 on drift)',
+    summary: "run the checks of `node bootstrap` and report what differs, phase by phase: the worker, its route on every other worker, its initiator on the storage servers, the Node's labels, taints and Ready when the API server answers (exit 1 on drift)",
     args: [{ syntax: '<host>', description: 'worker name from the inventory', value: 'worker' }],
     examples: ['enssib node check node02', "enssib node check node02 -o json | jq '.drift'", 'enssib node check node02 --dry-run     (the checks it would run)'],
     handler: async () => (await import('../nodes/usecases.js')).checkCommand,

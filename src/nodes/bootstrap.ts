@@ -645,9 +645,31 @@ export function bootstrapPlan(i: BootstrapInput): Plan {
   };
 }
 
-/** The phases `node check` reports: every phase's checks on the worker (not the token, nor the API server). */
-export function checkPlan(i: BootstrapInput): Plan {
+/** What `node check` read of the Node from the API server: what differs from the inventory, or why it was not read. */
+export type ClusterView = { drift: string[] } | { notChecked: string };
+
+/**
+ * The phases `node check` reports: every phase's checks — on the worker, the
+ * fan-out on the other workers, the initiator on the storage servers — and,
+ * with the cluster's view, the Node's labels, taints and Ready (not the token).
+ */
+export function checkPlan(i: BootstrapInput, cluster?: ClusterView): Plan {
   const { api: _api, ...rest } = i;
   const p = bootstrapPlan({ ...rest, check: true });
-  return { ...p, title: `check worker ${i.name}`, mutating: false, readOnly: true, prefetch: [], phases: p.phases.filter((ph) => ph.id !== 'join-token' && ph.id !== 'fan-out').map((ph) => ({ ...ph, independent: true })) };
+  const node: Phase[] =
+    cluster && 'drift' in cluster
+      ? [
+          {
+            id: 'ready',
+            title: `Node ${i.name} in the cluster: the inventory's labels and taints, Ready`,
+            hosts: [LOCAL],
+            plan: () =>
+              cluster.drift.length === 0
+                ? []
+                : [{ kind: 'task', label: `Node ${i.name}: ${cluster.drift.join('; ')}`, lines: cluster.drift, run: () => Promise.reject(new OperationError('internal: node check changes nothing')) }],
+          },
+        ]
+      : [];
+  const phases = [...p.phases.filter((ph) => ph.id !== 'join-token'), ...node];
+  return { ...p, title: `check worker ${i.name}`, mutating: false, readOnly: true, prefetch: [], phases: phases.map((ph) => ({ ...ph, independent: true })) };
 }

@@ -15,21 +15,37 @@ function ready(n: KObject | null): boolean {
   return records(at(n, 'status', 'conditions')).some((c) => c.type === 'Ready' && c.status === 'True');
 }
 
-/** Whether a Node object has the labels and taints (others may be there too). */
-export function hasLabelsAndTaints(n: KObject, labels: Record<string, string>, taints: Taint[]): boolean {
+/**
+ * What differs between the Node in the cluster and what the bootstrap leaves
+ * (`node check`): missing node, labels, taints, Ready. Empty: as wanted.
+ * Labels and taints others added are not drift.
+ */
+export function nodeDrift(name: string, n: KObject | null, labels: Record<string, string>, taints: Taint[]): string[] {
+  if (!n) return [`no Node ${name} in the cluster (not joined)`];
   const have = (n.metadata.labels ?? {}) as Record<string, string>;
   const haveTaints = records(at(n, 'spec', 'taints'));
-  return (
-    Object.entries(labels).every(([k, v]) => have[k] === v) &&
-    taints.every((t) => haveTaints.some((x) => x.key === t.key && (str(x.value) ?? '') === t.value && x.effect === t.effect))
-  );
+  const out = [
+    ...Object.entries(labels)
+      .filter(([k, v]) => have[k] !== v)
+      .map(([k, v]) => `label ${k}=${v} ${have[k] === undefined ? 'missing' : `is ${k}=${have[k]}`}`),
+    ...taints.filter((t) => !haveTaints.some((x) => x.key === t.key && (str(x.value) ?? '') === t.value && x.effect === t.effect)).map((t) => `taint ${t.key}${t.value ? `=${t.value}` : ''}:${t.effect} missing`),
+  ];
+  if (!ready(n)) {
+    const cond = records(at(n, 'status', 'conditions')).find((c) => c.type === 'Ready');
+    out.push(`not Ready${cond ? ` (${[str(cond.status), str(cond.reason), str(cond.message)].filter(Boolean).join(': ')})` : ' (no Ready condition yet)'}`);
+  }
+  return out;
+}
+
+/** The drift of the Node as the API server has it now. */
+export async function readNodeDrift(api: KubeApi, name: string, labels: Record<string, string>, taints: Taint[]): Promise<string[]> {
+  return nodeDrift(name, await api.get(ref(name)), labels, taints);
 }
 
 export function nodeApi(api: KubeApi, pollMs = 2000): NodeApi {
   return {
     async settled(name, labels, taints) {
-      const n = await api.get(ref(name));
-      return n !== null && ready(n) && hasLabelsAndTaints(n, labels, taints);
+      return (await readNodeDrift(api, name, labels, taints)).length === 0;
     },
     async label(name, labels, taints) {
       if (Object.keys(labels).length === 0 && taints.length === 0) return;

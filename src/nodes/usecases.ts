@@ -7,11 +7,12 @@ import { ConfigError, ExitCode, isEnssibError, UsageError } from '../errors.js';
 import { hostRows } from '../inventory/usecases.js';
 import type { Inventory } from '../inventory/inventory.js';
 import { parseInventory } from '../inventory/load.js';
+import type { KubeApi } from '../k8s/api.js';
 import { at, records, str } from '../k8s/types.js';
 import { sshPool } from '../remote/pool.js';
 import type { Invocation } from '../usecase.js';
 import { validateName } from '../validate.js';
-import { bootstrapPlan, checkPlan, fanOutLater, type BootstrapInput, type NodeTemplates } from './bootstrap.js';
+import { bootstrapPlan, checkPlan, fanOutLater, parseTaint, type BootstrapInput, type ClusterView, type NodeTemplates } from './bootstrap.js';
 import { addWorker, checkNewAddress, parseLabels } from './inventory-edit.js';
 
 /**
@@ -94,8 +95,8 @@ export function nodeRows(inv: Inventory, nodes: NodeLive[] | null): NodeRow[] {
   return rows;
 }
 
-/** Asks the API server for its nodes; null and why when it cannot be asked or does not answer. */
-async function clusterNodes(ctx: Context): Promise<{ nodes: NodeLive[]; server: string } | { why: string }> {
+/** Asks the API server (a client dry run, a missing kubeconfig or no answer: why not, instead). */
+async function askApi<T>(ctx: Context, ask: (api: KubeApi) => Promise<T>): Promise<{ value: T; server: string } | { why: string }> {
   if (ctx.opts.dryRun === 'client') return { why: 'a client dry run contacts nothing' };
   const { kubeconfigPath } = await import('../k8s/config.js');
   const { path, source } = kubeconfigPath(ctx);
@@ -104,13 +105,18 @@ async function clusterNodes(ctx: Context): Promise<{ nodes: NodeLive[]; server: 
     const { createKubeApi } = await import('../k8s/api.js');
     const kc = await ctx.kube();
     const api = await createKubeApi(kc, { signal: ctx.signal, timeoutMs: 10_000, source: `${path} (${source})` });
-    const list = await api.list('v1', 'Node', undefined);
-    const iqnPrefix = ctx.inventory().data.storage.iqnPrefix;
-    return { nodes: list.items.map((n) => nodeLive(n, iqnPrefix)), server: kc.getCurrentCluster()?.server ?? '' };
+    return { value: await ask(api), server: kc.getCurrentCluster()?.server ?? '' };
   } catch (e) {
     if (!isEnssibError(e)) throw e;
     return { why: e.message };
   }
+}
+
+/** Asks the API server for its nodes; why not when it cannot be asked or does not answer. */
+async function clusterNodes(ctx: Context): Promise<{ nodes: NodeLive[]; server: string } | { why: string }> {
+  const iqnPrefix = ctx.inventory().data.storage.iqnPrefix;
+  const r = await askApi(ctx, async (api) => (await api.list('v1', 'Node', undefined)).items.map((n) => nodeLive(n, iqnPrefix)));
+  return 'value' in r ? { nodes: r.value, server: r.server } : r;
 }
 
 export async function listCommand(ctx: Context): Promise<number> {
@@ -300,19 +306,39 @@ export async function bootstrapCommand(ctx: Context, inv0: Invocation): Promise<
   }
 }
 
-/** `enssib node check <worker>`: the bootstrap's checks only; exit 1 when something differs from what the bootstrap makes. */
+/** The Node as the API server has it, against the inventory's labels and taints; or why it was not read. */
+async function clusterView(ctx: Context, inv: Inventory, name: string): Promise<ClusterView> {
+  const me = inv.host(name);
+  const { readNodeDrift } = await import('./node-api.js');
+  const r = await askApi(ctx, (api) => readNodeDrift(api, name, me.labels ?? {}, (me.taints ?? []).map(parseTaint)));
+  return 'value' in r ? { drift: r.value } : { notChecked: `no cluster API: ${r.why}` };
+}
+
+/**
+ * `enssib node check <worker>`: the bootstrap's checks only — the worker, the
+ * route to its pods on every other worker, its initiator on the storage
+ * servers and, when the API server answers, the Node's labels, taints and
+ * Ready; exit 1 when something differs from what the bootstrap makes.
+ */
 export async function checkCommand(ctx: Context, inv0: Invocation): Promise<number> {
   const name = validateName('host', inv0.args[0]);
   const inv = ctx.inventory();
   inv.host(name);
   const mode = ctx.opts.dryRun === 'client' ? 'client' : 'server';
   const c: Context = { ...ctx, opts: { ...ctx.opts, dryRun: mode } };
-  const report = await execute(c, checkPlan(planInput(c, inv, name, 300)), {
+  const cluster = mode === 'client' ? undefined : await clusterView(c, inv, name);
+  const notChecked = cluster && 'notChecked' in cluster ? cluster.notChecked : null;
+  const report = await execute(c, checkPlan(planInput(c, inv, name, 300), cluster), {
     extra: (r) => {
       const drift = r.phases.flatMap((p) => p.hosts.filter((h) => h.status === 'would-change' || h.status === 'failed').map((h) => ({ phase: p.id, host: h.host, status: h.status, actions: h.actions, error: h.error?.message })));
+      const unread = notChecked ? [c.out.c.yellow(`Node ${name} in the cluster (labels, taints, Ready): not checked: ${notChecked}.`)] : [];
+      const verdict =
+        drift.length === 0
+          ? c.out.c.green(`${name} is as \`enssib node bootstrap ${name}\` leaves it${notChecked ? ' on its hosts (the cluster side was not checked)' : ''}.`)
+          : c.out.c.yellow(`${name} differs in ${[...new Set(drift.map((d) => d.phase))].join(', ')}: \`enssib node bootstrap ${name}\` would change it.`);
       return {
-        json: { drift },
-        text: mode === 'client' ? [] : drift.length === 0 ? [c.out.c.green(`${name} is as \`enssib node bootstrap ${name}\` leaves it.`)] : [c.out.c.yellow(`${name} differs in ${[...new Set(drift.map((d) => d.phase))].join(', ')}: \`enssib node bootstrap ${name}\` would change it.`)],
+        json: { drift, ...(notChecked ? { notChecked: [{ phase: 'ready', why: notChecked }] } : {}) },
+        text: mode === 'client' ? [] : [...unread, verdict],
       };
     },
   });

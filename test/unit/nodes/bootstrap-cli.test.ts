@@ -88,9 +88,16 @@ describe('enssib node bootstrap (command line)', () => {
     const dry = await run(dir, ['node', 'check', 'node01', '--dry-run']);
     expect(dry.code).toBe(0);
     expect(dry.stdout).toContain('check: test -e /etc/kubernetes/kubelet.conf');
-    const r = await run(dir, ['node', 'check', 'node01', '-o', 'json']);
+    expect(dry.stdout).toContain('route 10.100.1.0/24 (node01\'s pods) on every other worker'); // the fan-out is checked too
+    const none = join(dir, 'no-kubeconfig');
+    const r = await run(dir, ['--kubeconfig', none, 'node', 'check', 'node01', '-o', 'json']);
     expect(r.code).toBe(1);
-    const doc = JSON.parse(r.stdout) as { drift: { phase: string; status: string }[] };
+    const doc = JSON.parse(r.stdout) as { drift: { phase: string; host: string; status: string }[]; notChecked: unknown };
     expect(doc.drift[0]).toMatchObject({ phase: 'facts', status: 'failed' });
+    expect(doc.drift.filter((d) => d.phase === 'fan-out').map((d) => [d.host, d.status])).toEqual([['node02', 'failed']]);
+    // the Kubernetes side is said to be unchecked, never silently skipped
+    expect(doc.notChecked).toEqual([{ phase: 'ready', why: `no cluster API: no kubeconfig at ${none} (from --kubeconfig)` }]);
+    const text = await run(dir, ['--kubeconfig', none, 'node', 'check', 'node01']);
+    expect(text.stdout + text.stderr).toContain(`Node node01 in the cluster (labels, taints, Ready): not checked: no cluster API: no kubeconfig at ${none} (from --kubeconfig).`);
   });
 });

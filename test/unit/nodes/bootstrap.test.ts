@@ -211,8 +211,8 @@ describe('node bootstrap plan', () => {
     expect(statuses(second)).toEqual(['facts:unchanged', 'preflight:unchanged', 'packages:unchanged', 'kernel:unchanged', 'network:unchanged', 'fan-out:unchanged,unchanged', 'storage:unchanged', 'initiator-acl:unchanged,unchanged', 'registry:unchanged', 'join-token:unchanged', 'join:unchanged', 'ready:unchanged']);
     for (const h of ['node01', 'node02', 'node03', 'data1', 'data2']) expect(commands(s.pool.host(h))).toEqual([]);
 
-    const check = await runPlan(checkPlan(s.input()), { mode: 'server', concurrency: 4, hosts: s.pool });
-    expect(check.phases.every((p) => p.hosts.every((h) => h.status === 'unchanged'))).toBe(true);
+    const check = await runPlan(checkPlan(s.input(), { drift: [] }), { mode: 'server', concurrency: 4, hosts: s.pool });
+    expect(statuses(check)).toEqual(['facts:unchanged', 'preflight:unchanged', 'packages:unchanged', 'kernel:unchanged', 'network:unchanged', 'fan-out:unchanged,unchanged', 'storage:unchanged', 'initiator-acl:unchanged,unchanged', 'registry:unchanged', 'join:unchanged', 'ready:unchanged']);
   });
 
   it('volume targets with access groups: the new initiator is added on both storage servers, applied, once; nothing else in the file moves', async () => {
@@ -249,12 +249,19 @@ describe('node bootstrap plan', () => {
     expect(fanOutLater(s.inv, 'node03', 'node02')).toEqual(['enssib node bootstrap node03 --yes     (again, once node02 is back: only what is missing is done)', 'or on node02: ip route replace 10.100.3.0/24 via 10.66.6.13 dev eth1']);
   });
 
-  it('node check reports drift per phase and changes nothing', async () => {
+  it('node check reports drift per phase — the worker, the fan-out on each other worker, the storage servers, the Node — and changes nothing', async () => {
     const s = site();
-    const r = await runPlan(checkPlan(s.input()), { mode: 'server', concurrency: 4, hosts: s.pool });
-    expect(statuses(r)).toEqual(['facts:would-change', 'preflight:would-change', 'packages:would-change', 'kernel:would-change', 'network:would-change', 'storage:would-change', 'initiator-acl:unchanged,unchanged', 'registry:would-change', 'join:would-change']);
-    expect(commands(s.pool.host('node03'))).toEqual([]);
+    const r = await runPlan(checkPlan(s.input(), { drift: ['no Node node03 in the cluster (not joined)'] }), { mode: 'server', concurrency: 4, hosts: s.pool });
+    expect(statuses(r)).toEqual(['facts:would-change', 'preflight:would-change', 'packages:would-change', 'kernel:would-change', 'network:would-change', 'fan-out:would-change,would-change', 'storage:would-change', 'initiator-acl:unchanged,unchanged', 'registry:would-change', 'join:would-change', 'ready:would-change']);
+    expect(r.phases.find((p) => p.id === 'fan-out')?.hosts[0]?.actions).toContain('ip route replace 10.100.3.0/24 via 10.66.6.13 dev eth1');
+    expect(r.phases.find((p) => p.id === 'ready')?.hosts[0]?.actions.join('\n')).toContain('no Node node03 in the cluster (not joined)');
+    for (const h of ['node01', 'node02', 'node03', 'data1', 'data2']) expect(commands(s.pool.host(h))).toEqual([]);
     expect(s.pool.host('node03').files.size).toBe(0);
+    // one worker's route alone is drift there, and only there
+    await runPlan(bootstrapPlan(s.input()), { mode: 'apply', concurrency: 4, hosts: s.pool });
+    s.state('node02').routes = s.state('node02').routes.filter((x) => x.dst !== '10.100.3.0/24');
+    const one = await runPlan(checkPlan(s.input(), { drift: [] }), { mode: 'server', concurrency: 4, hosts: s.pool });
+    expect(one.phases.filter((p) => p.hosts.some((h) => h.status !== 'unchanged')).map((p) => `${p.id}:${p.hosts.map((h) => `${h.host}=${h.status}`).join(',')}`)).toEqual(['fan-out:node01=unchanged,node02=would-change']);
   });
 
   it('refuses an OS that is not Debian, too little memory or CPUs, a skewed clock — before changing anything', async () => {
