@@ -73,7 +73,54 @@ export function expandDryRun(argv: string[]): string[] {
   });
 }
 
-export function buildProgram(run: (spec: CommandSpec, inv: Invocation, cmd: Command) => Promise<void>, io: MainIO = {}): Command {
+function globalOptionList(): Commander.Option[] {
+  return [
+    new Option('-i, --inventory <path>', 'inventory file (default: $ENSSIB_INVENTORY, then ./inventory.yaml)').argParser(nonEmpty('the inventory path')),
+    new Option('-n, --dry-run', 'show the exact commands per host and contact nothing (--dry-run=server also reads facts)'),
+    new Option('--dry-run-mode <mode>').choices([...DRY_RUN_MODES]).hideHelp(),
+    new Option('-y, --yes', 'answer yes to confirmations; never prompt'),
+    new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'),
+    new Option('-c, --concurrency <n>', 'hosts worked on at once').argParser(parseConcurrency).default(10),
+    new Option('--kubeconfig <path>', 'kubeconfig (default: $KUBECONFIG, the inventory, ~/.kube/config)'),
+    new Option('--context <name>', 'kubeconfig context'),
+    new Option('--no-color', 'no colours (also NO_COLOR=1)'),
+    new Option('-v, --verbose', 'more detail, full build output, stack traces'),
+  ];
+}
+
+/** The global options' flags, split into those that take a value and those that do not (for invokedCommand). */
+const GLOBAL_FLAGS = {
+  value: new Set(['-i', '--inventory', '--dry-run-mode', '-o', '--output', '-c', '--concurrency', '--kubeconfig', '--context']),
+  bare: new Set(['-n', '--dry-run', '-y', '--yes', '--no-color', '-v', '--verbose']),
+};
+
+/**
+ * The command an argument list invokes, when it plainly names one: global
+ * options (each one known, its value in the next word) and then the command's
+ * words. Only that command is then built into the parser: building the whole
+ * tree (every command's options) is a good part of a quick command's start-up.
+ * Anything else (help, completion, an unknown word or option, a typo) gets the
+ * whole tree, for its help and suggestions.
+ */
+export function invokedCommand(argv: readonly string[]): CommandSpec[] | undefined {
+  let i = 0;
+  while (i < argv.length && (argv[i] as string).startsWith('-')) {
+    const a = argv[i] as string;
+    if (a.startsWith('--') && a.includes('=') && GLOBAL_FLAGS.value.has(a.slice(0, a.indexOf('=')))) i += 1;
+    else if (GLOBAL_FLAGS.value.has(a)) i += 2;
+    else if (GLOBAL_FLAGS.bare.has(a)) i += 1;
+    else return undefined;
+  }
+  const [first, second] = [argv[i], argv[i + 1]];
+  const spec = COMMANDS.find((c) => c.path[0] === first && (c.path.length === 1 || c.path[1] === second));
+  return spec ? [spec] : undefined;
+}
+
+/**
+ * The command-line parser. Given the argument list, only the command it
+ * invokes is built (see invokedCommand); without, every command.
+ */
+export function buildProgram(run: (spec: CommandSpec, inv: Invocation, cmd: Command) => Promise<void>, io: MainIO = {}, argv?: readonly string[]): Command {
   const program = new Command('enssib');
   // Set before any subcommand is added: subcommands copy these settings.
   program.exitOverride();
@@ -83,17 +130,9 @@ export function buildProgram(run: (spec: CommandSpec, inv: Invocation, cmd: Comm
   });
   program
     .description('Run the enssib cluster from the files in git: workers, images, services, iSCSI volumes, backups.')
-    .version(version(), '-V, --version')
-    .addOption(new Option('-i, --inventory <path>', 'inventory file (default: $ENSSIB_INVENTORY, then ./inventory.yaml)').argParser(nonEmpty('the inventory path')))
-    .addOption(new Option('-n, --dry-run', 'show the exact commands per host and contact nothing (--dry-run=server also reads facts)'))
-    .addOption(new Option('--dry-run-mode <mode>').choices([...DRY_RUN_MODES]).hideHelp())
-    .addOption(new Option('-y, --yes', 'answer yes to confirmations; never prompt'))
-    .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'))
-    .addOption(new Option('-c, --concurrency <n>', 'hosts worked on at once').argParser(parseConcurrency).default(10))
-    .addOption(new Option('--kubeconfig <path>', 'kubeconfig (default: $KUBECONFIG, the inventory, ~/.kube/config)'))
-    .addOption(new Option('--context <name>', 'kubeconfig context'))
-    .addOption(new Option('--no-color', 'no colours (also NO_COLOR=1)'))
-    .addOption(new Option('-v, --verbose', 'more detail, full build output, stack traces'))
+    .version(version(), '-V, --version');
+  for (const o of globalOptionList()) program.addOption(o);
+  program
     .showSuggestionAfterError(true)
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText(
@@ -113,7 +152,7 @@ export function buildProgram(run: (spec: CommandSpec, inv: Invocation, cmd: Comm
     );
 
   const groups = new Map<string, Command>();
-  for (const spec of COMMANDS) {
+  for (const spec of (argv && invokedCommand(argv)) || COMMANDS) {
     let parent = program;
     if (spec.path.length > 1) {
       const g = spec.path[0] as string;
@@ -325,7 +364,7 @@ export async function main(argv: string[], io: MainIO = {}): Promise<number> {
     }
     // An interrupted run exits with the code of the signal that interrupted it.
     if (code === ExitCode.interrupted && signals.code !== undefined) code = signals.code;
-  }, io);
+  }, io, expanded);
   try {
     await program.parseAsync(expanded, { from: 'user' });
   } catch (e) {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../../src/cli/commands.js';
 import { topLevelHelp } from '../../../src/cli/help-text.js';
-import { expandDryRun } from '../../../src/cli/main.js';
+import { expandDryRun, invokedCommand } from '../../../src/cli/main.js';
 import { EXIT_CODES, renderReadme, TOPICS } from '../../../src/cli/reference.js';
 import { enssib } from '../../support/cli.js';
 import { VALID_INVENTORY } from '../../support/inventory-text.js';
@@ -131,6 +131,26 @@ describe('enssib CLI', () => {
   it('--dry-run=server is taken apart so a bare --dry-run never swallows the next word', () => {
     expect(expandDryRun(['--dry-run=server', 'volume'])).toEqual(['--dry-run', '--dry-run-mode', 'server', 'volume']);
     expect(expandDryRun(['--dry-run', 'volume'])).toEqual(['--dry-run', 'volume']);
+  });
+
+  it('builds only the command an argument list plainly names; anything else gets the whole tree', () => {
+    const path = (argv: string[]) => invokedCommand(argv)?.map((s) => s.path.join(' '));
+    expect(path(['image', 'push', 'blob'])).toEqual(['image push']);
+    expect(path(['-i', 'image', '-o', 'json', '--inventory=x.yaml', '-n', '--dry-run-mode', 'server', 'image', 'push', '--all'])).toEqual(['image push']);
+    expect(path(['--output=json', 'journal', '--since', '1d'])).toEqual(['journal']);
+    expect(path(['volume', 'create', '--help'])).toEqual(['volume create']);
+    for (const argv of [[], ['--help'], ['-V'], ['image'], ['image', '--help'], ['imgae', 'push'], ['help', 'image', 'push'], ['completion', 'bash'], ['__complete', 'image'], ['-x', 'image', 'push'], ['-ny', 'image', 'push'], ['--', 'image', 'push']]) {
+      expect(path(argv), argv.join(' ')).toBeUndefined();
+    }
+  });
+
+  it('a command parsed alone reads its options, the global ones and their errors as in the whole tree', async () => {
+    const r = await enssib(['-o', 'yaml', 'image', 'push', 'x']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("option '-o, --output <format>' argument 'yaml' is invalid");
+    const t = await enssib(['image', 'push', '--al']);
+    expect(t.code).toBe(2);
+    expect(t.stderr).toMatch(/unknown option '--al'[\s\S]*Did you mean --all\?/);
   });
 
   it('completes commands, subcommands, flags and host names', async () => {
