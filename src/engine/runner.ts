@@ -1,9 +1,10 @@
 import { Writable } from 'node:stream';
-import { asEnssibError, CommandError, EnssibError, ExitCode, InterruptedError, interruptedExitCode, OperationError, tail } from '../errors.js';
+import { CommandError, EnssibError, ExitCode, InterruptedError, interruptedExitCode, OperationError } from '../errors.js';
 import { mapLimit } from '../limit.js';
 import type { HostPool } from '../remote/pool.js';
 import type { Host, RunOptions, RunResult } from '../remote/types.js';
 import { describeAction, describeCheck } from './describe.js';
+import { errorReport } from './error-report.js';
 import { Values } from './probe.js';
 import type { RunEvent, RunObserver } from './events.js';
 import type { Action, CommandAction, ErrorReport, Facts, Finding, HostOutcome, ItemResult, ItemPlan, PerItem, Phase, PhaseOutcome, Plan, RunMode, RunReport, RunState, UndoOutcome } from './types.js';
@@ -485,12 +486,4 @@ function findingsOf(phases: PhaseOutcome[], readOnly: boolean): Finding[] {
       return [...own, { severity: 'error', host: h.host, check: p.id, found, why: `"${p.title}" could not be checked on ${h.host}`, fix: h.error.details }];
     }),
   );
-}
-
-export function errorReport(e: unknown): ErrorReport {
-  if (e instanceof CommandError) {
-    return { message: e.message, details: tail(e.stderr, 8), command: e.command, remoteExitCode: e.code, exitCode: e.exitCode };
-  }
-  const err = asEnssibError(e);
-  return { message: err.message, details: err.details, exitCode: err.exitCode };
 }

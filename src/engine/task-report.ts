@@ -2,7 +2,7 @@ import type { Context } from '../context.js';
 import { reportJson } from '../ui/report.js';
 import { journalEntry, writeJournal } from './journal.js';
 import { Values } from './probe.js';
-import { errorReport } from './runner.js';
+import { errorReport } from './error-report.js';
 import type { HostStatus, PhaseOutcome, RunMode, RunReport, UndoOutcome } from './types.js';
 
 /**
