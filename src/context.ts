@@ -1,6 +1,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Inventory } from './inventory/inventory.js';
-import { sshPool, type HostPool } from './remote/pool.js';
+import type { HostPool } from './remote/pool.js';
+import { OperationError } from './errors.js';
 import type { Output } from './ui/output.js';
 import type { ProgressRenderer } from './ui/progress.js';
 import type { Prompter } from './ui/prompt.js';
@@ -58,6 +59,11 @@ export interface ContextParts {
   signal?: AbortSignal;
   cancel?: AbortSignal;
   renderer?: ProgressRenderer;
+  /**
+   * How the inventory's hosts are reached: `sshPool` (remote/pool.ts), or fakes in tests.
+   * Not imported here, so that a command that never uses ssh does not load it;
+   * without it, hosts() throws.
+   */
   hosts?: (inv: Inventory) => HostPool;
   /**
    * Loads the inventory, on first use: `inventoryLoader` (inventory/cache.ts) for
@@ -93,7 +99,8 @@ export function createContext(p: ContextParts): Context {
       return inv;
     },
     hosts() {
-      pool ??= (p.hosts ?? sshPool)(ctx.inventory());
+      if (!p.hosts) throw new OperationError('internal error: this command was started without the ssh layer (hosts)');
+      pool ??= p.hosts(ctx.inventory());
       return pool;
     },
     kube() {

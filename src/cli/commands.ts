@@ -50,6 +50,11 @@ export interface CommandSpec {
   args?: ArgSpec[];
   options?: OptionSpec[];
   examples: string[];
+  /**
+   * It never works on the inventory's hosts over ssh (never calls ctx.hosts()):
+   * the CLI then starts it without loading the ssh layer (test/unit/layering.test.ts checks it).
+   */
+  noSsh?: true;
   /** Loads the handler; resolves the process exit code. */
   handler: () => Promise<(ctx: Context, inv: Invocation) => Promise<number>>;
 }
@@ -66,12 +71,14 @@ export const COMMANDS: CommandSpec[] = [
     path: ['inventory', 'check'],
     summary: 'validate inventory.yaml (types, addresses, pod subnets, storage portals)',
     examples: ['enssib inventory check', 'enssib --inventory site/inventory.yaml inventory check'],
+    noSsh: true,
     handler: async () => (await import('../inventory/usecases.js')).checkCommand,
   },
   {
     path: ['inventory', 'show'],
     summary: 'list hosts with their roles, addresses, pod subnets and how ssh reaches them',
     examples: ['enssib inventory show', 'enssib inventory show -o json'],
+    noSsh: true,
     handler: async () => (await import('../inventory/usecases.js')).showCommand,
   },
   {
@@ -137,6 +144,7 @@ export const COMMANDS: CommandSpec[] = [
     args: [{ syntax: '[svc...]', description: 'service folders under services/', value: 'service' }],
     options: [allOrServices, { flags: '--pull', description: 'refresh the base image first' }, allowInsecureEngine],
     examples: ['enssib image build ldap', 'enssib image build --all', 'enssib image build ldap --verbose'],
+    noSsh: true,
     handler: async () => (await import('../images/usecases.js')).buildCommand,
   },
   {
@@ -146,6 +154,7 @@ export const COMMANDS: CommandSpec[] = [
     args: [{ syntax: '[svc...]', description: 'service folders under services/', value: 'service' }],
     options: [allOrServices, { flags: '--pull', description: 'refresh the base image first' }, allowInsecureEngine],
     examples: ['enssib image push ldap', 'enssib image push --all --dry-run', 'enssib image push ldap -o json'],
+    noSsh: true,
     handler: async () => (await import('../images/usecases.js')).pushCommand,
   },
   {
@@ -153,6 +162,7 @@ export const COMMANDS: CommandSpec[] = [
     summary: 'the tags in the registry for each service, newest first',
     args: [{ syntax: '[svc]', description: 'one service (default: every service with a Dockerfile)', value: 'service' }],
     examples: ['enssib image list', 'enssib image list ldap', 'enssib image list -o json'],
+    noSsh: true,
     handler: async () => (await import('../images/usecases.js')).listCommand,
   },
   {
@@ -169,6 +179,7 @@ export const COMMANDS: CommandSpec[] = [
       allowInsecureEngine,
     ],
     examples: ['enssib service deploy ldap --dry-run', 'enssib service deploy --all --no-build', 'enssib service deploy mail --rollback-on-failure --timeout 300', 'enssib service deploy ldap --force-conflicts'],
+    noSsh: true,
     handler: async () => (await import('../services/deploy.js')).deployCommand,
   },
   {
@@ -176,6 +187,7 @@ export const COMMANDS: CommandSpec[] = [
     summary: 'what a deploy would change: server-side dry-run apply against the live objects (exit 4 when it differs)',
     args: [{ syntax: '<svc>', description: 'service name', value: 'service' }],
     examples: ['enssib service diff ldap', 'enssib service diff ldap -o json'],
+    noSsh: true,
     handler: async () => (await import('../services/diff.js')).diffCommand,
   },
   {
@@ -183,12 +195,14 @@ export const COMMANDS: CommandSpec[] = [
     summary: 'folder vs cluster: image running, ready replicas, last rollout, drift',
     args: [{ syntax: '<svc>', description: 'service name', value: 'service' }],
     examples: ['enssib service status ldap', 'enssib service status ldap -o json'],
+    noSsh: true,
     handler: async () => (await import('../services/status.js')).statusCommand,
   },
   {
     path: ['service', 'list'],
     summary: 'every service folder with its state in the cluster',
     examples: ['enssib service list', 'enssib service list -o json'],
+    noSsh: true,
     handler: async () => (await import('../services/status.js')).listCommand,
   },
   {
@@ -198,6 +212,7 @@ export const COMMANDS: CommandSpec[] = [
     args: [{ syntax: '<svc>', description: 'service name', value: 'service' }],
     options: [{ flags: '--ip <address>', description: "address on the users' network, e.g. 192.168.66.20", value: 'ipv4' }, forceConflicts],
     examples: ['enssib service expose www --ip 192.168.66.20 --dry-run', 'enssib service expose www --ip 192.168.66.20'],
+    noSsh: true,
     handler: async () => (await import('../services/expose.js')).exposeCommand,
   },
   {
@@ -206,6 +221,7 @@ export const COMMANDS: CommandSpec[] = [
     summary: 'a new service folder (Dockerfile, Deployment, Service, Calico policy) that deploys as it is',
     args: [{ syntax: '<name>', description: 'service name (DNS-1123 label), e.g. wiki', value: 'name' }],
     examples: ['enssib service new wiki', 'enssib service new wiki --dry-run'],
+    noSsh: true,
     handler: async () => (await import('../services/new.js')).newServiceCommand,
   },
   {
@@ -220,6 +236,7 @@ export const COMMANDS: CommandSpec[] = [
       forceConflicts,
     ],
     examples: ['enssib secret create cert-ldap --from-file tls.crt=ldap.crt --from-file tls.key=ldap.key', 'enssib secret create cert-ldap --from-file ca.crt --dry-run'],
+    noSsh: true,
     handler: async () => (await import('../services/secret.js')).secretCreateCommand,
   },
   {
@@ -298,6 +315,7 @@ export const COMMANDS: CommandSpec[] = [
       'enssib journal --host data1 --command "volume create"',
       "enssib journal -o json | jq -c 'select(.exitCode != 0)'      (one JSON record per line)",
     ],
+    noSsh: true,
     handler: async () => (await import('../journal/usecases.js')).journalCommand,
   },
   {

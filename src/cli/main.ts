@@ -333,12 +333,13 @@ export async function main(argv: string[], io: MainIO = {}): Promise<number> {
     handlerLoad.catch(() => undefined);
     const valuesLoad = import('./values.js');
     valuesLoad.catch(() => undefined);
-    const [{ createOutput }, { createPrompter }, { createContext }, { printError }, { inventoryLoader }] = await Promise.all([
+    const [{ createOutput }, { createPrompter }, { createContext }, { printError }, { inventoryLoader }, hosts] = await Promise.all([
       import('../ui/output.js'),
       import('../ui/prompt.js'),
       import('../context.js'),
       import('../ui/errors.js'),
       import('../inventory/cache.js'),
+      spec.noSsh ? undefined : import('../remote/pool.js').then((m) => m.sshPool),
     ]);
     const out = createOutput({ format: opts.output, color: opts.color && !(env.NO_COLOR ?? '').length, verbose: opts.verbose });
     const ctx = createContext({
@@ -350,6 +351,7 @@ export async function main(argv: string[], io: MainIO = {}): Promise<number> {
       signal: signals.signal,
       cancel: signals.cancel,
       inventory: await inventoryLoader(opts.inventory, env, process.cwd()),
+      ...(hosts ? { hosts } : {}),
     });
     signals.listen();
     try {

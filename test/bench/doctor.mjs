@@ -25,6 +25,7 @@ import { hostsLabUp, median, requireBuild, timeIt, ROOT } from './lib.mjs';
 requireBuild();
 const { loadInventory } = await import(join(ROOT, 'dist/inventory/load.js'));
 const { createContext } = await import(join(ROOT, 'dist/context.js'));
+const { sshPool } = await import(join(ROOT, 'dist/remote/pool.js'));
 const { createOutput } = await import(join(ROOT, 'dist/ui/output.js'));
 const { createPrompter } = await import(join(ROOT, 'dist/ui/prompt.js'));
 const { doctorSite, runDoctor } = await import(join(ROOT, 'dist/doctor/usecases.js'));
@@ -57,7 +58,7 @@ for (const h of inv.hosts) {
 const site = doctorSite(inv);
 const checks = HOST_CHECKS.map((c) => c.id).filter((c) => c !== 'registry-pull');
 const out = createOutput({ format: 'json', color: false, verbose: false });
-const newContext = () => createContext({ opts: { inventory: file, dryRun: false, yes: true, output: 'json', concurrency: 10, color: false, verbose: false }, out, prompt: createPrompter({ yes: true, isTTY: false }), renderer: 'silent', inventory: () => inv });
+const newContext = () => createContext({ opts: { inventory: file, dryRun: false, yes: true, output: 'json', concurrency: 10, color: false, verbose: false }, out, prompt: createPrompter({ yes: true, isTTY: false }), renderer: 'silent', inventory: () => inv, hosts: sshPool });
 async function once(hosts) {
   const ctx = newContext();
   const ms = await timeIt(async () => {

@@ -116,7 +116,7 @@ describe('hosts lab: engine over real ssh', () => {
     let text = '';
     stdout.on('data', (b: Buffer) => (text += b.toString()));
     const opts: GlobalOptions = { inventory: lab.inventoryFile, dryRun: false, yes: true, output: 'text', concurrency: 5, color: false, verbose: false };
-    const ctx = createContext({ opts, out: createOutput({ format: 'text', color: false, verbose: false, stdout }), prompt: createPrompter({ yes: true, isTTY: false }), env: {}, argv: ['enssib', 'test'], renderer: 'silent', inventory: fileInventory(lab.inventoryFile, {}) });
+    const ctx = createContext({ opts, out: createOutput({ format: 'text', color: false, verbose: false, stdout }), prompt: createPrompter({ yes: true, isTTY: false }), env: {}, argv: ['enssib', 'test'], renderer: 'silent', inventory: fileInventory(lab.inventoryFile, {}), hosts: (inv) => sshPool(inv) });
     const report = await execute(ctx, { title: 'journal test', mutating: true, phases: [{ title: 'touch', hosts: ['data1'], plan: () => [{ kind: 'command', argv: ['touch', '/tmp/enssib-journal-test'] }] }] });
     expect(report.exitCode).toBe(0);
     expect(text).toMatch(/Summary of "journal test"[\s\S]*data1\s+done/);
