@@ -1,4 +1,3 @@
-import { Chalk, type ChalkInstance } from 'chalk';
 import type { Writable } from 'node:stream';
 
 export type OutputFormat = 'text' | 'json';
@@ -10,7 +9,7 @@ export type OutputFormat = 'text' | 'json';
 export interface Output {
   readonly format: OutputFormat;
   readonly verbose: boolean;
-  readonly c: ChalkInstance;
+  readonly c: Colors;
   /** A result line on stdout (text mode only). */
   line(text?: string): void;
   /** A note on stderr (text mode; in JSON mode too, since stdout stays clean). */
@@ -61,10 +60,41 @@ export function colorLevel(flag: boolean, env: NodeJS.ProcessEnv, isTTY: boolean
   return /256/.test(env.TERM ?? '') ? 2 : 1;
 }
 
+/** The styles enssib's output uses. */
+export interface Colors {
+  bold(text: string): string;
+  dim(text: string): string;
+  red(text: string): string;
+  yellow(text: string): string;
+  green(text: string): string;
+  cyan(text: string): string;
+}
+
+const STYLES: Record<keyof Colors, [number, number]> = { bold: [1, 22], dim: [2, 22], red: [31, 39], yellow: [33, 39], green: [32, 39], cyan: [36, 39] };
+
+/**
+ * The ANSI codes chalk writes for these styles, without loading it (a package
+ * of four modules for six codes): a style inside another of its kind is
+ * re-opened after it closes, and each line is closed and opened again, so
+ * that a pager or a split line keeps its colour.
+ */
+export function colors(on: boolean): Colors {
+  const style = ([open, close]: [number, number]) => {
+    const o = `\x1b[${open}m`;
+    const c = `\x1b[${close}m`;
+    return (text: string): string => {
+      if (!on || text === '') return text;
+      const t = text.includes('\x1b') ? text.split(c).join(c + o) : text;
+      return o + t.replace(/\r?\n/g, (nl) => c + nl + o) + c;
+    };
+  };
+  return Object.fromEntries(Object.entries(STYLES).map(([k, v]) => [k, style(v)])) as unknown as Colors;
+}
+
 export function createOutput(o: OutputOptions): Output {
   const stdout = o.stdout ?? process.stdout;
   const stderr = o.stderr ?? process.stderr;
-  const c = new Chalk({ level: o.color ? colorLevel(true, process.env, (stdout as { isTTY?: boolean }).isTTY === true) : 0 });
+  const c = colors(o.color && colorLevel(true, process.env, (stdout as { isTTY?: boolean }).isTTY === true) > 0);
   const write = (s: Writable, t: string) => writeUnlessClosed(s, `${t}\n`);
   return {
     format: o.format,
