@@ -5,7 +5,7 @@ import { ExitCode, SIGNAL_EXIT, UsageError, type InterruptSignal } from '../erro
 import { quietOnBrokenPipe, writeUnlessClosed } from '../ui/output.js';
 import type { Invocation } from '../usecase.js';
 import { COMMANDS, type CommandSpec } from './commands.js';
-import { exitCodesLine, TOPICS } from './reference.js';
+import { exitCodesLine } from './exit-codes.js';
 import { requireCjs } from '../require.js';
 
 const { Command, CommanderError, InvalidArgumentError, Option } = requireCjs('commander') as typeof Commander;
@@ -185,10 +185,11 @@ export function buildProgram(run: (spec: CommandSpec, inv: Invocation, cmd: Comm
     .description('help on a command, or a topic: exit-codes, inventory, hazards, sizes')
     .argument('[topic...]', 'a command (volume create) or a topic')
     .addHelpText('after', '\nExamples:\n  enssib help volume create\n  enssib help exit-codes\n  enssib help inventory')
-    .action((topic: string[]) => {
+    .action(async (topic: string[]) => {
       const write = (t: string) => writeUnlessClosed(io.stdout ?? process.stdout, t);
       const words = topic ?? [];
       if (words.length === 0) return program.outputHelp();
+      const { TOPICS } = await import('./reference.js');
       const t = TOPICS.find((x) => x.name === words.join(' '));
       if (t) return write([t.title, '', ...t.lines(), ''].join('\n'));
       let cmd: Command | undefined = program;

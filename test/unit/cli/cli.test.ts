@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../../src/cli/commands.js';
 import { topLevelHelp } from '../../../src/cli/help-text.js';
 import { expandDryRun, invokedCommand } from '../../../src/cli/main.js';
-import { EXIT_CODES, renderReadme, TOPICS } from '../../../src/cli/reference.js';
+import { EXIT_CODES } from '../../../src/cli/exit-codes.js';
+import { renderReadme, TOPICS } from '../../../src/cli/reference.js';
 import { enssib } from '../../support/cli.js';
 import { VALID_INVENTORY } from '../../support/inventory-text.js';
 
