@@ -1,4 +1,4 @@
-import ipaddr from 'ipaddr.js';
+import type Ipaddr from 'ipaddr.js';
 import { couldNotRun, ok, problem, type Finding } from '../engine/findings.js';
 import { splitHost } from '../images/registry.js';
 import type { HostData } from '../inventory/schema.js';
@@ -10,6 +10,7 @@ import { verifyPaths } from '../storage/initiator.js';
 import { lioVolumeState } from '../storage/targets/lio.js';
 import { SCST_CONF, unsafeDevices, volumeState } from '../storage/targets/scst.js';
 import { iqnOf, type StorageFacts, type VolumeSite } from '../storage/volume.js';
+import { requireCjs } from '../require.js';
 import { formatBytes } from '../validate.js';
 import { fact, judgeHost, type Gathered } from './facts.js';
 import {
@@ -534,6 +535,7 @@ export const mtuCheck: HostCheck = {
 };
 
 function inCidr(addr: string, cidr: string): boolean {
+  const ipaddr = requireCjs('ipaddr.js') as typeof Ipaddr;
   try {
     const [net, len] = ipaddr.IPv4.parseCIDR(cidr);
     const a = ipaddr.IPv4.parse(addr.split('/')[0] ?? addr);

@@ -1,6 +1,7 @@
 import { createTwoFilesPatch } from 'diff';
-import { stringify } from 'yaml';
+import type * as Yaml from 'yaml';
 import { cloneJson, deepEqual, isRecord, type KObject } from './types.js';
+import { requireCjs } from '../require.js';
 
 /** Metadata the server writes on every object; not part of what a service folder says. */
 const SERVER_METADATA = ['managedFields', 'resourceVersion', 'generation', 'uid', 'creationTimestamp', 'selfLink'];
@@ -36,7 +37,7 @@ export function maskSecrets(before: KObject | null, after: KObject | null): [KOb
 }
 
 export function toYaml(o: KObject | null): string {
-  return o === null ? '' : stringify(o, { lineWidth: 0, aliasDuplicateObjects: false });
+  return o === null ? '' : (requireCjs('yaml') as typeof Yaml).stringify(o, { lineWidth: 0, aliasDuplicateObjects: false });
 }
 
 /** A unified diff between the live object and what applying would make of it ('' when equal). */

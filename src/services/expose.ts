@@ -1,4 +1,4 @@
-import ipaddr from 'ipaddr.js';
+import type Ipaddr from 'ipaddr.js';
 import type { Invocation } from '../usecase.js';
 import type { Context } from '../context.js';
 import { journalTaskRun, runMode, taskJson, taskReport } from '../engine/task-report.js';
@@ -10,6 +10,9 @@ import { connect, defaultNamespace, servicesDir, type ServiceDeps } from './comm
 import { validateName } from '../validate.js';
 import { applyOwned } from './apply.js';
 import { loadSource } from './prepare.js';
+import { requireCjs } from '../require.js';
+
+const ipaddr = requireCjs('ipaddr.js') as typeof Ipaddr;
 
 /**
  * keepalived-vip's ConfigMap: data key = the routable address, value =

@@ -1,9 +1,13 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { isMap, LineCounter, parseAllDocuments, type Document } from 'yaml';
+import type * as Yaml from 'yaml';
+import type { Document, LineCounter } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { removedApi } from '../k8s/removed.js';
 import { at, isRecord, records, str, type KObject } from '../k8s/types.js';
+import { requireCjs } from '../require.js';
+
+const { isMap, LineCounter: LineCounterClass, parseAllDocuments } = requireCjs('yaml') as typeof Yaml;
 
 /** One Kubernetes object read from a service folder, with where it was written. */
 export interface Manifest {
@@ -49,7 +53,7 @@ export function readManifests(dir: string): Manifest[] {
 
 /** Parses the YAML documents of one file into checked Kubernetes objects. */
 export function parseManifests(text: string, file: string): Manifest[] {
-  const lc = new LineCounter();
+  const lc = new LineCounterClass();
   const parsed = parseAllDocuments(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   const docs: Document.Parsed[] = Array.isArray(parsed) ? parsed : [];
   const out: Manifest[] = [];
