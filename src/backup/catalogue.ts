@@ -68,6 +68,13 @@ export function recordJson(r: BackupRecord): string {
   return `${JSON.stringify(r, null, 2)}\n`;
 }
 
+/** Writes the record read on stdin (mode 0600), synced, then renamed: a record is never half written. */
+const WRITE_RECORD = ['umask 077', 'cat > "$1.tmp" && sync -- "$1.tmp" && mv -f -- "$1.tmp" "$1"'].join('\n');
+
+export function writeRecordArgv(path: string): string[] {
+  return ['sh', '-c', WRITE_RECORD, 'enssib-backup-record', path];
+}
+
 /**
  * Reads every record under the destination on the storage server: for each
  * `<destination>/*\/*.json`, its path and content, each followed by a NUL.

@@ -101,7 +101,7 @@ function resultLines(site: VolumeSite, bsite: BackupSite, req: RestoreRequest, o
   if (o.status === 'planned') {
     // A server dry run shows the steps after the LV is created as "known after apply": the write is known now, and shown.
     const { image } = backupFiles(bsite.destination, req.record.volume, req.record.id);
-    return ['', `The write, on ${site.meta} (${formatBytes(req.record.sizeBytes)}, sha256 ${req.record.sha256} checked first):`, `  $ ${quote(writeArgv(image, lvPath(site.vg, req.target)))}`];
+    return ['', `The write, on ${site.meta} (${formatBytes(req.record.sizeBytes)}, sha256 ${req.record.sha256} checked first):`, `  $ ${quote(writeArgv(bsite, image, lvPath(site.vg, req.target)))}`];
   }
   if (o.status !== 'restored') return [];
   const secs = o.writeMs === null ? '' : ` in ${(o.writeMs / 1000).toFixed(1)} s (${((o.sizeBytes / 1024 ** 2) / Math.max(o.writeMs / 1000, 0.001)).toFixed(0)} MiB/s)`;

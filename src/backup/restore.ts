@@ -12,7 +12,7 @@ import { volumeLockPhase, volumeUnlockPhase } from '../storage/volume-lock.js';
 import { command, iqnOf, readPhase, validateVolumeName, type VolumeSite } from '../storage/volume.js';
 import { formatBytes } from '../validate.js';
 import { backupFiles, type BackupRecord } from './catalogue.js';
-import type { BackupSite } from './site.js';
+import { atDestination, type BackupSite } from './site.js';
 
 /**
  * `enssib backup restore <volume> <backup>`: the backup's image (zstd) is
@@ -80,18 +80,19 @@ export function restoreName(site: Pick<VolumeSite, 'driver' | 'iqnPrefix'>, id: 
  * whole (a pipe returns short reads); conv=fsync: the exit status says the
  * data is on disk.
  */
-const WRITE = ['set -o pipefail', 'img=$1 dev=$2', 'zstd -q -dc < "$img" | dd of="$dev" bs=4M iflag=fullblock oflag=direct conv=fsync status=none'].join('\n');
+const WRITE = ['set -o pipefail', 'dev=$1; shift', '"$@" | zstd -q -dc | dd of="$dev" bs=4M iflag=fullblock oflag=direct conv=fsync status=none'].join('\n');
 
-export function writeArgv(image: string, device: string): string[] {
-  return ['bash', '-c', WRITE, 'enssib-backup-restore', image, device];
+/** The image is read where the backups are (`cat`, over ssh for a backup host) and decompressed on the metadata host. */
+export function writeArgv(bsite: Pick<BackupSite, 'remote'>, image: string, device: string): string[] {
+  return ['bash', '-c', WRITE, 'enssib-backup-restore', device, ...atDestination(bsite, ['cat', '--', image])];
 }
 
 /** `sha256sum` of the image, compared with the record: a mismatch refuses before anything is created or written. */
-function checksumPhase(site: VolumeSite, image: string, rec: BackupRecord): Phase {
+function checksumPhase(site: VolumeSite, bsite: BackupSite, image: string, rec: BackupRecord): Phase {
   return probePhase({
     title: PHASE_CHECKSUM,
     hosts: [site.meta],
-    probes: () => ({ sum: probe(['sha256sum', '--', image], (r: RunResult) => r) }),
+    probes: () => ({ sum: probe(atDestination(bsite, ['sha256sum', '--', image]), (r: RunResult) => r) }),
     decide: (host, f) => {
       if (!f) return;
       const got = f.sum.exitCode === 0 ? (/^([0-9a-f]{64})\s/.exec(f.sum.stdout)?.[1] ?? null) : null;
@@ -103,14 +104,14 @@ function checksumPhase(site: VolumeSite, image: string, rec: BackupRecord): Phas
   });
 }
 
-function writePhases(site: VolumeSite, req: RestoreRequest, image: string): Phase[] {
+function writePhases(site: VolumeSite, bsite: BackupSite, req: RestoreRequest, image: string): Phase[] {
   const dev = lvPath(site.vg, req.target);
   return [
     {
       title: PHASE_WRITE,
       hosts: [site.meta],
       plan: () => [
-        command(writeArgv(image, dev), `${formatBytes(req.record.sizeBytes)} from ${image}`, { timeoutMs: req.writeTimeoutS * 1000, interruptible: true }),
+        command(writeArgv(bsite, image, dev), `${formatBytes(req.record.sizeBytes)} from ${image}`, { timeoutMs: req.writeTimeoutS * 1000, interruptible: true }),
       ],
     },
     {
@@ -125,8 +126,8 @@ function writePhases(site: VolumeSite, req: RestoreRequest, image: string): Phas
 export function restoreNewPlan(site: VolumeSite, bsite: BackupSite, req: RestoreRequest, deps: CreateDeps): Plan {
   const { image } = backupFiles(bsite.destination, req.record.volume, req.record.id);
   const fill: CreateFill = {
-    before: [volumeLockPhase(site, req.target, deps.owner, 0), checksumPhase(site, image, req.record)],
-    write: writePhases(site, req, image),
+    before: [volumeLockPhase(site, req.target, deps.owner, 0), checksumPhase(site, bsite, image, req.record)],
+    write: writePhases(site, bsite, req, image),
     tags: [RESTORING_TAG],
     always: [volumeUnlockPhase(site, req.target, deps.owner)],
   };
@@ -183,12 +184,12 @@ export function restoreOverPlan(site: VolumeSite, bsite: BackupSite, req: Restor
       }),
     );
   }
-  phases.push(checksumPhase(site, image, req.record), {
+  phases.push(checksumPhase(site, bsite, image, req.record), {
     title: PHASE_MARK,
     hosts: [site.meta],
     plan: () => [command(['lvchange', '--addtag', RESTORING_TAG, lvRef(site.vg, req.target)], 'until the write is complete (an interrupted restore stays marked)')],
   });
-  phases.push(...writePhases(site, req, image));
+  phases.push(...writePhases(site, bsite, req, image));
   return { title: `backup restore ${req.record.id} over ${req.target}`, mutating: true, phases, always: [volumeUnlockPhase(site, req.target, owner)], prefetch: [...site.servers.map((s) => s.name).filter((n) => n !== site.meta), ...site.workers] };
 }
 

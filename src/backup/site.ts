@@ -1,12 +1,16 @@
 import { ConfigError } from '../errors.js';
+import { destinationText, parseBackupDestination } from '../inventory/destination.js';
 import type { Inventory } from '../inventory/inventory.js';
+import { quote } from '../remote/quote.js';
 import { parseSize } from '../validate.js';
 import type { Retention } from './retention.js';
 
 /** The inventory's `backup` section, checked: where backups go, how large a snapshot is, what prune keeps. */
 export interface BackupSite {
-  /** An absolute folder on the metadata storage server. */
+  /** The backups' folder: on the metadata storage server, or on `remote`. */
   destination: string;
+  /** The backup host the folder is on, reached over ssh from the metadata storage server; null: the folder is on that server. */
+  remote: BackupRemote | null;
   /** Copy-on-write size of a snapshot: a share of the volume's size, or a fixed size. */
   snapshotSize: { percent: number } | { bytes: number };
   retention: Retention;
@@ -22,11 +26,53 @@ export function backupSite(inv: Inventory): BackupSite {
   if (!b) {
     throw new ConfigError(`${inv.file} has no backup section`, ['Add one, e.g.:', 'backup: { destination: /srv/backup, retention: { daily: 7, weekly: 4, monthly: 6 } }']);
   }
-  const dest = b.destination;
-  if (!dest.startsWith('/') || /[\0\n]/.test(dest) || dest.split('/').includes('..') || dest.replace(/\/+$/, '') === '') {
-    throw new ConfigError(`backup.destination ${JSON.stringify(dest)} in ${inv.file}: expected an absolute folder on the metadata storage server, other than /`);
-  }
-  return { destination: dest.replace(/\/+$/, ''), snapshotSize: snapshotSize(b.snapshotSize, inv.file), retention: b.retention, maxSinglePathMs: durationMs(b.maxSinglePath ?? DEFAULT_MAX_SINGLE_PATH, inv.file) };
+  const dest = parseBackupDestination(b.destination);
+  // The schema refused a bad one already; an inventory made in code is checked here too.
+  if ('error' in dest) throw new ConfigError(`backup.destination ${JSON.stringify(b.destination.slice(0, 120))} in ${inv.file}: ${dest.error}`);
+  const remote = dest.kind === 'ssh' ? { user: dest.user, host: dest.host, port: dest.port } : null;
+  return { destination: dest.path, remote, snapshotSize: snapshotSize(b.snapshotSize, inv.file), retention: b.retention, maxSinglePathMs: durationMs(b.maxSinglePath ?? DEFAULT_MAX_SINGLE_PATH, inv.file) };
+}
+
+export interface BackupRemote {
+  user: string | null;
+  host: string;
+  port: number | null;
+}
+
+/**
+ * ssh from the metadata storage server to the backup host, as root there (its
+ * key, its known_hosts). BatchMode: no password or passphrase prompt;
+ * StrictHostKeyChecking=yes: a backup host whose key is not known, or changed,
+ * is refused — a new key is never accepted on the way.
+ */
+export function sshToBackupHost(r: BackupRemote, opts: { stdin: boolean }): string[] {
+  return [
+    'ssh',
+    ...(opts.stdin ? [] : ['-n']),
+    '-o', 'BatchMode=yes',
+    '-o', 'StrictHostKeyChecking=yes',
+    '-o', 'ConnectTimeout=20',
+    '-o', 'ServerAliveInterval=15',
+    '-o', 'ServerAliveCountMax=4',
+    ...(r.port ? ['-p', String(r.port)] : []),
+    '--',
+    r.user ? `${r.user}@${r.host}` : r.host,
+  ];
+}
+
+/**
+ * The argv the metadata host runs so that `argv` runs where the backups are:
+ * itself, or over ssh on the backup host (one quoted line, see quote.ts).
+ * `stdin`: the command reads what is piped into it (the copy's stream).
+ */
+export function atDestination(bsite: Pick<BackupSite, 'remote'>, argv: readonly string[], opts: { stdin: boolean } = { stdin: false }): string[] {
+  return bsite.remote ? [...sshToBackupHost(bsite.remote, opts), quote(argv)] : [...argv];
+}
+
+/** Where the backups are, for messages: "data1:/srv/backup", or "ssh://backup@backup1/srv/enssib (from data1)". */
+export function destinationLabel(meta: string, bsite: Pick<BackupSite, 'remote' | 'destination'>): string {
+  const r = bsite.remote;
+  return r ? `${destinationText({ kind: 'ssh', ...r, path: bsite.destination })} (from ${meta})` : `${meta}:${bsite.destination}`;
 }
 
 /** `backup.maxSinglePath`: a duration of seconds, minutes or hours (90s, 45m, 2h), at most a week. */

@@ -12,9 +12,9 @@ import { SNAPSHOT_FIELDS, lvActivateArgv, lvDeactivateArgv, lvPath, lvRef, lvmSi
 import { notEnssibs } from '../storage/volume-delete.js';
 import { command, iqnOf, storageFacts, storageProbes, type StorageFacts, type VolumeSite } from '../storage/volume.js';
 import { formatBytes } from '../validate.js';
-import { RECORD_FORMAT, backupFiles, recordJson, type BackupFiles, type BackupRecord } from './catalogue.js';
+import { RECORD_FORMAT, backupFiles, recordJson, writeRecordArgv, type BackupFiles, type BackupRecord } from './catalogue.js';
 import type { QuiescePhases } from './quiesce.js';
-import { cowBytes, type BackupSite } from './site.js';
+import { atDestination, cowBytes, type BackupSite } from './site.js';
 
 /**
  * `enssib backup snapshot <volume...>` with the `image` method: one plan whose
@@ -126,26 +126,24 @@ export function decideSnapshot(site: VolumeSite, bsite: BackupSite, volume: stri
 }
 
 /**
- * The copy: zstd of the snapshot into the hidden partial file, sha256 of what
- * is written in the same stream, then fsync. The snapshot is opened once (fd 7)
- * and zstd reads that same open file, so its offset is how far the copy got:
- * the script prints it every second (bytes read), the only thing on its
- * stdout; the data never leaves the host.
+ * The copy, on the metadata host: zstd of the snapshot piped into the sink
+ * (`sinkArgv`, run where the backups are: the same host, or the backup host
+ * over ssh — the data never passes through the admin's machine). The snapshot
+ * is opened once (fd 7) and zstd reads that same open file, so its offset is
+ * how far the copy got: the script prints it every second (bytes read), the
+ * only thing on its stdout.
  */
 const COPY = [
   'set -o pipefail',
-  'src=$1 tmp=$2',
+  'src=$1; shift',
   'exec 7< "$src" || exit 1',
-  'start=$(date +%s%3N)',
-  '( zstd -q -1 -T0 -c <&7 | tee -- "$tmp" | sha256sum > "$tmp.sha256" ) &',
+  '( zstd -q -1 -T0 -c <&7 | "$@" ) &',
   'c=$! n=0',
   'while kill -0 "$c" 2>/dev/null; do',
   '  [ $((n % 5)) = 0 ] && sed -n "s/^pos:[[:space:]]*//p" "/proc/$$/fdinfo/7"',
   '  n=$((n + 1)); sleep 0.2',
   'done',
-  'wait "$c" || exit 1',
-  'sync -- "$tmp" || exit 1',
-  'printf "%s %s\\n" "$start" "$(date +%s%3N)" > "$tmp.time"',
+  'wait "$c"',
 ].join('\n');
 
 /** A line of the copy's stdout: the bytes of the snapshot read so far, or null. */
@@ -153,15 +151,34 @@ export function parseCopyProgress(line: string): number | null {
   return /^\d{1,18}$/.test(line) ? Number(line) : null;
 }
 
-export function copyArgv(snapshotDev: string, partial: string): string[] {
-  return ['bash', '-c', COPY, 'enssib-backup-copy', snapshotDev, partial];
+/** `sink`: the argv that receives the compressed stream on its stdin (see `sinkArgv`, `atDestination`). */
+export function copyArgv(snapshotDev: string, sink: readonly string[]): string[] {
+  return ['bash', '-c', COPY, 'enssib-backup-copy', snapshotDev, ...sink];
 }
 
-/** What the copy left beside the partial file: its checksum, times, compressed size, and the snapshot's size. */
-const RESULT = ['tmp=$1 dev=$2', 'cat -- "$tmp.sha256" "$tmp.time" || exit 1', 'stat -c %s -- "$tmp" || exit 1', 'blockdev --getsize64 "$dev"'].join('\n');
+/**
+ * Where the backups are: the stream into the hidden partial file, its sha256
+ * computed from what arrived, fsync, and the times the stream started and
+ * ended (this host's clock) beside it.
+ */
+const SINK = [
+  'set -o pipefail',
+  'tmp=$1',
+  'start=$(date +%s%3N)',
+  'tee -- "$tmp" | sha256sum > "$tmp.sha256" || exit 1',
+  'sync -- "$tmp" || exit 1',
+  'printf "%s %s\\n" "$start" "$(date +%s%3N)" > "$tmp.time"',
+].join('\n');
 
-export function copyResultArgv(partial: string, snapshotDev: string): string[] {
-  return ['sh', '-c', RESULT, 'enssib-backup-result', partial, snapshotDev];
+export function sinkArgv(partial: string): string[] {
+  return ['bash', '-c', SINK, 'enssib-backup-sink', partial];
+}
+
+/** What the sink left beside the partial file: its checksum, times and compressed size. */
+const RESULT = ['tmp=$1', 'cat -- "$tmp.sha256" "$tmp.time" || exit 1', 'stat -c %s -- "$tmp"'].join('\n');
+
+export function copyResultArgv(partial: string): string[] {
+  return ['sh', '-c', RESULT, 'enssib-backup-result', partial];
 }
 
 export interface CopyResult {
@@ -172,12 +189,14 @@ export interface CopyResult {
   sizeBytes: number;
 }
 
-export function parseCopyResult(r: RunResult): CopyResult {
+/** `r`: what copyResultArgv printed; `size`: `blockdev --getsize64` of the snapshot. */
+export function parseCopyResult(r: RunResult, size: RunResult): CopyResult {
   if (r.exitCode !== 0) throw new OperationError(`the copy left no complete result (exit code ${r.exitCode})`, [r.stderr.trim()].filter(Boolean));
+  if (size.exitCode !== 0) throw new OperationError(`cannot read the snapshot's size (blockdev exit code ${size.exitCode})`, [size.stderr.trim()].filter(Boolean));
   const lines = r.stdout.split('\n').map((l) => l.trim());
   const sha = /^([0-9a-f]{64})\s/.exec(lines[0] ?? '')?.[1];
   const times = /^(\d+) (\d+)$/.exec(lines[1] ?? '');
-  const nums = [lines[2], lines[3]].map((x) => (/^\d+$/.test(x ?? '') ? Number(x) : NaN));
+  const nums = [lines[2], size.stdout.trim()].map((x) => (/^\d+$/.test(x ?? '') ? Number(x) : NaN));
   if (!sha || !times || nums.some((n) => !Number.isSafeInteger(n))) throw new OperationError(`the copy's result cannot be read: ${JSON.stringify(r.stdout.slice(0, 200))}`);
   return { sha256: sha, startMs: Number(times[1]), endMs: Number(times[2]), compressedBytes: nums[0] as number, sizeBytes: nums[1] as number };
 }
@@ -213,6 +232,7 @@ export function snapshotItem(site: VolumeSite, bsite: BackupSite, req: SnapshotR
   const files: BackupFiles = backupFiles(bsite.destination, volume, req.id);
   const others = site.servers.filter((s) => s.name !== site.meta);
   const decided = (state: RunState) => state.values.get(DECISION);
+  const at = (argv: string[], opts?: { stdin: boolean }) => atDestination(bsite, argv, opts);
   const add = (state: RunState, key: typeof OFFLINE | typeof ATTACHED, host: string) => state.values.set(key, [...new Set([...(state.values.get(key) ?? []), host])]);
 
   const phases: Phase[] = [
@@ -263,8 +283,8 @@ export function snapshotItem(site: VolumeSite, bsite: BackupSite, req: SnapshotR
           actions.push(command(lvremoveArgv(site.vg, snap), d?.leftover ? `the snapshot an earlier run left (${d.leftover.usedPercent ?? '?'}% used)` : 'if an earlier run left it'));
         }
         actions.push(
-          command(['find', files.dir, '-maxdepth', '1', '-name', '.*.partial*', '-delete'], 'partial copies an earlier run left', { okCodes: [0, 1] }),
-          command(['mkdir', '-p', '-m', '0700', '--', files.dir], 'the volume\u2019s backup folder'),
+          command(at(['find', files.dir, '-maxdepth', '1', '-name', '.*.partial*', '-delete']), 'partial copies an earlier run left', { okCodes: [0, 1] }),
+          command(at(['mkdir', '-p', '-m', '0700', '--', files.dir]), 'the volume\u2019s backup folder'),
         );
         return actions;
       },
@@ -298,7 +318,7 @@ export function snapshotItem(site: VolumeSite, bsite: BackupSite, req: SnapshotR
       title: PHASE_COPY,
       hosts: [site.meta],
       plan: (_h, _f, state) => [
-        command(copyArgv(snapDev, files.partial), `to ${files.partial}`, {
+        command(copyArgv(snapDev, at(sinkArgv(files.partial), { stdin: true })), `to ${files.partial}`, {
           timeoutMs: req.copyTimeoutS * 1000,
           interruptible: true,
           progress: { total: decided(state)?.originBytes ?? 0, parse: parseCopyProgress },
@@ -308,13 +328,13 @@ export function snapshotItem(site: VolumeSite, bsite: BackupSite, req: SnapshotR
     probePhase({
       title: PHASE_KEEP,
       hosts: [site.meta],
-      probes: () => ({ snaps: rawProbe(lvsArgv(site.vg, SNAPSHOT_FIELDS)), result: rawProbe(copyResultArgv(files.partial, snapDev)) }),
+      probes: () => ({ snaps: rawProbe(lvsArgv(site.vg, SNAPSHOT_FIELDS)), result: rawProbe(at(copyResultArgv(files.partial))), size: rawProbe(['blockdev', '--getsize64', snapDev]) }),
       decide: (host, f, state) => {
         if (!f) return;
         const s = snapshotsOf(f.snaps, host).find((x) => x.name === snap);
         const problem = snapshotProblem(s, snap);
         if (problem) throw new OperationError(`${volume}: ${problem}; the copy is not kept`, ['Set a larger backup.snapshotSize in the inventory, or back up when the volume is written less.']);
-        const c = parseCopyResult(f.result);
+        const c = parseCopyResult(f.result, f.size);
         const rec: BackupRecord = {
           format: RECORD_FORMAT,
           id: req.id,
@@ -334,12 +354,12 @@ export function snapshotItem(site: VolumeSite, bsite: BackupSite, req: SnapshotR
       plan: (_h, _f, state) => {
         const rec = state.values.get(RECORD);
         return [
-          command(['mv', '-T', '--', files.partial, files.image], 'the complete copy under its name'),
-          { kind: 'file', file: { path: files.record, content: rec ? recordJson(rec) : '<the catalogue record: volume, time, sizes, sha256, duration, snapshot fill, tool>\n', mode: '0600' }, label: 'catalogue record' },
-          command(['sync', '--', files.dir], 'the folder on disk'),
+          command(at(['mv', '-T', '--', files.partial, files.image]), 'the complete copy under its name'),
+          command(at(writeRecordArgv(files.record), { stdin: true }), 'catalogue record', { input: rec ? recordJson(rec) : '<the catalogue record: volume, time, sizes, sha256, duration, snapshot fill, tool>\n' }),
+          command(at(['sync', '--', files.dir]), 'the folder on disk'),
         ];
       },
-      undo: () => [command(['rm', '-f', '--', files.image, files.record], 'no half-kept backup')],
+      undo: () => [command(at(['rm', '-f', '--', files.image, files.record]), 'no half-kept backup')],
       undoFailed: true,
     }),
   );
@@ -369,7 +389,7 @@ export function snapshotItem(site: VolumeSite, bsite: BackupSite, req: SnapshotR
         // Only a run that holds the volume's lock and read it touches its snapshot: another run's may be in use.
         if (!decided(state)) return [];
         const exists = !f || snapshotsOf(f.snaps, host).some((s) => s.name === snap && s.origin === volume);
-        return [command(['rm', '-f', '--', files.partial, `${files.partial}.sha256`, `${files.partial}.time`], 'no partial copy left'), ...(exists ? [command(lvremoveArgv(site.vg, snap), 'the snapshot')] : [])];
+        return [command(at(['rm', '-f', '--', files.partial, `${files.partial}.sha256`, `${files.partial}.time`]), 'no partial copy left'), ...(exists ? [command(lvremoveArgv(site.vg, snap), 'the snapshot')] : [])];
       },
     }),
     probePhase({

@@ -15,6 +15,7 @@ import { runHook } from '../remote/hook.js';
 import { LocalHost, localPool } from '../remote/local.js';
 import { kubeconfigPath } from '../k8s/config.js';
 import { servicesRoot } from '../site/folder.js';
+import { quote } from '../remote/quote.js';
 import { command, validateVolumeName, volumeSite, type VolumeSite } from '../storage/volume.js';
 import { formatDuration } from '../ui/progress.js';
 import { planLines, reportJson, summaryLines } from '../ui/report.js';
@@ -23,7 +24,7 @@ import { formatBytes } from '../validate.js';
 import { backupFiles, backupId, listRecordsArgv, parseRecords, validateBackupId, type BackupRecord } from './catalogue.js';
 import { applyRetention, retentionIsEmpty } from './retention.js';
 import { installPlan, scheduleUnits, validateAt } from './schedule.js';
-import { backupSite, type BackupSite } from './site.js';
+import { atDestination, backupSite, destinationLabel, type BackupSite } from './site.js';
 import { PHASE_VOLUME_LOCK, volumeLockFile } from '../storage/volume-lock.js';
 import { findQuiesce, quiescePhases, type VolumeQuiesce } from './quiesce.js';
 import { snapshotOutcome, snapshotPlan, type SnapshotOutcome, type SnapshotRequest } from './snapshot.js';
@@ -199,7 +200,7 @@ function snapshotTable(ctx: Context, outcomes: SnapshotOutcome[]): string[] {
 const READ_TITLE = 'read the backup catalogue';
 
 function readPlan(site: VolumeSite, bsite: BackupSite): Plan {
-  return { title: 'backup list', mutating: false, phases: [{ title: READ_TITLE, hosts: [site.meta], checks: () => [listRecordsArgv(bsite.destination)] }] };
+  return { title: 'backup list', mutating: false, phases: [{ title: READ_TITLE, hosts: [site.meta], checks: () => [atDestination(bsite, listRecordsArgv(bsite.destination))] }] };
 }
 
 /** The catalogue, oldest first; null in a client dry run (the read is printed instead). */
@@ -216,7 +217,7 @@ export async function readCatalogue(ctx: Context, site: VolumeSite, bsite: Backu
     if (report.interrupted) throw new InterruptedError('interrupted while reading the backup catalogue');
     throw new OperationError(`cannot read the backup catalogue on ${site.meta}: ${o?.error?.message ?? 'no answer'}`, o?.error?.details ?? []);
   }
-  return parseRecords(facts[0], `${site.meta}:${bsite.destination}`);
+  return parseRecords(facts[0], destinationLabel(site.meta, bsite));
 }
 
 function volumeFilter(site: VolumeSite, raw: unknown): string | null {
@@ -230,10 +231,10 @@ export async function listCommand(ctx: Context, inv: Invocation): Promise<number
   if (!all) return ExitCode.ok;
   const records = only ? all.filter((r) => r.volume === only) : all;
   ctx.out.result(
-    () => ({ destination: `${site.meta}:${bsite.destination}`, backups: records }),
+    () => ({ destination: destinationLabel(site.meta, bsite), backups: records }),
     () =>
       records.length === 0
-        ? [`No backups${only ? ` of ${only}` : ''} in ${site.meta}:${bsite.destination}.`]
+        ? [`No backups${only ? ` of ${only}` : ''} in ${destinationLabel(site.meta, bsite)}.`]
         : ctx.out.table(
             ['BACKUP', 'VOLUME', 'TIME', 'SIZE', 'COMPRESSED', 'COPY', 'SNAPSHOT USED', 'SHA256'],
             records.map((r) => [r.id, r.volume, r.time, formatBytes(r.sizeBytes), formatBytes(r.compressedBytes), `${(r.durationMs / 1000).toFixed(1)} s`, `${r.snapshotFillPercent.toFixed(1)}%`, r.sha256.slice(0, 12)]),
@@ -252,7 +253,8 @@ function pick(records: BackupRecord[], ids: string[]): BackupRecord[] {
   });
 }
 
-const sha256Argv = (file: string) => ['sha256sum', '--', file];
+/** Recomputed where the backups are (on the backup host for an ssh destination: the image does not travel). */
+const sha256Argv = (bsite: BackupSite) => (file: string) => atDestination(bsite, ['sha256sum', '--', file]);
 
 export async function verifyCommand(ctx: Context, inv: Invocation): Promise<number> {
   const { site, bsite } = sites(ctx);
@@ -260,7 +262,7 @@ export async function verifyCommand(ctx: Context, inv: Invocation): Promise<numb
   const ids = (Array.isArray(raw) ? raw : [raw]).map((v) => validateBackupId(v).id);
   const all = await readCatalogue(ctx, site, bsite);
   if (!all) {
-    ctx.out.line(`Then, on ${site.meta}, for each backup: ${sha256Argv(`${bsite.destination}/VOLUME/BACKUP.img.zst`).join(' ')}`);
+    ctx.out.line(`Then, on ${site.meta}, for each backup: ${quote(sha256Argv(bsite)(`${bsite.destination}/VOLUME/BACKUP.img.zst`))}`);
     return ExitCode.ok;
   }
   const records = pick(all, ids);
@@ -269,7 +271,7 @@ export async function verifyCommand(ctx: Context, inv: Invocation): Promise<numb
     return ExitCode.ok;
   }
   const images = records.map((r) => backupFiles(bsite.destination, r.volume, r.id).image);
-  const plan: Plan = { title: 'backup verify', mutating: false, phases: [{ title: 'recompute the checksums', hosts: [site.meta], checks: () => images.map(sha256Argv) }] };
+  const plan: Plan = { title: 'backup verify', mutating: false, phases: [{ title: 'recompute the checksums', hosts: [site.meta], checks: () => images.map(sha256Argv(bsite)) }] };
   const report = await run(ctx, plan, 'server');
   const facts = report.state.facts('recompute the checksums', site.meta);
   if (!facts) {
@@ -300,10 +302,10 @@ export async function pruneCommand(ctx: Context): Promise<number> {
   const removeActions = (r: Pick<BackupRecord, 'volume' | 'id'>) => {
     const f = backupFiles(bsite.destination, r.volume, r.id);
     // The record goes first: a backup without its record is never listed, one without its image would be.
-    return [command(['rm', '-f', '--', f.record], `catalogue record of ${r.id}`), command(['rm', '-f', '--', f.image], `image of ${r.id}`)];
+    return [command(atDestination(bsite, ['rm', '-f', '--', f.record]), `catalogue record of ${r.id}`), command(atDestination(bsite, ['rm', '-f', '--', f.image]), `image of ${r.id}`)];
   };
   if (!all) {
-    ctx.out.line(`Then, on ${site.meta}, for each backup beyond the retention (${retentionText(bsite)}): ${removeActions({ volume: 'VOLUME', id: 'BACKUP' }).map((a) => (a.kind === 'command' ? a.argv.join(' ') : '')).join('; ')}`);
+    ctx.out.line(`Then, on ${site.meta}, for each backup beyond the retention (${retentionText(bsite)}): ${removeActions({ volume: 'VOLUME', id: 'BACKUP' }).map((a) => (a.kind === 'command' ? quote(a.argv) : '')).join('; ')}`);
     ctx.out.line('With --dry-run=server the catalogue is read and the backups that would go are listed.');
     return ExitCode.ok;
   }
@@ -318,13 +320,13 @@ export async function pruneCommand(ctx: Context): Promise<number> {
     return ExitCode.ok;
   }
   for (const l of lines()) ctx.out.note(l);
-  await ctx.prompt.confirm(`Remove ${remove.length} backup(s) from ${site.meta}:${bsite.destination}?`);
+  await ctx.prompt.confirm(`Remove ${remove.length} backup(s) from ${destinationLabel(site.meta, bsite)}?`);
   const plan: Plan = {
     title: 'backup prune',
     mutating: true,
-    phases: [{ title: 'remove the backups beyond the retention', hosts: [site.meta], checks: () => [listRecordsArgv(bsite.destination)], plan: (_h, f) => {
+    phases: [{ title: 'remove the backups beyond the retention', hosts: [site.meta], checks: () => [atDestination(bsite, listRecordsArgv(bsite.destination))], plan: (_h, f) => {
       // Read again right before removing: the catalogue must still read cleanly (nothing is removed from a corrupted one).
-      if (f?.[0]) parseRecords(f[0], `${site.meta}:${bsite.destination}`);
+      if (f?.[0]) parseRecords(f[0], destinationLabel(site.meta, bsite));
       return remove.flatMap(removeActions);
     } }],
   };

@@ -1,6 +1,7 @@
 import type Ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { requireCjs } from '../require.js';
+import { parseBackupDestination } from './destination.js';
 
 const ipaddr = requireCjs('ipaddr.js') as typeof Ipaddr;
 
@@ -151,7 +152,11 @@ export const inventorySchema = z.strictObject({
   keepalivedVip: z.strictObject({ configMap: hostName, namespace: hostName }).optional(),
   backup: z
     .strictObject({
-      destination: path,
+      /** An absolute folder on the metadata storage server, or ssh://[user@]host[:port]/folder on a backup host reached from it. */
+      destination: z.string().superRefine((v, ctx) => {
+        const d = parseBackupDestination(v);
+        if ('error' in d) ctx.addIssue({ code: 'custom', message: d.error });
+      }),
       /** Copy-on-write size of each snapshot: a share of the volume ("20%", the default) or a size ("10G"). */
       snapshotSize: z.string().min(1).optional(),
       /** How long a volume may run on one path during its backup before the summary warns ("2h", the default; "90m", "45s"). */

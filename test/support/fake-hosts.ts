@@ -14,6 +14,8 @@ export type Responder = (host: string, argv: readonly string[]) => Answer | Prom
 
 export class FakeHost extends ExecHost {
   readonly calls: string[][] = [];
+  /** What each call got on its stdin (RunOptions.input), by the call's index. */
+  readonly inputs: (string | undefined)[] = [];
   readonly files = new Map<string, string>();
   constructor(
     readonly name: string,
@@ -23,6 +25,7 @@ export class FakeHost extends ExecHost {
   }
   async exec(argv: readonly string[], opts?: RunOptions): Promise<RunResult> {
     this.calls.push([...argv]);
+    this.inputs.push(opts?.input === undefined ? undefined : opts.input.toString());
     const signal = opts?.signal;
     let stop = () => undefined as void;
     const cancelled = new Promise<never>((_, reject) => {

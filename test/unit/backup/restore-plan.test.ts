@@ -14,7 +14,7 @@ import { testVolumeSite } from '../../support/volume-site.js';
 
 const ok = (stdout = '') => ({ exitCode: 0, stdout, stderr: '', durationMs: 1 });
 const site: VolumeSite = testVolumeSite({ driver: 'lio', workers: [], lockFile: '/run/enssib/storage.lock' });
-const bsite: BackupSite = { destination: '/srv/backup', snapshotSize: { percent: 20 }, retention: { daily: 7 }, maxSinglePathMs: 7_200_000 };
+const bsite: BackupSite = { destination: '/srv/backup', remote: null, snapshotSize: { percent: 20 }, retention: { daily: 7 }, maxSinglePathMs: 7_200_000 };
 const SHA = 'c'.repeat(64);
 const ID = asIdentity('a1a93ec0062020a80f091605229042ee');
 const IMAGE = '/srv/backup/kvol/kvol.20261203T020000Z.img.zst';
@@ -110,7 +110,7 @@ describe('restore into a new volume', () => {
     expect(m.slice(0, 5)).toEqual([
       `sha256sum -- ${IMAGE}`,
       `lvcreate --yes --wipesignatures y --zero y --activate y --name kvol-r12030200 --size 256m --addtag enssib --addtag enssib_id_${ID} --addtag enssib_fs_xfs --addtag ${RESTORING_TAG} vg_cluster`,
-      `bash enssib-backup-restore ${IMAGE} /dev/vg_cluster/kvol-r12030200`,
+      `bash enssib-backup-restore /dev/vg_cluster/kvol-r12030200 cat -- ${IMAGE}`,
       `lvchange --deltag ${RESTORING_TAG} vg_cluster/kvol-r12030200`,
       'targetcli /backstores/block create name=kvol-r12030200 dev=/dev/vg_cluster/kvol-r12030200 wwn=a1a93ec0-0620-20a8-0f09-1605229042ee',
     ]);
@@ -179,7 +179,7 @@ describe('restore over an existing volume (--force)', () => {
   it('marks the LV, writes, unmarks; no LV is created or removed', async () => {
     const { report, calls, outcome } = await restore(world(), over);
     expect(report.exitCode).toBe(ExitCode.ok);
-    expect(mutations(calls('data1'))).toEqual([`sha256sum -- ${IMAGE}`, `lvchange --addtag ${RESTORING_TAG} vg_cluster/kvol`, `bash enssib-backup-restore ${IMAGE} /dev/vg_cluster/kvol`, `lvchange --deltag ${RESTORING_TAG} vg_cluster/kvol`]);
+    expect(mutations(calls('data1'))).toEqual([`sha256sum -- ${IMAGE}`, `lvchange --addtag ${RESTORING_TAG} vg_cluster/kvol`, `bash enssib-backup-restore /dev/vg_cluster/kvol cat -- ${IMAGE}`, `lvchange --deltag ${RESTORING_TAG} vg_cluster/kvol`]);
     expect(outcome).toMatchObject({ status: 'restored', mode: 'over' });
   });
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { PHASE_COPY, PHASE_GONE, PHASE_REEXPORT, PHASE_REMOVE, PHASE_RESCAN, RECORD, snapshotOutcome, snapshotPlan, type SnapshotOutcome, type SnapshotRequest } from '../../../src/backup/snapshot.js';
+import { PHASE_COPY, PHASE_GONE, PHASE_REEXPORT, PHASE_REMOVE, PHASE_RESCAN, RECORD, sinkArgv, snapshotOutcome, snapshotPlan, type SnapshotOutcome, type SnapshotRequest } from '../../../src/backup/snapshot.js';
 import { snapshotCommand, snapshotSummary } from '../../../src/backup/usecases.js';
 import { PHASE_ARM, PHASE_DISARM, PHASE_FREEZE, PHASE_PRE_HOOK, PHASE_THAW, findQuiesce, quiescePhases, thawTimerArgv } from '../../../src/backup/quiesce.js';
 import type { HookRun } from '../../../src/remote/hook.js';
@@ -18,14 +18,14 @@ import { runPlan } from '../../../src/engine/runner.js';
 import { ExitCode } from '../../../src/errors.js';
 import { lockOwner } from '../../../src/storage/lock.js';
 import type { VolumeSite } from '../../../src/storage/volume.js';
-import { fakePool } from '../../support/fake-hosts.js';
+import { fakePool, type FakeHost } from '../../support/fake-hosts.js';
 import { testVolumeSite } from '../../support/volume-site.js';
 
 const fx = (f: string) => readFileSync(join(import.meta.dirname, '../storage/fixtures', f), 'utf8');
 const ok = (stdout = '') => ({ exitCode: 0, stdout, stderr: '', durationMs: 1 });
 
 const site: VolumeSite = testVolumeSite({ driver: 'lio', lockFile: '/run/enssib/storage.lock' });
-const bsite: BackupSite = { destination: '/srv/backup', snapshotSize: { percent: 20 }, retention: { daily: 7 }, maxSinglePathMs: 7_200_000 };
+const bsite: BackupSite = { destination: '/srv/backup', remote: null, snapshotSize: { percent: 20 }, retention: { daily: 7 }, maxSinglePathMs: 7_200_000 };
 const req: SnapshotRequest = { volume: 'kvol', id: 'kvol.20261203T020000Z', lockWaitS: 0, tool: 'enssib 0.1.0', copyTimeoutS: 3600 };
 const ID = 'a1a93ec0062020a80f091605229042ee';
 const SHA = 'b'.repeat(64);
@@ -97,7 +97,8 @@ function responder(w: World) {
       // The copy prints how far it got (bytes of the snapshot read), a line a second.
       return ok('0\n134217728\n268435456\n');
     }
-    if (name === 'enssib-backup-result') return ok(`${SHA}  -\n1764727200000 1764727201500\n1234\n268435456\n`);
+    if (name === 'enssib-backup-result') return ok(`${SHA}  -\n1764727200000 1764727201500\n1234\n`);
+    if (line === 'blockdev --getsize64 /dev/vg_cluster/kvol-enssib-snap') return ok('268435456\n');
     if (line === 'iscsiadm -m session -P 3') return host === 'node01' ? ok(fx('iscsiadm-session-P3.txt').replaceAll('smoke', 'kvol')) : { exitCode: 21, stdout: '', stderr: 'iscsiadm: No active sessions.', durationMs: 1 };
     if (line === 'multipath -ll') return ok(host === 'node01' ? fx('multipath-ll-kernel.txt') : '');
     return ok();
@@ -111,7 +112,11 @@ async function backup(w: World, signal?: AbortSignal, observer?: RunObserver) {
   return { report, hosts, calls, outcome: snapshotOutcome(req, report) };
 }
 
-const mutations = (calls: string[]) => calls.filter((c) => /^(lvcreate|lvremove|lvchange|targetcli|mv|rm|find|mkdir|iscsiadm -m node|sync)|enssib-backup-copy|undo-export/.test(c));
+/** The catalogue record the run wrote (the stdin of enssib-backup-record), if any. */
+const recordWritten = (h: FakeHost) => h.inputs[h.calls.findIndex((c) => c[3] === 'enssib-backup-record')];
+const SINK = sinkArgv('x')[2] as string;
+
+const mutations = (calls: string[]) => calls.filter((c) => /^(lvcreate|lvremove|lvchange|targetcli|mv|rm|find|mkdir|iscsiadm -m node|sync)|enssib-backup-copy|enssib-backup-record|undo-export/.test(c));
 
 describe('backup snapshot, one volume, with fake hosts', () => {
   it('takes data2 offline, snapshots, copies, keeps the copy with its record, and puts everything back', async () => {
@@ -122,8 +127,9 @@ describe('backup snapshot, one volume, with fake hosts', () => {
       'find /srv/backup/kvol -maxdepth 1 -name .*.partial* -delete',
       'mkdir -p -m 0700 -- /srv/backup/kvol',
       'lvcreate --yes --snapshot --name kvol-enssib-snap --size 52m vg_cluster/kvol',
-      'bash enssib-backup-copy /dev/vg_cluster/kvol-enssib-snap /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial',
+      `bash enssib-backup-copy /dev/vg_cluster/kvol-enssib-snap bash -c ${SINK} enssib-backup-sink /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial`,
       'mv -T -- /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial /srv/backup/kvol/kvol.20261203T020000Z.img.zst',
+      'sh enssib-backup-record /srv/backup/kvol/kvol.20261203T020000Z.json',
       'sync -- /srv/backup/kvol',
       'rm -f -- /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial.sha256 /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial.time',
       'lvremove --yes vg_cluster/kvol-enssib-snap',
@@ -146,7 +152,7 @@ describe('backup snapshot, one volume, with fake hosts', () => {
     expect(calls('node01').at(-1)).toBe('multipath -ll');
     expect(mutations(calls('node02'))).toEqual([]);
     expect(calls('data1').at(-1)).toMatch(/^sh enssib-unlock \/run\/enssib\/volume-kvol\.lock tok$/);
-    const record = JSON.parse(hosts.host('data1').files.get('/srv/backup/kvol/kvol.20261203T020000Z.json') ?? '{}');
+    const record = JSON.parse(recordWritten(hosts.host('data1')) ?? '{}');
     expect(record).toEqual({ format: 1, id: req.id, volume: 'kvol', method: 'image', time: '2025-12-03T02:00:00.000Z', sizeBytes: 268435456, compressedBytes: 1234, sha256: SHA, durationMs: 1500, snapshotFillPercent: 0, file: 'kvol.20261203T020000Z.img.zst', tool: 'enssib 0.1.0' });
     expect(outcome).toMatchObject({ status: 'ok', pathsOk: true, error: null });
     expect(outcome.singlePathMs).not.toBeNull();
@@ -158,7 +164,7 @@ describe('backup snapshot, one volume, with fake hosts', () => {
     const { report, hosts, calls, outcome } = await backup(w);
     expect(report.exitCode).toBe(ExitCode.failed);
     expect(report.items?.[0]?.stoppedAt).toBe('copy the snapshot (zstd, sha256)');
-    expect(hosts.host('data1').files.size).toBe(0);
+    expect(recordWritten(hosts.host('data1'))).toBeUndefined();
     expect(calls('data1').some((c) => c.startsWith('mv '))).toBe(false);
     expect(calls('data1')).toContain('lvremove --yes vg_cluster/kvol-enssib-snap');
     expect(w.snapshot).toBeNull();
@@ -175,7 +181,7 @@ describe('backup snapshot, one volume, with fake hosts', () => {
     expect(report.items?.[0]?.stoppedAt).toBe('check the snapshot and keep the copy');
     expect(outcome.error).toMatch(/became invalid: its copy-on-write area filled up/);
     expect(calls('data1').some((c) => c.startsWith('mv '))).toBe(false);
-    expect(hosts.host('data1').files.size).toBe(0);
+    expect(recordWritten(hosts.host('data1'))).toBeUndefined();
     expect(calls('data1')).toContain('rm -f -- /srv/backup/kvol/kvol.20261203T020000Z.img.zst /srv/backup/kvol/kvol.20261203T020000Z.json');
     expect(w.snapshot).toBeNull();
     expect(w.exported2).toBe(true);
@@ -210,7 +216,7 @@ describe('backup snapshot, one volume, with fake hosts', () => {
     expect(outcome.status).toBe('interrupted');
     expect(w.snapshot).toBeNull();
     expect(w.exported2 && w.active2).toBe(true);
-    expect(hosts.host('data1').files.size).toBe(0);
+    expect(recordWritten(hosts.host('data1'))).toBeUndefined();
   });
 
   it('another backup of the volume holds its lock: fails at once and touches neither its snapshot nor data2 nor the workers', async () => {
