@@ -66,8 +66,16 @@ export function sshToBackupHost(r: BackupRemote, opts: { stdin: boolean }): stri
  * `stdin`: the command reads what is piped into it (the copy's stream).
  */
 export function atDestination(bsite: Pick<BackupSite, 'remote'>, argv: readonly string[], opts: { stdin: boolean } = { stdin: false }): string[] {
-  return bsite.remote ? [...sshToBackupHost(bsite.remote, opts), quote(argv)] : [...argv];
+  return bsite.remote ? ['sh', '-c', TO_BACKUP_HOST, 'enssib-backup-host', ...sshToBackupHost(bsite.remote, opts).slice(1), quote(argv)] : [...argv];
 }
+
+/**
+ * The exit code of a command on the backup host whose ssh failed (ssh's 255).
+ * Passed on as 255, the storage server's own ssh session would take it for its
+ * own connection failing.
+ */
+export const BACKUP_HOST_UNREACHABLE = 254;
+const TO_BACKUP_HOST = `ssh "$@" || { r=$?; [ "$r" -ne 255 ] || r=${BACKUP_HOST_UNREACHABLE}; exit "$r"; }`;
 
 /** Where the backups are, for messages: "data1:/srv/backup", or "ssh://backup@backup1/srv/enssib (from data1)". */
 export function destinationLabel(meta: string, bsite: Pick<BackupSite, 'remote' | 'destination'>): string {

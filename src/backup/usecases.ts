@@ -24,7 +24,7 @@ import { formatBytes } from '../validate.js';
 import { backupFiles, backupId, listRecordsArgv, parseRecords, validateBackupId, type BackupRecord } from './catalogue.js';
 import { applyRetention, retentionIsEmpty } from './retention.js';
 import { installPlan, scheduleUnits, validateAt } from './schedule.js';
-import { atDestination, backupSite, destinationLabel, type BackupSite } from './site.js';
+import { BACKUP_HOST_UNREACHABLE, atDestination, backupSite, destinationLabel, type BackupSite } from './site.js';
 import { PHASE_VOLUME_LOCK, volumeLockFile } from '../storage/volume-lock.js';
 import { findQuiesce, quiescePhases, type VolumeQuiesce } from './quiesce.js';
 import { snapshotOutcome, snapshotPlan, type SnapshotOutcome, type SnapshotRequest } from './snapshot.js';
@@ -216,6 +216,11 @@ export async function readCatalogue(ctx: Context, site: VolumeSite, bsite: Backu
   if (!facts?.[0] || o?.status === 'failed') {
     if (report.interrupted) throw new InterruptedError('interrupted while reading the backup catalogue');
     throw new OperationError(`cannot read the backup catalogue on ${site.meta}: ${o?.error?.message ?? 'no answer'}`, o?.error?.details ?? []);
+  }
+  if (bsite.remote && facts[0].exitCode === BACKUP_HOST_UNREACHABLE) {
+    throw new OperationError(`cannot read the backup catalogue: ssh from ${site.meta} to the backup host ${bsite.remote.host} failed: ${facts[0].stderr.trim().split('\n').pop() ?? ''}`, [
+      `The root key of ${site.meta} must be authorized on the backup host, and the backup host's key known in ${site.meta}'s /root/.ssh/known_hosts (enssib never accepts a new host key). See docs/backup.md.`,
+    ]);
   }
   return parseRecords(facts[0], destinationLabel(site.meta, bsite));
 }

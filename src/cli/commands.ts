@@ -345,7 +345,7 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     path: ['backup', 'verify'],
-    summary: "recompute the backups' checksums and report mismatches",
+    summary: "recompute the backups' checksums where they are (the storage server or the backup host) and report mismatches",
     args: [{ syntax: '[backup...]', description: 'backup ids (default: all)' }],
     examples: ['enssib backup verify', 'enssib backup verify mail.20261203T020000Z'],
     handler: backupHandler('verifyCommand'),

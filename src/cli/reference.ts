@@ -61,7 +61,7 @@ export const INVENTORY_FIELDS: { field: string; meaning: string }[] = [
   {
     field: 'backup',
     meaning:
-      '`destination` (an absolute folder on the metadata storage server: images `<volume>/<id>.img.zst` and their catalogue records `<id>.json`), `snapshotSize` (copy-on-write size of each snapshot: a share of the volume such as `20%`, the default, or a size such as `10G`), `retention: { daily, weekly, monthly }` (what `backup prune` keeps per volume: the newest backup of each of the last N days, ISO weeks, months), `maxSinglePath` (how long a volume may run on one path during its backup — the other server\'s export offline while its snapshot exists — before the summary warns: `2h`, the default, `90m`, `45s`)',
+      '`destination` (an absolute folder on the metadata storage server, or `ssh://[user@]host[:port]/folder` on a backup host reached over ssh from it with the storage server\'s root key, host key checked: images `<volume>/<id>.img.zst` and their catalogue records `<id>.json`; see docs/backup.md), `snapshotSize` (copy-on-write size of each snapshot: a share of the volume such as `20%`, the default, or a size such as `10G`), `retention: { daily, weekly, monthly }` (what `backup prune` keeps per volume: the newest backup of each of the last N days, ISO weeks, months), `maxSinglePath` (how long a volume may run on one path during its backup — the other server\'s export offline while its snapshot exists — before the summary warns: `2h`, the default, `90m`, `45s`)',
   },
   { field: 'journal', meaning: 'the JSON-lines journal file: one record per real run that changes something (time, user, argv, plan, per-host outcome); read it with `enssib journal`' },
 ];

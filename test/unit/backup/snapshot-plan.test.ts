@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { PHASE_COPY, PHASE_GONE, PHASE_REEXPORT, PHASE_REMOVE, PHASE_RESCAN, RECORD, sinkArgv, snapshotOutcome, snapshotPlan, type SnapshotOutcome, type SnapshotRequest } from '../../../src/backup/snapshot.js';
+import { PHASE_COPY, PHASE_GONE, PHASE_REEXPORT, PHASE_REMOVE, PHASE_RESCAN, RECORD, copyResultArgv, sinkArgv, snapshotOutcome, snapshotPlan, type SnapshotOutcome, type SnapshotRequest } from '../../../src/backup/snapshot.js';
 import { snapshotCommand, snapshotSummary } from '../../../src/backup/usecases.js';
 import { PHASE_ARM, PHASE_DISARM, PHASE_FREEZE, PHASE_PRE_HOOK, PHASE_THAW, findQuiesce, quiescePhases, thawTimerArgv } from '../../../src/backup/quiesce.js';
 import type { HookRun } from '../../../src/remote/hook.js';
@@ -12,11 +12,13 @@ import { fileInventory } from '../../../src/inventory/load.js';
 import { createOutput } from '../../../src/ui/output.js';
 import { createPrompter } from '../../../src/ui/prompt.js';
 import { VALID_INVENTORY } from '../../support/inventory-text.js';
-import type { BackupSite } from '../../../src/backup/site.js';
+import { atDestination, type BackupSite } from '../../../src/backup/site.js';
 import type { RunEvent, RunObserver } from '../../../src/engine/events.js';
 import { runPlan } from '../../../src/engine/runner.js';
 import { ExitCode } from '../../../src/errors.js';
 import { lockOwner } from '../../../src/storage/lock.js';
+import { writeRecordArgv } from '../../../src/backup/catalogue.js';
+import { quote } from '../../../src/remote/quote.js';
 import type { VolumeSite } from '../../../src/storage/volume.js';
 import { fakePool, type FakeHost } from '../../support/fake-hosts.js';
 import { testVolumeSite } from '../../support/volume-site.js';
@@ -97,7 +99,7 @@ function responder(w: World) {
       // The copy prints how far it got (bytes of the snapshot read), a line a second.
       return ok('0\n134217728\n268435456\n');
     }
-    if (name === 'enssib-backup-result') return ok(`${SHA}  -\n1764727200000 1764727201500\n1234\n`);
+    if (name === 'enssib-backup-result' || (name === 'enssib-backup-host' && /enssib-backup-result/.test(argv.at(-1) ?? ''))) return ok(`${SHA}  -\n1764727200000 1764727201500\n1234\n`);
     if (line === 'blockdev --getsize64 /dev/vg_cluster/kvol-enssib-snap') return ok('268435456\n');
     if (line === 'iscsiadm -m session -P 3') return host === 'node01' ? ok(fx('iscsiadm-session-P3.txt').replaceAll('smoke', 'kvol')) : { exitCode: 21, stdout: '', stderr: 'iscsiadm: No active sessions.', durationMs: 1 };
     if (line === 'multipath -ll') return ok(host === 'node01' ? fx('multipath-ll-kernel.txt') : '');
@@ -105,15 +107,15 @@ function responder(w: World) {
   };
 }
 
-async function backup(w: World, signal?: AbortSignal, observer?: RunObserver) {
+async function backup(w: World, signal?: AbortSignal, observer?: RunObserver, where: BackupSite = bsite) {
   const hosts = fakePool(responder(w));
-  const report = await runPlan(snapshotPlan(site, bsite, [req], lockOwner(['enssib', 'backup'], new Date(0), 'tok'), 1), { mode: 'apply', concurrency: 4, hosts, ...(signal ? { signal } : {}), ...(observer ? { observer } : {}) });
+  const report = await runPlan(snapshotPlan(site, where, [req], lockOwner(['enssib', 'backup'], new Date(0), 'tok'), 1), { mode: 'apply', concurrency: 4, hosts, ...(signal ? { signal } : {}), ...(observer ? { observer } : {}) });
   const calls = (h: string) => hosts.host(h).calls.map((c) => (c[0] === 'sh' || c[0] === 'bash' ? `${c[0]} ${c[3]} ${c.slice(4).join(' ')}` : c.join(' ')));
   return { report, hosts, calls, outcome: snapshotOutcome(req, report) };
 }
 
 /** The catalogue record the run wrote (the stdin of enssib-backup-record), if any. */
-const recordWritten = (h: FakeHost) => h.inputs[h.calls.findIndex((c) => c[3] === 'enssib-backup-record')];
+const recordWritten = (h: FakeHost) => h.inputs[h.calls.findIndex((c) => c[3] === 'enssib-backup-record' || (c[3] === 'enssib-backup-host' && / enssib-backup-record /.test(c.at(-1) ?? '')))];
 const SINK = sinkArgv('x')[2] as string;
 
 const mutations = (calls: string[]) => calls.filter((c) => /^(lvcreate|lvremove|lvchange|targetcli|mv|rm|find|mkdir|iscsiadm -m node|sync)|enssib-backup-copy|enssib-backup-record|undo-export/.test(c));
@@ -157,6 +159,39 @@ describe('backup snapshot, one volume, with fake hosts', () => {
     expect(outcome).toMatchObject({ status: 'ok', pathsOk: true, error: null });
     expect(outcome.singlePathMs).not.toBeNull();
     expect(report.findings.filter((f) => f.severity === 'info').map((f) => f.found)).toEqual(['kvol: map 36001405e0b96a6492d74e4c8a4876db0 with 2 active paths']);
+  });
+
+  it('a destination on a backup host: the copy streams from data1 into ssh, every file command runs over ssh there, the record is sent on stdin', async () => {
+    const w = world();
+    const remote: BackupSite = { ...bsite, destination: '/srv/enssib', remote: { user: 'backup', host: 'backup1', port: 2222 } };
+    const { report, hosts, outcome } = await backup(w, undefined, undefined, remote);
+    expect(report.exitCode, JSON.stringify(report.phases.flatMap((p) => p.hosts.filter((h) => h.error)), null, 1)).toBe(ExitCode.ok);
+    const data1 = hosts.host('data1').calls;
+    const ssh = ['-n', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', 'ConnectTimeout=20', '-o', 'ServerAliveInterval=15', '-o', 'ServerAliveCountMax=4', '-p', '2222', '--', 'backup@backup1'];
+    const partial = '/srv/enssib/kvol/.kvol.20261203T020000Z.img.zst.partial';
+    const viaSsh = (c: string[]) => c[3] === 'enssib-backup-host';
+    const overSsh = data1.filter(viaSsh).map((c) => {
+      expect(c.slice(0, 3)).toEqual(['sh', '-c', atDestination({ remote: { user: 'x', host: 'y', port: null } }, ['true'])[2]]);
+      expect(c.slice(4, -1)).toEqual(c[4] === '-n' ? ssh : ssh.filter((a) => a !== '-n'));
+      return c.at(-1);
+    });
+    expect(overSsh).toEqual([
+      'find /srv/enssib/kvol -maxdepth 1 -name \'.*.partial*\' -delete',
+      'mkdir -p -m 0700 -- /srv/enssib/kvol',
+      quote(copyResultArgv(partial)),
+      `mv -T -- ${partial} /srv/enssib/kvol/kvol.20261203T020000Z.img.zst`,
+      quote(['sh', '-c', writeRecordArgv('x')[2] as string, 'enssib-backup-record', '/srv/enssib/kvol/kvol.20261203T020000Z.json']),
+      'sync -- /srv/enssib/kvol',
+      `rm -f -- ${partial} ${partial}.sha256 ${partial}.time`,
+    ]);
+    // Only the record's write and the copy's sink read stdin: those two have no -n.
+    expect(data1.filter((c) => viaSsh(c) && c[4] !== '-n').map((c) => c.at(-1))).toEqual([quote(['sh', '-c', writeRecordArgv('x')[2] as string, 'enssib-backup-record', '/srv/enssib/kvol/kvol.20261203T020000Z.json'])]);
+    const copy = data1.find((c) => c[3] === 'enssib-backup-copy');
+    expect(copy?.slice(4)).toEqual(['/dev/vg_cluster/kvol-enssib-snap', 'sh', '-c', copy?.[7], 'enssib-backup-host', ...ssh.filter((a) => a !== '-n'), quote(sinkArgv(partial))]);
+    // The snapshot's size is read on data1 (the device is there), the copy's result on the backup host.
+    expect(data1.map((c) => c.join(' '))).toContain('blockdev --getsize64 /dev/vg_cluster/kvol-enssib-snap');
+    expect(JSON.parse(recordWritten(hosts.host('data1')) ?? '{}')).toMatchObject({ id: req.id, sizeBytes: 268435456, compressedBytes: 1234, sha256: SHA });
+    expect(outcome).toMatchObject({ status: 'ok', pathsOk: true });
   });
 
   it('a copy that fails is not catalogued, and the snapshot, data2 and the lock are still put back', async () => {
