@@ -46,8 +46,9 @@ describe('backup snapshot --dry-run', () => {
     ]);
     expect(r.stdout).toContain('/run/enssib/volume-mail.lock');
     expect(r.stdout).toContain("$ lvcreate --yes --snapshot --name mail-enssib-snap --size '<20% of the volume>' vg_cluster/mail");
-    expect(r.stdout).toMatch(/zstd -q -1 -T0 -c <&7 \| tee -- "\$tmp" \| sha256sum/);
-    expect(r.stdout).toMatch(/enssib-backup-copy \/dev\/vg_cluster\/mail-enssib-snap \/srv\/backup\/mail\/\.mail\.\d{8}T\d{6}Z\.img\.zst\.partial/);
+    expect(r.stdout).toMatch(/zstd -q -1 -T0 -c <&7 \| "\$@"/);
+    expect(r.stdout).toMatch(/tee -- "\$tmp" \| sha256sum/);
+    expect(r.stdout).toMatch(/enssib-backup-copy \/dev\/vg_cluster\/mail-enssib-snap bash -c .* enssib-backup-sink \/srv\/backup\/mail\/\.mail\.\d{8}T\d{6}Z\.img\.zst\.partial/s);
     expect(r.stdout).toContain('$ lvchange --activate n vg_cluster/mail');
     expect(r.stdout).toContain('$ lvchange --activate y vg_cluster/mail');
     expect(r.stdout).toContain('$ lvremove --yes vg_cluster/mail-enssib-snap');
@@ -108,8 +109,9 @@ describe('bad input is refused before anything runs (exit 2)', () => {
     const base = readFileSync(join(import.meta.dirname, '../../../inventory.yaml'), 'utf8');
     const variants: [string, RegExp][] = [
       [base.replace(/^backup:\n( {2}.*\n)+/m, ''), /has no backup section/],
-      [base.replace('destination: /srv/backup', 'destination: srv/backup'), /backup\.destination "srv\/backup".*expected an absolute folder/],
-      [base.replace('destination: /srv/backup', 'destination: /srv/../etc'), /expected an absolute folder/],
+      [base.replace('destination: /srv/backup', 'destination: srv/backup'), /backup\.destination: expected an absolute folder/],
+      [base.replace('destination: /srv/backup', 'destination: /srv/../etc'), /backup\.destination: the folder name "\.\." is not accepted/],
+      [base.replace('destination: /srv/backup', 'destination: "ssh://b1:0/srv"'), /backup\.destination: the port "0" is not a port \(1 to 65535\)/],
       [base.replace('destination: /srv/backup', 'destination: /srv/backup\n  snapshotSize: 150%'), /backup\.snapshotSize 150%.*1% to 100%/],
       [base.replace('destination: /srv/backup', 'destination: /srv/backup\n  snapshotSize: 10GB'), /snapshotSize/],
       ...['0h', '2 h', '2d', '-1h', '169h', '"2h;reboot"', '1e3s'].map((v): [string, RegExp] => [base.replace('destination: /srv/backup', `destination: /srv/backup\n  maxSinglePath: ${v}`), /backup\.maxSinglePath .* expected a duration such as 2h, 90m or 45s/]),

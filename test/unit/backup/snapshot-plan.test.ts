@@ -503,7 +503,7 @@ describe('backup snapshot with quiesce: hooks and a filesystem freeze with a tha
       'node01: fsfreeze -u -- MP',
       'node01: sh enssib-disarm /run/enssib-rollback.thaw-kvol',
       'local: post-snapshot mail kvol',
-      'data1: bash enssib-backup-copy /dev/vg_cluster/kvol-enssib-snap /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial',
+      `data1: bash enssib-backup-copy /dev/vg_cluster/kvol-enssib-snap bash -c ${SINK} enssib-backup-sink /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial`,
       'data1: lvremove --yes vg_cluster/kvol-enssib-snap',
     ]);
     // The timer: armed on node01 for 30 s, thawing that mount point; node02 (volume not mounted) is never frozen.
