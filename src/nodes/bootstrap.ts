@@ -70,6 +70,9 @@ export const APT_LIST = '/etc/apt/sources.list.d/enssib-kubernetes.list';
 export const MODULES_FILE = '/etc/modules-load.d/enssib.conf';
 export const SYSCTL_FILE = '/etc/sysctl.d/90-enssib.conf';
 export const NETWORK_FILE = '/etc/systemd/network/05-enssib-cluster.network';
+/** Where systemd-networkd does not manage the cluster interface (ifupdown, NetworkManager): enssib's own unit sets MTU and routes at boot. */
+export const NETWORK_UNIT = 'enssib-cluster-network.service';
+export const NETWORK_UNIT_FILE = `/etc/systemd/system/${NETWORK_UNIT}`;
 export const INITIATOR_FILE = '/etc/iscsi/initiatorname.iscsi';
 export const MULTIPATH_FILE = '/etc/multipath.conf';
 export const NFSMOUNT_FILE = '/etc/nfsmount.conf';
@@ -358,20 +361,78 @@ export function routesToSet<W extends { dst: string; via: string }>(routes: Rout
   });
 }
 
-const networkProbes = (fileProbe: Probe<string | null>) => ({
+/**
+ * The unit that sets the cluster interface's MTU and routes at every boot on a
+ * host where systemd-networkd does not manage it; the interface's address and
+ * the rest of its configuration stay with whatever manages it.
+ */
+export function renderNetworkUnit(host: string, n: WorkerNetwork): string {
+  const ip = (args: string) => `ExecStart=ip ${args}`;
+  return [
+    `# Written by \`enssib node bootstrap\` for ${host}: the cluster network's MTU, the`,
+    '# default route through the keepalived-vip host and one route to each other',
+    "# worker's pod /24, set at every boot (systemd-networkd does not manage",
+    `# ${n.interface} here; its address stays with what configures it).`,
+    '[Unit]',
+    `Description=enssib: MTU and routes of the cluster network (${n.interface})`,
+    'Wants=network-online.target',
+    'After=network-online.target',
+    '',
+    '[Service]',
+    'Type=oneshot',
+    'RemainAfterExit=yes',
+    ip(`link set dev ${n.interface} mtu ${n.mtu}`),
+    ip(`route replace default via ${n.gateway} dev ${n.interface}`),
+    ...n.podRoutes.flatMap((r) => [`# ${r.worker}'s pods`, ip(`route replace ${r.dst} via ${r.via} dev ${n.interface}`)]),
+    '',
+    '[Install]',
+    'WantedBy=multi-user.target',
+    '',
+  ].join('\n');
+}
+
+/** Whether systemd-networkd manages the interface (else enssib's unit keeps its settings), and whether that unit is enabled. */
+export function keeperProbe(dev: string): Probe<{ networkd: boolean; unitEnabled: boolean }> {
+  return probe(
+    ['sh', '-c', 'if systemctl is-active --quiet systemd-networkd 2>/dev/null && networkctl list --no-legend "$1" 2>/dev/null | grep -qv unmanaged; then echo networkd; else echo other; fi; systemctl is-enabled "$2" 2>/dev/null; true', 'enssib-keeper', dev, NETWORK_UNIT],
+    (r) => {
+      const [keeper, enabled] = lines(r);
+      return { networkd: keeper === 'networkd', unitEnabled: enabled === 'enabled' };
+    },
+  );
+}
+
+const networkProbes = (dev: string) => ({
   links: addrProbe as Probe<Interface[]>,
   routes: routeProbe as Probe<Route[]>,
-  file: fileProbe,
-  networkd: probe(['systemctl', 'is-enabled', 'systemd-networkd'], (r) => r.stdout.trim() === 'enabled'),
+  file: fileHashProbe(NETWORK_FILE),
+  unit: fileHashProbe(NETWORK_UNIT_FILE),
+  keeper: keeperProbe(dev),
 });
 
-const networkdWarning = (h: string): Finding =>
-  finding(h, 'network', 'systemd-networkd is not enabled', `${NETWORK_FILE} keeps the MTU and routes across reboots only under systemd-networkd`, [`systemctl enable systemd-networkd on ${h} (and move the cluster interface out of /etc/network/interfaces), or keep the routes there yourself.`], 'warning');
+/**
+ * What keeps the settings across reboots: the systemd-networkd file where
+ * networkd manages the interface, else enssib's oneshot unit (written, then
+ * enabled). A client dry run shows both, each with its condition. Only files
+ * enssib writes are touched.
+ */
+function persistActions(f: FactsOf<ReturnType<typeof networkProbes>> | null, host: string, n: WorkerNetwork, template: string): Action[] {
+  const networkd = () => fileIfChanged(f?.file, NETWORK_FILE, renderNetwork(template, host, n), { label: f ? 'keep it across reboots (systemd-networkd manages the interface)' : `if systemd-networkd manages ${n.interface}: keep it across reboots` });
+  const unit = () => {
+    const file = fileIfChanged(f?.unit, NETWORK_UNIT_FILE, renderNetworkUnit(host, n), { label: f ? `keep it across reboots (systemd-networkd does not manage ${n.interface})` : `if systemd-networkd does not manage ${n.interface}: keep it across reboots` });
+    return [
+      ...file,
+      ...(file.length > 0 ? [{ kind: 'command' as const, argv: ['systemctl', 'daemon-reload'], label: f ? 'the unit changed' : 'if the unit changed' }] : []),
+      ...(!f?.keeper.unitEnabled ? [{ kind: 'command' as const, argv: ['systemctl', 'enable', NETWORK_UNIT], label: f ? 'run it at every boot' : 'if the unit is not enabled' }] : []),
+    ];
+  };
+  if (!f) return [...networkd(), ...unit()];
+  return f.keeper.networkd ? networkd() : unit();
+}
 
 function networkPhase(i: BootstrapInput): Phase {
   const n = workerNetwork(i.inv, i.name);
-  const file = renderNetwork(i.templates.network, i.name, n);
-  const probes = networkProbes(fileHashProbe(NETWORK_FILE));
+  const probes = networkProbes(n.interface);
   return probePhase({
     id: 'network',
     title: `network: MTU ${n.mtu} on ${n.interface}, default route via ${n.gateway}, routes to the other workers' pod /24s, persisted`,
@@ -381,7 +442,6 @@ function networkPhase(i: BootstrapInput): Phase {
       const f = readProbes(probes, raw);
       const out: Finding[] = [];
       if (!f.links.some((l) => l.name === n.interface)) out.push(finding(h, 'network', `no interface ${n.interface}`, 'the inventory says the cluster network is on it (nodes.interface)', [`ip link on ${h}; set nodes.interface to the cluster interface.`]));
-      if (!f.networkd) out.push(networkdWarning(h));
       return out;
     },
     plan: (_h, f) => {
@@ -407,7 +467,7 @@ function networkPhase(i: BootstrapInput): Phase {
         out.push({ kind: 'command', argv: disarmRollbackArgv('network'), reconnect: true, label: `over a new connection: the change kept ssh working (exit ${ROLLBACK_FIRED_EXIT}: the timer had fired and put it back)` });
       }
       for (const r of pods) out.push({ kind: 'command', argv: routeCmd(r.dst, r.via, n.interface), label: f ? `${r.worker}'s pods` : `if the route to ${r.worker}'s pods is missing` });
-      out.push(...fileIfChanged(f?.file, NETWORK_FILE, file, { label: 'keep it across reboots (systemd-networkd)' }));
+      out.push(...persistActions(f, i.name, n, i.templates.network));
       return out;
     },
   });
@@ -428,13 +488,13 @@ function fanOutPhase(i: BootstrapInput): Phase | null {
     title: `route ${dst} (${i.name}'s pods) on every other worker, persisted`,
     hosts: others.map((w) => w.name),
     continueOnError: true,
-    probes: () => networkProbes(fileHashProbe(NETWORK_FILE)),
+    probes: (h) => networkProbes(workerNetwork(i.inv, h).interface),
     plan: (h, f) => {
       const n = workerNetwork(i.inv, h);
       const route = f ? routesToSet(f.routes, [{ dst, via: me.address }], n.interface) : [{ dst, via: me.address }];
       return [
         ...route.map((r) => ({ kind: 'command' as const, argv: routeCmd(r.dst, r.via, n.interface), label: f ? `${i.name}'s pods` : `if the route to ${i.name}'s pods is missing` })),
-        ...fileIfChanged(f?.file, NETWORK_FILE, renderNetwork(i.templates.network, h, n), { label: 'keep it across reboots (systemd-networkd)' }),
+        ...persistActions(f, h, n, i.templates.network),
       ];
     },
   });

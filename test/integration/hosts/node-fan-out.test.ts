@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runPlan } from '../../../src/engine/runner.js';
 import type { Plan } from '../../../src/engine/types.js';
-import { bootstrapPlan, fanOutLater, NETWORK_FILE } from '../../../src/nodes/bootstrap.js';
+import { bootstrapPlan, fanOutLater, NETWORK_FILE, NETWORK_UNIT_FILE } from '../../../src/nodes/bootstrap.js';
 import { nodeTemplates } from '../../../src/nodes/usecases.js';
 import { loadInventory } from '../../../src/inventory/load.js';
 import { sshPool } from '../../../src/remote/pool.js';
@@ -12,15 +12,18 @@ import { volumeLab } from './volume-lab.js';
 /**
  * The route fan-out of `enssib node bootstrap` over real OpenSSH (hosts lab):
  * node03 plays the new worker, and every other worker gets exactly one route
- * to its pod /24, applied and persisted (the systemd-networkd file, written
- * for real). The containers may not change their routes: `ip` is the
- * hosts lab's STAND-IN (stand-ins/ip.sh), which keeps each host's routing
- * table in a file and replaces a route as the kernel does. Only the fan-out
+ * to its pod /24, applied and persisted (written for real: the containers run
+ * no systemd-networkd, as an ifupdown host, so enssib's own unit keeps the
+ * routes). The containers may not change their routes: `ip` is the hosts
+ * lab's STAND-IN (stand-ins/ip.sh), which keeps each host's routing table in a
+ * file and replaces a route as the kernel does; they run no systemd:
+ * `systemctl` is a STAND-IN too (stand-ins/systemctl.sh, records enable). Only the fan-out
  * phase of the plan runs here: the new worker's own phases (apt, modules,
  * MTU) need a real machine and are the kernel lab's.
  */
 const v = volumeLab();
 const IP = join(import.meta.dirname, 'stand-ins', 'ip.sh');
+const SYSTEMCTL = join(import.meta.dirname, 'stand-ins', 'systemctl.sh');
 const IP_STATE = '/var/lib/enssib-stand-in/ip';
 const NEW = 'node03';
 
@@ -30,7 +33,7 @@ const workers = () => v.lab.inventory().workers();
 /** Each worker's table as the site has it before node03 joins: default route, the cluster network, no route to node03's pods. */
 function seed(): void {
   for (const w of workers()) {
-    v.exec(w.name, `mkdir -p ${IP_STATE}; rm -f ${NETWORK_FILE}`);
+    v.exec(w.name, `mkdir -p ${IP_STATE}; rm -rf ${NETWORK_FILE} ${NETWORK_UNIT_FILE} /var/lib/enssib-stand-in/systemctl`);
     v.writeFile(w.name, `${IP_STATE}/addr.json`, JSON.stringify([{ ifindex: 2, ifname: 'eth1', mtu: 9000, operstate: 'UP', addr_info: [{ family: 'inet', local: w.address, prefixlen: 24 }] }]));
     v.writeFile(
       w.name,
@@ -65,14 +68,16 @@ async function fanOut() {
 }
 
 beforeAll(() => {
-  copyFileSync(IP, join(v.lab.standIns, 'ip'));
-  chmodSync(join(v.lab.standIns, 'ip'), 0o755);
+  for (const [file, tool] of [[IP, 'ip'], [SYSTEMCTL, 'systemctl']] as const) {
+    copyFileSync(file, join(v.lab.standIns, tool));
+    chmodSync(join(v.lab.standIns, tool), 0o755);
+  }
   seed();
 });
 
 afterAll(() => {
-  rmSync(join(v.lab.standIns, 'ip'), { force: true });
-  for (const w of workers()) v.exec(w.name, `rm -rf ${IP_STATE} ${NETWORK_FILE}`);
+  for (const tool of ['ip', 'systemctl']) rmSync(join(v.lab.standIns, tool), { force: true });
+  for (const w of workers()) v.exec(w.name, `rm -rf ${IP_STATE} ${NETWORK_FILE} ${NETWORK_UNIT_FILE} /var/lib/enssib-stand-in/systemctl`);
 });
 
 describe('node bootstrap: the route fan-out on the hosts lab', () => {
@@ -85,9 +90,10 @@ describe('node bootstrap: the route fan-out on the hosts lab', () => {
     expect(first.report.phases[0]?.hosts.map((h) => [h.host, h.status])).toEqual(others.map((w) => [w.name, 'done']));
     for (const w of others) {
       expect(routesTo(w.name, me.podSubnet as string)).toEqual([{ dst: me.podSubnet, gateway: me.address, dev: 'eth1' }]);
-      const file = v.exec(w.name, `cat ${NETWORK_FILE}`);
-      expect(file).toContain(`Destination=${me.podSubnet}\nGateway=${me.address}`);
-      expect(file).toContain(`Address=${w.address}/24`);
+      const unit = v.exec(w.name, `cat ${NETWORK_UNIT_FILE}`);
+      expect(unit).toContain(`ExecStart=ip route replace ${me.podSubnet} via ${me.address} dev eth1`);
+      expect(unit).toContain('ExecStart=ip link set dev eth1 mtu 9000');
+      expect(v.exec(w.name, `test -e ${NETWORK_FILE} && echo networkd-file; grep -v "^is-" /var/lib/enssib-stand-in/systemctl/calls`)).toBe('daemon-reload\nenable enssib-cluster-network.service\n');
     }
 
     const second = await fanOut();

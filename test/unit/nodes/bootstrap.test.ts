@@ -40,6 +40,9 @@ interface SimHost {
   containerd: boolean;
   hostname: string;
   udp: string;
+  /** systemd-networkd manages eth1 (else ifupdown does, and enssib's unit keeps the settings). */
+  networkd: boolean;
+  unitEnabled: boolean;
   /** SCST's configuration in force (storage servers): the file as last applied. */
   scstRunning?: string;
 }
@@ -60,14 +63,16 @@ function sim(name: string): SimHost {
     containerd: false,
     hostname: name === 'node03' ? 'debian' : name,
     udp: 'CONFIG_NFS_DISABLE_UDP_SUPPORT=y\n',
+    networkd: true,
+    unitEnabled: false,
   };
 }
 
-function site(opts: { down?: string[]; text?: string; scst?: string } = {}) {
+function site(opts: { down?: string[]; text?: string; scst?: string; ifupdown?: string[] } = {}) {
   const hosts = new Map<string, SimHost>();
   const state = (h: string) => {
     let s = hosts.get(h);
-    if (!s) hosts.set(h, (s = sim(h)));
+    if (!s) hosts.set(h, (s = { ...sim(h), networkd: !opts.ifupdown?.includes(h) }));
     return s;
   };
   const pool = fakePool((h, argv) => respond(h, argv));
@@ -87,6 +92,8 @@ function site(opts: { down?: string[]; text?: string; scst?: string } = {}) {
     if (a === 'stat -c %a %U:%G /etc/scst.conf') return { stdout: '600 root:root\n' };
     if (a === 'scstadmin -noprompt -config /etc/scst.conf') return void (s.scstRunning = scstFile());
     if (argv[0] === 'sh' && name === 'enssib-which') return {};
+    if (argv[0] === 'sh' && name === 'enssib-keeper') return { stdout: `${s.networkd ? 'networkd' : 'other'}\n${s.unitEnabled ? 'enabled' : 'disabled'}\n` };
+    if (a === 'systemctl enable enssib-cluster-network.service') return void (s.unitEnabled = true);
     if (argv[0] === 'sh' && name === 'enssib-dpkg') return { stdout: [...s.installed].map((p) => `${p} ii \n`).join('') };
     if (argv[0] === 'sh' && name === 'enssib-modules') return { stdout: argv.slice(4).filter((m) => !s.modules.has(m)).map((m) => `${m}\n`).join('') };
     if (argv[0] === 'sh' && name === 'enssib-sysctl') return { stdout: argv.slice(4).map((k) => `${k}=${s.sysctls[k] ?? ''}\n`).join('') };
@@ -119,8 +126,6 @@ function site(opts: { down?: string[]; text?: string; scst?: string } = {}) {
         return { exitCode: s.joined ? 0 : 1 };
       case 'systemctl is-active containerd':
         return { stdout: s.containerd ? 'active\n' : 'inactive\n', exitCode: s.containerd ? 0 : 3 };
-      case 'systemctl is-enabled systemd-networkd':
-        return { stdout: 'enabled\n' };
       case 'ip -j addr show':
         return { stdout: JSON.stringify([{ ifname: 'eth1', mtu: s.mtu, operstate: 'UP', addr_info: [] }]) };
       case 'ip -j -4 route show table main':
@@ -164,7 +169,7 @@ function site(opts: { down?: string[]; text?: string; scst?: string } = {}) {
 }
 
 /** What a host was told to do (not the checks, not the connection warm-up `true`). */
-const commands = (h: FakeHost) => h.calls.filter((c) => !['true', 'cat', 'dpkg', 'nproc', 'hostname', 'date', 'test'].includes(c[0] as string) && !(c[0] === 'sh' && ['enssib-hash', 'enssib-which', 'enssib-dpkg', 'enssib-modules', 'enssib-sysctl', 'read-conf', 'scst-running'].includes(c[3] as string)) && c[0] !== 'stat' && !c.join(' ').startsWith('sh -c ss') && !c.join(' ').startsWith('sh -c f=/boot') && !c.join(' ').startsWith('ip -j') && !c.join(' ').startsWith('systemctl is-'));
+const commands = (h: FakeHost) => h.calls.filter((c) => !['true', 'cat', 'dpkg', 'nproc', 'hostname', 'date', 'test'].includes(c[0] as string) && !(c[0] === 'sh' && ['enssib-hash', 'enssib-which', 'enssib-dpkg', 'enssib-modules', 'enssib-sysctl', 'read-conf', 'scst-running', 'enssib-keeper'].includes(c[3] as string)) && c[0] !== 'stat' && !c.join(' ').startsWith('sh -c ss') && !c.join(' ').startsWith('sh -c f=/boot') && !c.join(' ').startsWith('ip -j') && !c.join(' ').startsWith('systemctl is-'));
 const statuses = (r: RunReport) => r.phases.map((p) => `${p.id}:${p.hosts.map((h) => h.status).join(',')}`);
 
 describe('node bootstrap plan', () => {
@@ -236,6 +241,33 @@ describe('node bootstrap plan', () => {
     expect(commands(s.pool.host('data2'))).toEqual([]);
   });
 
+  it('where ifupdown (not systemd-networkd) manages the interface: enssib\'s own unit keeps MTU and routes, enabled; no networkd file; a second run is unchanged', async () => {
+    const s = site({ ifupdown: ['node03', 'node01'] });
+    const first = await runPlan(bootstrapPlan(s.input()), { mode: 'apply', concurrency: 4, hosts: s.pool });
+    expect(first.exitCode).toBe(0);
+    const unit = s.pool.host('node03').files.get('/etc/systemd/system/enssib-cluster-network.service') ?? '';
+    expect(unit).toContain('[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=ip link set dev eth1 mtu 9000\nExecStart=ip route replace default via 10.66.6.20 dev eth1\n');
+    expect(unit).toContain("# node01's pods\nExecStart=ip route replace 10.100.1.0/24 via 10.66.6.11 dev eth1\n");
+    expect(unit).toContain('After=network-online.target');
+    expect(unit).toContain('[Install]\nWantedBy=multi-user.target\n');
+    expect(s.pool.host('node03').files.has('/etc/systemd/network/05-enssib-cluster.network')).toBe(false);
+    const cmds = commands(s.pool.host('node03')).map((c) => c.join(' '));
+    expect(cmds.indexOf('systemctl daemon-reload')).toBeLessThan(cmds.indexOf('systemctl enable enssib-cluster-network.service'));
+    expect(s.state('node03').unitEnabled).toBe(true);
+    // the fan-out: node01 (ifupdown) gets the route in its unit, node02 (networkd) in its networkd file
+    expect(s.pool.host('node01').files.get('/etc/systemd/system/enssib-cluster-network.service')).toContain('ExecStart=ip route replace 10.100.3.0/24 via 10.66.6.13 dev eth1');
+    expect(s.pool.host('node01').files.has('/etc/systemd/network/05-enssib-cluster.network')).toBe(false);
+    expect(s.pool.host('node02').files.get('/etc/systemd/network/05-enssib-cluster.network')).toContain('Destination=10.100.3.0/24');
+    for (const h of ['node01', 'node02', 'node03']) s.pool.host(h).calls.length = 0;
+    const second = await runPlan(bootstrapPlan(s.input()), { mode: 'apply', concurrency: 4, hosts: s.pool });
+    expect(statuses(second).filter((x) => x.startsWith('network') || x.startsWith('fan-out'))).toEqual(['network:unchanged', 'fan-out:unchanged,unchanged']);
+    for (const h of ['node01', 'node02', 'node03']) expect(commands(s.pool.host(h))).toEqual([]);
+    // a unit disabled by hand is drift, and only the enable is planned
+    s.state('node03').unitEnabled = false;
+    const check = await runPlan(checkPlan(s.input()), { mode: 'server', concurrency: 4, hosts: s.pool });
+    expect(check.phases.find((p) => p.id === 'network')?.hosts[0]).toMatchObject({ status: 'would-change', actions: ['systemctl enable enssib-cluster-network.service'] });
+  });
+
   it('a worker that is down gets no route; the others do, the run says partial, and what to run later is named', async () => {
     const s = site({ down: ['node02'] });
     const r = await runPlan(bootstrapPlan(s.input()), { mode: 'apply', concurrency: 4, hosts: s.pool });
@@ -290,6 +322,9 @@ describe('node bootstrap plan', () => {
     expect(text).toContain('$ systemctl restart multipathd   # handler "multipathd": only if what notifies it changed');
     expect(text).toContain('$ kubeadm token create --print-join-command --ttl 15m   # only if node03 is not joined');
     expect(text).toContain('labels disk=ssd; taints dedicated=db:NoSchedule');
+    // persistence: networkd's file or enssib's unit, each under its condition
+    expect(text).toMatch(/write \/etc\/systemd\/network\/05-enssib-cluster\.network .*/);
+    expect(text).toContain('$ systemctl enable enssib-cluster-network.service   # only if the unit is not enabled');
     for (const h of ['node01', 'node02', 'node03', 'data1', 'data2']) expect(s.pool.host(h).calls).toEqual([]);
   });
 
