@@ -152,7 +152,8 @@ export function buildProgram(run: (spec: CommandSpec, inv: Invocation, cmd: Comm
     );
 
   const groups = new Map<string, Command>();
-  for (const spec of (argv && invokedCommand(argv)) || COMMANDS) {
+  const only = argv && invokedCommand(argv);
+  for (const spec of only || COMMANDS) {
     let parent = program;
     if (spec.path.length > 1) {
       const g = spec.path[0] as string;
@@ -180,6 +181,8 @@ export function buildProgram(run: (spec: CommandSpec, inv: Invocation, cmd: Comm
   }
 
   program.helpCommand(false);
+  // help and completion are never what an argument list that names a command runs.
+  if (only) return program;
   program
     .command('help')
     .description('help on a command, or a topic: exit-codes, inventory, hazards, sizes')
