@@ -148,8 +148,19 @@ export type NodeFacts = FactsOf<typeof factProbes>;
 
 const finding = (host: string, check: string, found: string, why: string, fix: string[], severity: Finding['severity'] = 'error'): Finding => ({ severity, host, check, found, why, fix });
 
-/** Judges the facts against the inventory's minimums: findings, an error refuses the host. */
-export function judgeFacts(inv: Inventory, host: string, f: NodeFacts, nowMs: number): Finding[] {
+/**
+ * How far a clock read on a host is from this machine's: the host read it
+ * between `from` (the probes sent) and `to` (their answer back), so only what
+ * lies outside that window is skew — a slow link is not a wrong clock.
+ */
+export function clockSkewMs(remoteMs: number, window: { from: number; to: number }): number {
+  if (remoteMs < window.from) return window.from - remoteMs;
+  if (remoteMs > window.to) return remoteMs - window.to;
+  return Number.isFinite(remoteMs) ? 0 : Infinity;
+}
+
+/** Judges the facts against the inventory's minimums: findings, an error refuses the host. `now`: this machine's clock when the facts were asked and when they came back. */
+export function judgeFacts(inv: Inventory, host: string, f: NodeFacts, now: { from: number; to: number }): Finding[] {
   const out: Finding[] = [];
   const min = inv.data.nodes?.minimum ?? {};
   if (f.os.id !== 'debian') out.push(finding(host, 'facts', `the OS is ${f.os.pretty}, not Debian`, 'enssib prepares Debian workers only: package names, file locations and the kernel it checks are Debian\'s', ['Install Debian 12 (bookworm) or later on the worker.']));
@@ -159,18 +170,26 @@ export function judgeFacts(inv: Inventory, host: string, f: NodeFacts, nowMs: nu
   }
   if (min.cpus && f.cpus < min.cpus) out.push(finding(host, 'facts', `${f.cpus} CPU${f.cpus === 1 ? '' : 's'}, below the minimum ${min.cpus}`, 'kubeadm and the pods need the CPUs the inventory asks for', ['Use a bigger machine, or lower nodes.minimum.cpus.']));
   const maxSkew = (inv.data.nodes?.maxClockSkew ?? 2) * 1000;
-  const skew = Math.abs(f.clock - nowMs);
+  const skew = clockSkewMs(f.clock, now);
   if (!(skew <= maxSkew)) out.push(finding(host, 'facts', `its clock is ${(skew / 1000).toFixed(1)} s away from this machine's`, 'certificates and tokens are refused by a node whose clock is off, and the join fails', ['Run NTP on the worker (apt-get install systemd-timesyncd), then run again.']));
   return out;
 }
 
 function factsPhase(i: BootstrapInput): Phase {
+  // when the probes were handed to the engine (it sends them right away): the clock check's window opens there
+  const asked = new Map<string, number>();
   return probePhase({
     id: 'facts',
     title: `gather the facts of ${i.name}: Debian release, architecture, memory and CPUs, hostname, clock`,
     hosts: [i.name],
-    probes: () => factProbes,
-    verify: (h, raw) => judgeFacts(i.inv, h, readProbes(factProbes, raw), i.now()),
+    probes: (h) => {
+      if (!asked.has(h)) asked.set(h, i.now());
+      return factProbes;
+    },
+    verify: (h, raw) => {
+      const to = i.now();
+      return judgeFacts(i.inv, h, readProbes(factProbes, raw), { from: asked.get(h) ?? to, to });
+    },
     plan: (h, f) => (f && f.hostname === h ? [] : [{ kind: 'command', argv: ['hostnamectl', 'set-hostname', h], label: f ? `if the hostname is not ${h} (it is ${f.hostname})` : `if the hostname is not ${h}` }]),
   });
 }
@@ -229,12 +248,16 @@ function preflightPhase(i: BootstrapInput): Phase {
 
 // ---------------------------------------------------------------- 3 packages
 
-/** Installed packages from `dpkg-query -W -f '${Package} ${db:Status-Abbrev}\n'`. */
+/**
+ * Installed packages from `dpkg-query -W -f '${Package} ${db:Status-Abbrev}\n'`:
+ * the second letter is the package's state ("ii" installed, "hi" installed and
+ * held, as kubelet and kubeadm are after the first run).
+ */
 export function parseInstalled(text: string): string[] {
   return text
     .split('\n')
     .map((l) => l.trim().split(/\s+/))
-    .filter((w) => w[1] === 'ii')
+    .filter((w) => w[1]?.[1] === 'i')
     .map((w) => (w[0] ?? '').split(':')[0] ?? '');
 }
 

@@ -4,7 +4,7 @@ import { runPlan } from '../../../src/engine/runner.js';
 import type { RunReport } from '../../../src/engine/types.js';
 import { ConnectionError } from '../../../src/errors.js';
 import { parseInventory } from '../../../src/inventory/load.js';
-import { bootstrapPlan, checkPlan, fanOutLater, parseJoinCommand, type BootstrapInput, type NodeApi } from '../../../src/nodes/bootstrap.js';
+import { bootstrapPlan, checkPlan, clockSkewMs, fanOutLater, parseJoinCommand, type BootstrapInput, type NodeApi } from '../../../src/nodes/bootstrap.js';
 import { nodeTemplates } from '../../../src/nodes/usecases.js';
 import { reportJson, planLines } from '../../../src/ui/report.js';
 import { createOutput } from '../../../src/ui/output.js';
@@ -30,6 +30,8 @@ interface SimHost {
   mem: number;
   cpus: number;
   installed: Set<string>;
+  /** apt-mark hold: dpkg-query says "hi", not "ii" */
+  held: Set<string>;
   modules: Set<string>;
   sysctls: Record<string, string>;
   mtu: number;
@@ -53,6 +55,7 @@ function sim(name: string): SimHost {
     mem: 8 * 1024 * 1024,
     cpus: 4,
     installed: new Set(['netbase']),
+    held: new Set(),
     modules: new Set(['overlay']),
     sysctls: { 'net.ipv4.ip_forward': '0' },
     mtu: 1500,
@@ -94,7 +97,7 @@ function site(opts: { down?: string[]; text?: string; scst?: string; ifupdown?: 
     if (argv[0] === 'sh' && name === 'enssib-which') return {};
     if (argv[0] === 'sh' && name === 'enssib-keeper') return { stdout: `${s.networkd ? 'networkd' : 'other'}\n${s.unitEnabled ? 'enabled' : 'disabled'}\n` };
     if (a === 'systemctl enable enssib-cluster-network.service') return void (s.unitEnabled = true);
-    if (argv[0] === 'sh' && name === 'enssib-dpkg') return { stdout: [...s.installed].map((p) => `${p} ii \n`).join('') };
+    if (argv[0] === 'sh' && name === 'enssib-dpkg') return { stdout: [...s.installed].map((p) => `${p} ${s.held.has(p) ? 'h' : 'i'}i \n`).join('') };
     if (argv[0] === 'sh' && name === 'enssib-modules') return { stdout: argv.slice(4).filter((m) => !s.modules.has(m)).map((m) => `${m}\n`).join('') };
     if (argv[0] === 'sh' && name === 'enssib-sysctl') return { stdout: argv.slice(4).map((k) => `${k}=${s.sysctls[k] ?? ''}\n`).join('') };
     if (argv[0] === 'sh' && name === 'enssib-modprobe') return void argv.slice(4).forEach((m) => s.modules.add(m));
@@ -154,6 +157,7 @@ function site(opts: { down?: string[]; text?: string; scst?: string; ifupdown?: 
       s.routes = [...s.routes.filter((r) => r.dst !== dst), { dst: dst as string, gateway: via as string, dev: dev as string }];
       return {};
     }
+    if (argv[0] === 'apt-mark' && argv[1] === 'hold') return void argv.slice(2).forEach((p) => s.held.add(p));
     if (['apt-get', 'apt-mark', 'systemctl'].includes(argv[0] as string)) return {};
     return new Error(`unexpected command on ${h}: ${a}`);
   }
@@ -304,6 +308,15 @@ describe('node bootstrap plan', () => {
     expect(r.stoppedAt).toMatch(/^gather the facts of node03/);
     expect(r.findings.map((f) => f.found)).toEqual(['the OS is Ubuntu 24.04, not Debian', '1G of memory, below the minimum 4G', '1 CPU, below the minimum 2', "its clock is 60.0 s away from this machine's"]);
     expect(commands(s.pool.host('node03'))).toEqual([]);
+  });
+
+  it('counts as clock skew only what lies outside the time the facts took to come back (a slow link is not a wrong clock)', () => {
+    const w = { from: 1_000_000, to: 1_008_000 };
+    expect(clockSkewMs(1_004_000, w)).toBe(0);
+    expect(clockSkewMs(1_000_000, w)).toBe(0);
+    expect(clockSkewMs(997_000, w)).toBe(3000);
+    expect(clockSkewMs(1_011_500, w)).toBe(3500);
+    expect(clockSkewMs(Number.NaN, w)).toBe(Infinity);
   });
 
   it('refuses NFS over UDP on a kernel built without it, and explains', async () => {
