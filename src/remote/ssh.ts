@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ export class SshHost implements Host {
   private readonly t: SshTarget;
   private readonly share: boolean;
   private dir: string | undefined;
+  private session: SshSession | undefined;
 
   constructor(target: SshTarget, opts: { share?: boolean; controlDir?: string } = {}) {
     this.t = target;
@@ -112,13 +113,16 @@ export class SshHost implements Host {
     const timeoutMs = opts.timeoutMs ?? this.t.commandTimeoutS * 1000;
     const input = opts.input === undefined ? undefined : typeof opts.input === 'string' ? Buffer.from(opts.input) : opts.input;
     const started = Date.now();
-    const sent = this.supervisedLine(argv, opts, timeoutMs, streams.stdinFrom ? 'stream' : input ? input.length : null);
-    const r = await spawnSsh([...this.sshArgs(), '--', this.t.target, sent], {
-      deadlineMs: Math.ceil(timeoutMs / 1000) * 1000,
-      ...(input ? { input } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      ...streams,
-    });
+    const deadlineMs = Math.max(1, Math.ceil(timeoutMs / 1000)) * 1000;
+    const session = input || streams.stdinFrom || streams.stdoutTo ? null : this.idleSession(opts);
+    const r = session
+      ? await session.run(line, deadlineMs, opts.signal)
+      : await spawnSsh([...this.sshArgs(), '--', this.t.target, this.supervisedLine(argv, opts, timeoutMs, streams.stdinFrom ? 'stream' : input ? input.length : null)], {
+          deadlineMs,
+          ...(input ? { input } : {}),
+          ...(opts.signal ? { signal: opts.signal } : {}),
+          ...streams,
+        });
     const durationMs = Date.now() - started;
     if (r.spawnError) {
       const msg = r.spawnError.code === 'ENOENT' ? 'the ssh client is not installed (apt-get install openssh-client)' : `ssh failed to start: ${r.spawnError.message}`;
@@ -173,7 +177,23 @@ export class SshHost implements Host {
     return 'written';
   }
 
+  /**
+   * The host's session (see SshSession) when it can run this command now: a
+   * shared connection, a command as the ssh user itself (no sudo), and no other
+   * command of this host in flight (that one then takes its own ssh client).
+   * Opened on first use; a session that ended is replaced.
+   */
+  private idleSession(opts: RunOptions): SshSession | null {
+    if (!this.share || this.needsSudo(opts)) return null;
+    if (this.session?.ended) this.session = undefined;
+    this.session ??= new SshSession([...this.sshArgs(), '--', this.t.target]);
+    return this.session.busy ? null : this.session;
+  }
+
   async close(): Promise<void> {
+    const session = this.session;
+    this.session = undefined;
+    await session?.close();
     if (!this.share || this.dir === undefined) return;
     await spawnSsh([...this.sshArgs(), '-O', 'exit', '--', this.t.target], { deadlineMs: 3000, noStdin: true });
   }
@@ -398,6 +418,195 @@ function spawnSsh(args: string[], o: SpawnOptions): Promise<SpawnResult> {
       if (o.stdinFrom) o.stdinFrom.pipe(child.stdin);
     }
   });
+}
+
+/**
+ * The remote side of a host's session: `enssib-session`, a bash loop that runs
+ * one command at a time as the supervisor does (see SUPERVISOR): LC_ALL=C, its
+ * own process group, stdin /dev/null, a watchdog that is also the deadline.
+ * A command comes as `enssib-cmd DEADLINE_S BYTES MARK` and BYTES bytes of a
+ * quoted command line. MARK is a random token the client chose for this
+ * command: its result comes back as `MARK S`, its stdout, `\nMARK E\n`, its
+ * stderr, `\nMARK EXIT_CODE\n` (framed by MARK rather than by sizes: sizes
+ * cost a program per command, and every exec is a measurable cost on a host
+ * of a 20-host fan-out; one `cat` sends both outputs, none when both are
+ * empty). While a command runs, the watchdog reads the session's stdin: a
+ * `cancel` line, or its end (the ssh client went away: killed, network lost),
+ * stops the command's process group (SIGTERM, SIGKILL KILL_AFTER_S later); at
+ * the deadline it does the same after writing DEADLINE_LINE to the command's
+ * stderr and `MARK D` to the session's stdout. At the end of its stdin the
+ * loop exits. What a login script may print before the loop starts is
+ * skipped by the client (it is not MARK).
+ */
+export const SESSION = [
+  'set +eux',
+  'export LC_ALL=C',
+  'exec 2>/dev/null',
+  'd=$(mktemp -d) || exit 125',
+  `trap 'rm -rf "$d"' EXIT`,
+  'while IFS= read -r h; do',
+  `  case $h in 'enssib-cmd '*) ;; *) continue ;; esac`,
+  '  set -- $h; t=$2 m=$4',
+  '  IFS= read -r -N "$3" l || break',
+  '  eval "set -- $l"',
+  '  : >"$d/e"',
+  '  set -m',
+  '  "$@" </dev/null >"$d/o" 2>>"$d/e" & c=$!',
+  '  {',
+  '    SECONDS=0; r=$t',
+  '    while :; do read -r -t "$r" x; e=$?; [ "$e" = 0 ] || break; [ "$x" = cancel ] && break; r=$((t - SECONDS)); [ "$r" -gt 0 ] || { e=142; break; }; done',
+  `    [ "$e" -gt 128 ] && { echo "enssib-run: deadline passed: sending signal TERM to the process group of $1" >>"$d/e"; echo "$m D"; }`,
+  `    kill -s TERM -- "-$c"; sleep ${KILL_AFTER_S}; kill -s KILL -- "-$c"`,
+  '  } & w=$!',
+  '  set +m',
+  '  wait "$c"; rc=$?',
+  '  kill -s KILL -- "-$w"; wait "$w"',
+  '  if [ -s "$d/o" ] || [ -s "$d/e" ]; then',
+  `    printf '\\n%s E\\n' "$m" >"$d/m"; printf '%s S\\n' "$m"; cat "$d/o" "$d/m" "$d/e"; printf '\\n%s %s\\n' "$m" "$rc"`,
+  `  else printf '%s S\\n\\n%s E\\n\\n%s %s\\n' "$m" "$m" "$m" "$rc"; fi`,
+  'done',
+].join('\n');
+
+interface Pending {
+  /** This command's MARK (see SESSION). */
+  mark: string;
+  resolve: (r: SpawnResult) => void;
+  timedOut: boolean;
+  cancelled: boolean;
+  timer?: NodeJS.Timeout;
+  stopTimer?: NodeJS.Timeout;
+  stopWaiting?: () => void;
+  /** The host wrote that the deadline passed. */
+  deadlinePassed: boolean;
+}
+
+/**
+ * One long-lived ssh client per host (a mux client of the shared connection),
+ * running SESSION: the commands of a run go to it one after the other, so a
+ * command costs no local process and no new channel — on 20 hosts, starting
+ * 20 ssh clients per step is what dominated a fan-out on a small machine
+ * (test/bench/fanout.mjs). The client runs in its own process group
+ * (detached), as every ssh client does: only enssib decides when it stops.
+ * It keeps enssib's event loop alive only while a command is in flight; when
+ * enssib exits, its end of the pipe closes and the loop on the host ends.
+ *
+ * The deadline, the cancel and a host that does not answer are handled as
+ * spawnSsh does, except that giving up on a host ends its whole session (the
+ * next command opens a new one).
+ */
+export class SshSession {
+  private readonly child: ChildProcess;
+  private out = Buffer.alloc(0);
+  private err = '';
+  private pending: Pending | undefined;
+  private spawnError: NodeJS.ErrnoException | undefined;
+  ended = false;
+
+  constructor(args: string[]) {
+    this.child = spawn('ssh', [...args, `exec bash -c ${quoteArg(SESSION)} enssib-session`], { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: { ...process.env, LC_ALL: 'C' } });
+    this.child.stdout?.on('data', (b: Buffer) => {
+      this.out = Buffer.concat([this.out, b]);
+      this.parse();
+    });
+    this.child.stderr?.on('data', (b: Buffer) => {
+      this.err = (this.err + b.toString('utf8')).slice(-65536);
+    });
+    this.child.stdin?.on('error', () => {
+      /* the session ended; 'close' tells the pending command */
+    });
+    this.child.on('error', (e: NodeJS.ErrnoException) => {
+      this.spawnError = e;
+      if (this.child.pid === undefined) this.end();
+    });
+    this.child.on('close', () => this.end());
+    // The session never keeps enssib running by itself: a command in flight does (its deadline timer).
+    this.child.unref();
+    for (const s of [this.child.stdin, this.child.stdout, this.child.stderr] as unknown as ({ unref?: () => void } | null)[]) s?.unref?.();
+  }
+
+  get busy(): boolean {
+    return this.pending !== undefined || this.ended;
+  }
+
+  /** Runs a quoted command line; the result as spawnSsh gives it. */
+  run(line: string, deadlineMs: number, signal?: AbortSignal): Promise<SpawnResult> {
+    return new Promise((resolve) => {
+      const p: Pending = { mark: `enssib-${randomBytes(16).toString('hex')}`, resolve, timedOut: false, cancelled: false, deadlinePassed: false };
+      this.pending = p;
+      const body = Buffer.from(line);
+      this.child.stdin?.write(Buffer.concat([Buffer.from(`enssib-cmd ${deadlineMs / 1000} ${body.length} ${p.mark}\n`), body]));
+      const giveUp = () => {
+        p.timedOut = true;
+        this.kill();
+      };
+      p.timer = setTimeout(() => {
+        if (p.deadlinePassed) p.timer = setTimeout(giveUp, KILL_AFTER_S * 1000 + ANSWER_GRACE_MS);
+        else giveUp();
+      }, deadlineMs + ANSWER_GRACE_MS);
+      if (signal) {
+        p.stopWaiting = whenAborted(signal, () => {
+          p.cancelled = true;
+          this.child.stdin?.write('cancel\n');
+          p.stopTimer ??= setTimeout(() => this.kill(), STOP_WAIT_MS);
+        });
+      }
+    });
+  }
+
+  /** Ends the session: the loop on the host meets the end of its input and exits. */
+  async close(): Promise<void> {
+    if (this.ended) return;
+    const closed = new Promise((r) => this.child.once('close', r));
+    this.child.stdin?.end();
+    const timer = setTimeout(() => this.kill(), 3000);
+    await closed;
+    clearTimeout(timer);
+  }
+
+  /** Reads the pending command's result once it is all there (see SESSION). */
+  private parse(): void {
+    const p = this.pending;
+    if (!p) return;
+    const start = this.out.indexOf(`${p.mark} S\n`);
+    if (this.out.indexOf(`${p.mark} D\n`) >= 0) p.deadlinePassed = true;
+    if (start < 0) return;
+    const from = start + p.mark.length + 3;
+    const e = this.out.indexOf(`\n${p.mark} E\n`, from);
+    if (e < 0) return;
+    const errFrom = e + p.mark.length + 4;
+    const z = this.out.indexOf(`\n${p.mark} `, errFrom);
+    const end = z < 0 ? -1 : this.out.indexOf(0x0a, z + p.mark.length + 2);
+    if (end < 0) return;
+    const rc = Number(this.out.subarray(z + p.mark.length + 2, end).toString('latin1'));
+    const stdout = Buffer.from(this.out.subarray(from, e));
+    const stderr = this.out.subarray(errFrom, z).toString('utf8');
+    this.out = this.out.subarray(end + 1);
+    this.settle({ exitCode: rc, stdout, stderr, bytes: stdout.length });
+  }
+
+  private settle(r: Pick<SpawnResult, 'exitCode' | 'stdout' | 'stderr' | 'bytes' | 'spawnError'>): void {
+    const p = this.pending;
+    if (!p) return;
+    this.pending = undefined;
+    clearTimeout(p.timer);
+    clearTimeout(p.stopTimer);
+    p.stopWaiting?.();
+    p.resolve({ ...r, timedOut: p.timedOut, cancelled: p.cancelled });
+  }
+
+  private end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    // The session is gone with a command in flight: as a connection lost (the loop on the host stopped it, or will at once).
+    this.settle({ exitCode: 255, stdout: Buffer.alloc(0), stderr: this.err, bytes: 0, ...(this.spawnError ? { spawnError: this.spawnError } : {}) });
+  }
+
+  private kill(): void {
+    this.child.kill('SIGKILL');
+    this.child.stdout?.destroy();
+    this.child.stderr?.destroy();
+    this.end();
+  }
 }
 
 const PROBE_FRAME = 'enssib-probe';
