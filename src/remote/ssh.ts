@@ -434,7 +434,9 @@ function spawnSsh(args: string[], o: SpawnOptions): Promise<SpawnResult> {
  * `cancel` line, or its end (the ssh client went away: killed, network lost),
  * stops the command's process group (SIGTERM, SIGKILL KILL_AFTER_S later); at
  * the deadline it does the same after writing DEADLINE_LINE to the command's
- * stderr and `MARK D` to the session's stdout. At the end of its stdin the
+ * stderr and `MARK D` to the session's stdout. `MARK R` says the command
+ * started: the client's deadline clock starts again then (the session may
+ * have taken a while to open). At the end of its stdin the
  * loop exits. What a login script may print before the loop starts is
  * skipped by the client (it is not MARK).
  */
@@ -452,6 +454,7 @@ export const SESSION = [
   '  : >"$d/e"',
   '  set -m',
   '  "$@" </dev/null >"$d/o" 2>>"$d/e" & c=$!',
+  `  printf '%s R\\n' "$m"`,
   '  {',
   '    SECONDS=0; r=$t',
   '    while :; do read -r -t "$r" x; e=$?; [ "$e" = 0 ] || break; [ "$x" = cancel ] && break; r=$((t - SECONDS)); [ "$r" -gt 0 ] || { e=142; break; }; done',
@@ -478,6 +481,10 @@ interface Pending {
   stopWaiting?: () => void;
   /** The host wrote that the deadline passed. */
   deadlinePassed: boolean;
+  /** The host wrote that the command started. */
+  started: boolean;
+  /** (Re)starts the deadline clock. */
+  arm?: () => void;
 }
 
 /**
@@ -531,7 +538,7 @@ export class SshSession {
   /** Runs a quoted command line; the result as spawnSsh gives it. */
   run(line: string, deadlineMs: number, signal?: AbortSignal): Promise<SpawnResult> {
     return new Promise((resolve) => {
-      const p: Pending = { mark: `enssib-${randomBytes(16).toString('hex')}`, resolve, timedOut: false, cancelled: false, deadlinePassed: false };
+      const p: Pending = { mark: `enssib-${randomBytes(16).toString('hex')}`, resolve, timedOut: false, cancelled: false, deadlinePassed: false, started: false };
       this.pending = p;
       const body = Buffer.from(line);
       this.child.stdin?.write(Buffer.concat([Buffer.from(`enssib-cmd ${deadlineMs / 1000} ${body.length} ${p.mark}\n`), body]));
@@ -539,10 +546,14 @@ export class SshSession {
         p.timedOut = true;
         this.kill();
       };
-      p.timer = setTimeout(() => {
-        if (p.deadlinePassed) p.timer = setTimeout(giveUp, KILL_AFTER_S * 1000 + ANSWER_GRACE_MS);
-        else giveUp();
-      }, deadlineMs + ANSWER_GRACE_MS);
+      p.arm = () => {
+        clearTimeout(p.timer);
+        p.timer = setTimeout(() => {
+          if (p.deadlinePassed) p.timer = setTimeout(giveUp, KILL_AFTER_S * 1000 + ANSWER_GRACE_MS);
+          else giveUp();
+        }, deadlineMs + ANSWER_GRACE_MS);
+      };
+      p.arm();
       if (signal) {
         p.stopWaiting = whenAborted(signal, () => {
           p.cancelled = true;
@@ -568,6 +579,10 @@ export class SshSession {
     const p = this.pending;
     if (!p) return;
     const start = this.out.indexOf(`${p.mark} S\n`);
+    if (!p.started && this.out.indexOf(`${p.mark} R\n`) >= 0) {
+      p.started = true;
+      p.arm?.();
+    }
     if (this.out.indexOf(`${p.mark} D\n`) >= 0) p.deadlinePassed = true;
     if (start < 0) return;
     const from = start + p.mark.length + 3;
