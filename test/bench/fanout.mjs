@@ -26,7 +26,7 @@ const once = async (hosts) => {
   const r = await runPlan(plan(hosts), { mode: 'apply', concurrency: 20, hosts: pool });
   if (r.exitCode !== 0) throw new Error(JSON.stringify(r.phases, null, 2));
 };
-// Warm up: open the shared connections to every host, as a run does on its first command.
+// Warm up: open the shared connection and the session to every host, as a run does on its first command.
 await once(all);
 const one = [];
 const twenty = [];
