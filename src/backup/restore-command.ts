@@ -11,7 +11,7 @@ import { lockError, readError, releaseError, validateVolumeName, volumeSite, typ
 import type { Invocation } from '../usecase.js';
 import { formatBytes } from '../validate.js';
 import { backupFiles, validateBackupId } from './catalogue.js';
-import { RESTORING_TAG, restoreName, writeArgv, restoreNewPlan, restoreOutcome, restoreOverPlan, type RestoreOutcome, type RestoreRequest } from './restore.js';
+import { PHASE_REEXPORT, RESTORING_TAG, restoreName, writeArgv, restoreNewPlan, restoreOutcome, restoreOverPlan, type RestoreOutcome, type RestoreRequest } from './restore.js';
 import { backupSite, type BackupSite } from './site.js';
 import { readCatalogue } from './usecases.js';
 
@@ -75,6 +75,7 @@ export async function restoreCommand(ctx: Context, inv: Invocation): Promise<num
     keepOnFailure,
     verifyOn: site.workers[0] ?? null,
     workerConcurrency: Math.max(ctx.opts.concurrency, 32),
+    ...(existing ? { targetBytes: existing.sizeBytes } : {}),
   };
   const owner = lockOwner(ctx.argv);
   if (force && ctx.opts.dryRun === false) {
@@ -92,6 +93,7 @@ export async function restoreCommand(ctx: Context, inv: Invocation): Promise<num
     if (o?.error?.exitCode === ExitCode.usage) throw new UsageError(o.error.message, o.error.details);
     throw new OperationError(`backup restore ${apply ? 'failed' : 'would stop'} at "${report.stoppedAt}": ${o?.error?.message ?? 'see above'}`, [...(o?.error?.details ?? []), ...(apply ? leftLines(site, req, outcome, report) : ['Nothing was changed.'])]);
   }
+  if (apply && outcome.unexported.length > 0) throw new OperationError(`backup ${id} was written over ${target}, but its export was not put back on ${outcome.unexported.join(' and ')}`, leftLines(site, req, outcome, report));
   const release = releaseError(report, site);
   if (release) throw release;
   return report.exitCode;
@@ -109,19 +111,28 @@ function resultLines(site: VolumeSite, bsite: BackupSite, req: RestoreRequest, o
     '',
     o.mode === 'new'
       ? `Backup ${o.backup} restored into the new volume ${o.volume} (${formatBytes(o.sizeBytes)})${secs}, exported on ${site.servers.map((s) => s.name).join(' and ')}.`
-      : `Backup ${o.backup} written over volume ${o.volume} (${formatBytes(o.sizeBytes)})${secs}.`,
+      : `Backup ${o.backup} written over volume ${o.volume} (${formatBytes(o.sizeBytes)})${secs}, exported again on ${site.servers.map((s) => s.name).join(' and ')}.`,
   ];
 }
 
 /** What a failed or interrupted restore left: the new volume undone, or a volume holding part of the backup. */
 function leftLines(site: VolumeSite, req: RestoreRequest, o: RestoreOutcome, report: RunReport): string[] {
   if (report.undo.some((u) => !u.ok)) return ['Some undo steps failed; what is left where is listed above under "Undo".'];
+  const offline =
+    o.unexported.length > 0
+      ? [
+          `Volume ${req.target} is NOT exported on ${o.unexported.join(' and ')} (taken offline for the write; putting it back failed: see "${PHASE_REEXPORT}" above). The workers cannot reach it there.`,
+          o.incomplete ? 'Running the restore again puts the export back at its end.' : `Export it again with: enssib volume create ${req.target} ${req.targetBytes !== undefined ? formatBytes(req.targetBytes) : 'SIZE (its size: enssib volume list)'} (it exports the existing volume with its identity, and changes nothing else).`,
+        ]
+      : [];
   if (o.incomplete) {
     return [
       `Volume ${req.target} holds PART of the backup: it is marked incomplete (LV tag ${RESTORING_TAG} on ${site.vg}/${req.target}); do not use it.`,
       req.force ? `Run the restore again to write it whole: enssib backup restore ${req.record.volume} ${req.record.id} --force${req.target !== req.record.volume ? ` --to ${req.target}` : ''}` : `Remove it with: enssib volume delete ${req.target}`,
+      ...offline,
     ];
   }
+  if (offline.length > 0) return offline;
   if (report.undo.length > 0) return [`What this run had created was undone: volume ${req.target} does not exist.`];
   return ['Nothing had been changed.'];
 }

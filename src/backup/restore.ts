@@ -1,15 +1,16 @@
-import { probe, probePhase } from '../engine/probe.js';
+import { probe, probePhase, valueKey } from '../engine/probe.js';
 import type { Phase, Plan, RunReport } from '../engine/types.js';
 import { OperationError, UsageError } from '../errors.js';
 import type { RunResult } from '../remote/types.js';
-import { parseTargetSessions, targetSessionsArgv } from '../storage/exports.js';
+import { exportActions, parseTargetSessions, targetSessionsArgv, unexportActions } from '../storage/exports.js';
 import { workerProbes } from '../storage/initiator.js';
 import type { LockOwner } from '../storage/lock.js';
+import { RESTORING_TAG, identityFromTags, type Identity } from '../storage/identity.js';
 import { lvPath, lvRef, type Filesystem } from '../storage/lvm.js';
 import { createPlan, type CreateDeps, type CreateFill } from '../storage/volume-create.js';
 import { notEnssibs, workerHold } from '../storage/volume-delete.js';
 import { volumeLockPhase, volumeUnlockPhase } from '../storage/volume-lock.js';
-import { command, iqnOf, readPhase, validateVolumeName, type VolumeSite } from '../storage/volume.js';
+import { command, iqnOf, readFacts, readPhase, storageFacts, storageProbes, validateVolumeName, type VolumeSite } from '../storage/volume.js';
 import { formatBytes } from '../validate.js';
 import { backupFiles, type BackupRecord } from './catalogue.js';
 import { atDestination, type BackupSite } from './site.js';
@@ -27,12 +28,13 @@ import { atDestination, type BackupSite } from './site.js';
  *
  * Over an existing volume (--force): refused while any initiator has a session
  * on its target (read on both servers) or a worker has it mounted or logged
- * in; the LV is marked RESTORING_TAG while it is written, under the volume's
- * lock (a resize, delete or backup of it refuses meanwhile).
+ * in; its export is taken offline on both servers for the write (no initiator
+ * can log in to a changing device) and put back always — success, failure,
+ * Ctrl-C; the LV is marked RESTORING_TAG while it is written, under the
+ * volume's lock (a resize, delete or backup of it refuses meanwhile).
  */
 
-/** The LV tag of a volume whose restore has not completed: its content is not a consistent state. */
-export const RESTORING_TAG = 'enssib_restoring';
+export { RESTORING_TAG };
 
 export const PHASE_CHECKSUM = "check the backup's sha256 against the catalogue";
 export const PHASE_WRITE = 'write the backup onto the logical volume (zstd -d | dd)';
@@ -40,6 +42,13 @@ export const PHASE_UNMARK = 'mark the volume complete';
 export const PHASE_MARK = 'mark the volume incomplete while it is written';
 export const PHASE_TARGET_SESSIONS = 'read who has a session on the target on the storage servers';
 export const PHASE_WORKERS = 'read sessions and mounts on the workers';
+export const PHASE_UNEXPORT = 'take the export offline on both storage servers for the write';
+export const PHASE_REEXPORT = 'export the volume again on the storage servers';
+
+/** The storage servers whose export of the volume this run took (or was about to take) offline. */
+const UNEXPORTED = valueKey<string[]>('restore.unexported');
+/** The volume's device identity (its LV tag), read before anything changed: the export is put back with it. */
+const IDENTITY = valueKey<Identity>('restore.identity');
 
 export interface RestoreRequest {
   record: BackupRecord;
@@ -54,6 +63,8 @@ export interface RestoreRequest {
   keepOnFailure: boolean;
   verifyOn: string | null;
   workerConcurrency?: number;
+  /** --force: the size of the volume written over (for the hint that exports it again). */
+  targetBytes?: number;
 }
 
 /**
@@ -145,12 +156,14 @@ export function restoreOverPlan(site: VolumeSite, bsite: BackupSite, req: Restor
   const iqn = iqnOf(site, req.target);
   const phases: Phase[] = [
     volumeLockPhase(site, req.target, owner, req.lockWaitS),
-    readPhase(site, req.target, (host, f) => {
+    readPhase(site, req.target, (host, f, state) => {
       if (!f || host !== site.meta) return;
       const lv = f.lv;
       if (!lv) throw new UsageError(`no volume "${req.target}" to restore over: no LV ${lvRef(site.vg, req.target)} on ${host}`, ['Without --force, the backup is restored into a new volume.']);
       const refusal = notEnssibs(site, host, lv, 'restore');
       if (refusal) throw refusal;
+      const id = identityFromTags(lv.tags);
+      if (id) state.values.set(IDENTITY, id);
       if (lv.sizeBytes < req.record.sizeBytes) {
         throw new UsageError(`volume "${req.target}" (${formatBytes(lv.sizeBytes)}) is smaller than backup ${req.record.id} (${formatBytes(req.record.sizeBytes)})`, [
           `Grow it first (enssib volume resize ${req.target} ${formatBytes(req.record.sizeBytes)}), or restore into a new volume (without --force).`,
@@ -185,12 +198,33 @@ export function restoreOverPlan(site: VolumeSite, bsite: BackupSite, req: Restor
     );
   }
   phases.push(checksumPhase(site, bsite, image, req.record), {
+    title: PHASE_UNEXPORT,
+    hosts: site.servers.map((s) => s.name),
+    // Marked before the actions: an unexport that fails half-way is put back too.
+    decide: (host, _f, state) => {
+      const f = readFacts(site, state, host, req.target);
+      if (!f || unexportActions(site, f, req.target).length > 0) state.values.set(UNEXPORTED, [...(state.values.get(UNEXPORTED) ?? []), host]);
+    },
+    plan: (host, _f, state) => unexportActions(site, readFacts(site, state, host, req.target), req.target),
+  }, {
     title: PHASE_MARK,
     hosts: [site.meta],
     plan: () => [command(['lvchange', '--addtag', RESTORING_TAG, lvRef(site.vg, req.target)], 'until the write is complete (an interrupted restore stays marked)')],
   });
   phases.push(...writePhases(site, bsite, req, image));
-  return { title: `backup restore ${req.record.id} over ${req.target}`, mutating: true, phases, always: [volumeUnlockPhase(site, req.target, owner)], prefetch: [...site.servers.map((s) => s.name).filter((n) => n !== site.meta), ...site.workers] };
+  const reexport = probePhase({
+    title: PHASE_REEXPORT,
+    hosts: site.servers.map((s) => s.name),
+    probes: () => storageProbes(site, { drbd: false }),
+    plan: (host, raw, state) => {
+      const identity = state.values.get(IDENTITY);
+      const server = site.servers.find((s) => s.name === host);
+      if (!state.values.get(UNEXPORTED)?.includes(host) || !server) return [];
+      if (!identity) throw new OperationError(`${host}: the identity of ${req.target} was not read: its export is not put back`);
+      return exportActions(site, server, raw ? storageFacts(site, host, req.target, raw) : null, { name: req.target, identity });
+    },
+  });
+  return { title: `backup restore ${req.record.id} over ${req.target}`, mutating: true, phases, always: [reexport, volumeUnlockPhase(site, req.target, owner)], prefetch: [...site.servers.map((s) => s.name).filter((n) => n !== site.meta), ...site.workers] };
 }
 
 export interface RestoreOutcome {
@@ -200,6 +234,8 @@ export interface RestoreOutcome {
   status: 'restored' | 'failed' | 'interrupted' | 'planned';
   /** The target is left holding part of the backup (marked RESTORING_TAG). */
   incomplete: boolean;
+  /** --force: storage servers where the volume's export was taken offline and could not be put back. */
+  unexported: string[];
   sizeBytes: number;
   /** How long the write took (ms), when it ran. */
   writeMs: number | null;
@@ -211,13 +247,17 @@ export function restoreOutcome(req: RestoreRequest, report: RunReport): RestoreO
   const wrote = write !== undefined && (write.status === 'done' || write.status === 'failed' || write.partial === true);
   // A new volume that was written in part is undone (removed) unless kept: what is left with its mark is incomplete.
   const removed = !req.force && report.undo.some((u) => u.ok && u.actions.some((a) => /\blvremove\b/.test(a)));
-  const done = report.mode === 'apply' && unmark?.status === 'done' && !report.stoppedAt;
+  const reexport = report.phases.find((p) => p.title === PHASE_REEXPORT);
+  const unexported = report.phases.find((p) => p.title === PHASE_UNEXPORT)?.hosts.filter((h) => h.status === 'done' || h.partial).map((h) => h.host) ?? [];
+  const left = report.mode === 'apply' ? unexported.filter((h) => reexport?.hosts.find((x) => x.host === h)?.status !== 'done') : [];
+  const done = report.mode === 'apply' && unmark?.status === 'done' && !report.stoppedAt && left.length === 0;
   return {
     backup: req.record.id,
     volume: req.target,
     mode: req.force ? 'over' : 'new',
     status: report.mode !== 'apply' ? 'planned' : done ? 'restored' : report.interrupted ? 'interrupted' : 'failed',
     incomplete: report.mode === 'apply' && wrote && unmark?.status !== 'done' && !removed,
+    unexported: left,
     sizeBytes: req.record.sizeBytes,
     writeMs: write && write.status === 'done' ? write.durationMs : null,
   };

@@ -379,12 +379,12 @@ export const COMMANDS: CommandSpec[] = [
     ],
     options: [
       { flags: '--to <name>', description: 'name of the new volume (default <volume>-r<MMDDhhmm>, the backup\'s time in UTC)' },
-      { flags: '--force', description: 'write over the existing volume (--to, default <volume>): refused while a worker has it logged in or mounted; asks first or takes --yes' },
+      { flags: '--force', description: 'write over the existing volume (--to, default <volume>): refused while a worker has it logged in or mounted; its export is offline on both servers during the write and always put back; asks first or takes --yes' },
       { flags: '--keep-on-failure', description: 'keep a new volume that failed half way (marked incomplete) instead of removing it' },
-      { flags: '--lock-wait <seconds>', description: 'how long to wait for the storage lock (default 60)', value: 'seconds' },
+      { flags: '--lock-wait <seconds>', description: 'how long to wait for the storage lock (default 60; a new volume holds it only to create and to export, not during the write)', value: 'seconds' },
     ],
     examples: [
-      'enssib backup restore mail mail.20261203T020000Z                  (into the new volume mail-r12030200)',
+      'enssib backup restore mail mail.20261203T020000Z                  (into the new volume mail-r12030200; other volume commands run during the write)',
       'enssib backup restore mail mail.20261203T020000Z --to mail-old --dry-run=server',
       'enssib backup restore mail mail.20261203T020000Z --force --yes    (over mail: stop its pods first)',
     ],

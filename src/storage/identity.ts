@@ -27,6 +27,8 @@ export const LIMITS = {
 export const ID_TAG_PREFIX = 'enssib_id_';
 /** The LVM tag that marks an LV as a volume enssib manages. */
 export const VOLUME_TAG = 'enssib';
+/** The LV tag of a volume whose restore has not completed: its content is not a consistent state (never exported by volume create). */
+export const RESTORING_TAG = 'enssib_restoring';
 /** The LVM tag prefix holding the filesystem created with the volume (`enssib_fs_ext4`). */
 export const FS_TAG_PREFIX = 'enssib_fs_';
 

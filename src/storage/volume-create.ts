@@ -4,7 +4,7 @@ import { probe, probePhase, rawProbe, valueKey } from '../engine/probe.js';
 import { OperationError, UsageError } from '../errors.js';
 import { formatBytes } from '../validate.js';
 import { exportActions, exportUndo } from './exports.js';
-import { ID_TAG_PREFIX, identityFromTags, identityTag, type Identity } from './identity.js';
+import { ID_TAG_PREFIX, RESTORING_TAG, identityFromTags, identityTag, type Identity } from './identity.js';
 import {
   ISCSI_ERR,
   checkPathsArgv,
@@ -20,7 +20,7 @@ import {
   verifyPaths,
 } from './initiator.js';
 import { iscsiStanza, pvManifest, stanzaYaml, type IscsiStanza, type PvManifest } from './kube.js';
-import type { LockOwner } from './lock.js';
+import { releaseArgv, type LockOwner } from './lock.js';
 import type { RunResult } from '../remote/types.js';
 import {
   fsFromTags,
@@ -77,12 +77,14 @@ export interface CreateRequest {
 /**
  * What a run that fills the LV it creates (a restore) adds to the plan. The LV
  * carries `tags` from its creation (an incomplete mark the `write` phases
- * remove once complete); no filesystem is made on it.
+ * remove once complete); no filesystem is made on it. The write can take
+ * hours: the storage lock is released before it and taken again after it (the
+ * volume's own lock, which `before` takes, covers it meanwhile).
  */
 export interface CreateFill {
-  /** After the read, before the LV is created: the volume's own lock, checks of the content. */
+  /** After the read, before the LV is created: the volume's own lock (required), checks of the content. */
   before: Phase[];
-  /** After the LV is active on every storage server, before any export: no initiator sees it half written. */
+  /** After the LV is active on every storage server, before any export (no initiator sees it half written), without the storage lock. */
   write: Phase[];
   tags: string[];
   /** Run last whatever happened, before the storage lock is released. */
@@ -113,6 +115,10 @@ export const PHASE_EXPORT = 'export on both storage servers with one device iden
 export const PHASE_DISCOVERY = 'discovery on every worker (both portals)';
 export const phaseCheckPaths = (w: string) => `check one multipath map with two active paths on ${w} (log in, check, log out)`;
 export const PHASE_PV = 'create the PersistentVolume';
+export const PHASE_WRITE_UNLOCK = 'release the storage lock for the write (the lock of the volume stays)';
+export const PHASE_WRITE_RELOCK = 'take the storage lock again to export';
+/** After a write of hours, the storage lock is waited for at least this long (another command holds it for a minute or so). */
+export const RELOCK_WAIT_S = 600;
 
 const DECISION = valueKey<CreateDecision>('volume');
 /** Create also reads the VG's physical volumes: it allocates only on the inventory's DRBD device. */
@@ -156,6 +162,11 @@ export function decideCreate(site: VolumeSite, req: CreateRequest, candidate: Id
         lv.sizeBytes < want ? `To grow it: enssib volume resize ${req.name} ${formatBytes(want)}` : 'Volumes only grow: see enssib volume resize.',
       ]);
     }
+    if (lv.tags.includes(RESTORING_TAG)) {
+      throw new UsageError(`volume "${req.name}" holds an incomplete restore (LV tag ${RESTORING_TAG} on ${lvRef(site.vg, req.name)}): it is not exported`, [
+        'A restore of it is running, or one did not complete: run that restore again, or remove the volume with enssib volume delete.',
+      ]);
+    }
     const tagFs = fsFromTags(lv.tags);
     // An LV that exists was not created by this run: whatever it holds, no filesystem is ever made on it.
     return { identity: id, existed: true, fs: tagFs ?? req.fs, sizeBytes: lv.sizeBytes, mkfs: false };
@@ -187,7 +198,40 @@ export function lvUndo(site: VolumeSite, name: string, identity: Identity, lvs: 
   return [command(['lvremove', '--yes', lvRef(site.vg, name)], 'remove the LV this run created')];
 }
 
+/** A task that refuses to remove the LV this run created, saying why and how to finish. */
+function keepLv(site: VolumeSite, name: string) {
+  return (why: string, because: string, hints: string[]): Action => ({
+    kind: 'task',
+    label: `keep ${lvRef(site.vg, name)}: ${why}`,
+    lines: [],
+    run: async () => {
+      throw new OperationError(`${lvRef(site.vg, name)} left on ${site.meta}: ${because}`, hints);
+    },
+  });
+}
+
+const holdsLock = (r: RunResult | undefined, owner: LockOwner) => r?.exitCode === 0 && r.stdout.split('\n').some((l) => l.startsWith(`token=${owner.token} `));
+
+/**
+ * Releases the storage lock for a write of hours (the volume's own lock stays:
+ * a resize, delete or backup of it refuses meanwhile; other volume commands
+ * run). Undone by taking it back — unless the run holds it again — so that
+ * what the run created is removed under it.
+ */
+function writeUnlockPhase(site: VolumeSite, owner: LockOwner, req: CreateRequest): Phase {
+  const take = lockPhase(site, owner, Math.max(req.lockWaitS, RELOCK_WAIT_S));
+  return {
+    title: PHASE_WRITE_UNLOCK,
+    hosts: [site.meta],
+    independent: true,
+    plan: () => [command(releaseArgv(site.lockFile, owner), `unlock ${site.lockFile}: other volume commands may run during the write`)],
+    undoChecks: () => [['cat', '--', site.lockFile]],
+    undo: req.keepOnFailure ? undefined : (host, state, now) => (holdsLock(now?.[0], owner) ? [] : (take.plan?.(host, null, state) ?? [])),
+  };
+}
+
 export function createPlan(site: VolumeSite, req: CreateRequest, deps: CreateDeps): Plan {
+  const keep = keepLv(site, req.name);
   const iqn = iqnOf(site, req.name);
   const dev = lvPath(site.vg, req.name);
   const portals = site.servers.map((s) => s.portal);
@@ -222,17 +266,18 @@ export function createPlan(site: VolumeSite, req: CreateRequest, deps: CreateDep
         if (d.existed) return [];
         const failed = (state.undone ?? []).filter((u) => !u.ok && u.host !== site.meta);
         if (failed.length > 0) {
+          const where = [...new Set(failed.map((u) => u.host))].join(', ');
           return [
-            {
-              kind: 'task',
-              label: `keep ${lvRef(site.vg, req.name)}: ${[...new Set(failed.map((u) => u.host))].join(', ')} may still use it`,
-              lines: [],
-              run: async () => {
-                throw new OperationError(`${lvRef(site.vg, req.name)} left on ${site.meta}: removing it while ${[...new Set(failed.map((u) => u.host))].join(', ')} still exports or maps it would hand its extents to the next volume`, [
-                  `After cleaning up there: lvchange -an ${lvRef(site.vg, req.name)} (other servers), then on ${site.meta}: lvremove ${lvRef(site.vg, req.name)}`,
-                ]);
-              },
-            },
+            keep(`${where} may still use it`, `removing it while ${where} still exports or maps it would hand its extents to the next volume`, [
+              `After cleaning up there: lvchange -an ${lvRef(site.vg, req.name)} (other servers), then on ${site.meta}: lvremove ${lvRef(site.vg, req.name)}`,
+            ]),
+          ];
+        }
+        if ((state.undone ?? []).some((u) => !u.ok && u.phase === PHASE_WRITE_UNLOCK)) {
+          return [
+            keep('the storage lock could not be taken back', 'it is not removed without the storage lock (it is not exported)', [
+              `Remove it once the lock is free: enssib volume delete ${req.name}`,
+            ]),
           ];
         }
         return lvUndo(site, req.name, d.identity, facts?.lvs ?? null);
@@ -264,7 +309,8 @@ export function createPlan(site: VolumeSite, req: CreateRequest, deps: CreateDep
     ),
   });
 
-  phases.push(...(req.fill?.write ?? []), {
+  if (req.fill) phases.push(writeUnlockPhase(site, deps.owner, req), ...req.fill.write, { ...lockPhase(site, deps.owner, Math.max(req.lockWaitS, RELOCK_WAIT_S)), title: PHASE_WRITE_RELOCK });
+  phases.push({
     title: PHASE_EXPORT,
     hosts: site.servers.map((s) => s.name),
     plan: (host, _f, state) => {

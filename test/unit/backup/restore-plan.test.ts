@@ -1,12 +1,15 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { BackupRecord } from '../../../src/backup/catalogue.js';
-import { RESTORING_TAG, restoreName, restoreNewPlan, restoreOutcome, restoreOverPlan, type RestoreRequest } from '../../../src/backup/restore.js';
+import { PHASE_REEXPORT, RESTORING_TAG, restoreName, restoreNewPlan, restoreOutcome, restoreOverPlan, type RestoreRequest } from '../../../src/backup/restore.js';
 import type { BackupSite } from '../../../src/backup/site.js';
 import { runPlan } from '../../../src/engine/runner.js';
 import { ExitCode, type UsageError } from '../../../src/errors.js';
 import { asIdentity } from '../../../src/storage/identity.js';
 import { lockOwner } from '../../../src/storage/lock.js';
-import type { VolumeSite } from '../../../src/storage/volume.js';
+import type { StorageFacts, VolumeSite } from '../../../src/storage/volume.js';
+import { PHASE_WRITE_RELOCK, PHASE_WRITE_UNLOCK, decideCreate } from '../../../src/storage/volume-create.js';
 import { fakePool } from '../../support/fake-hosts.js';
 import { testVolumeSite } from '../../support/volume-site.js';
 
@@ -232,5 +235,153 @@ describe('the default name of the restored volume', () => {
       expect((e as UsageError).details).toEqual(['Name the new volume with --to NAME.']);
       expect((e as UsageError).exitCode).toBe(ExitCode.usage);
     }
+  });
+});
+
+describe('restore into a new volume: lock scope', () => {
+  const STORAGE = '/run/enssib/storage.lock';
+  const VOLUME = '/run/enssib/volume-kvol-r12030200.lock';
+
+  /** The lock files on data1 (file → token), what was held at each mutation, and another command that may take the storage lock. */
+  function locking(w: World, other: { takeDuringWrite?: boolean } = {}) {
+    const locks = new Map<string, string>();
+    const seen: string[] = [];
+    const base = responder(w);
+    const held = () => [...locks.entries()].map(([f, t]) => `${f === STORAGE ? 'storage' : 'volume'}:${t}`).sort().join(' ') || 'none';
+    const respond = (host: string, argv: readonly string[]) => {
+      const name = argv[0] === 'sh' || argv[0] === 'bash' ? argv[3] : undefined;
+      if (name === 'enssib-lock') {
+        const f = argv[4] as string;
+        if (locks.has(f)) return { exitCode: 75, stdout: '', stderr: `enssib: the storage lock ${f} is held by: token=other user=bob`, durationMs: 1 };
+        locks.set(f, /token=(\S+)/.exec(argv[5] as string)?.[1] ?? '?');
+        return ok();
+      }
+      if (name === 'enssib-unlock') {
+        if (locks.get(argv[4] as string) === argv[5]) locks.delete(argv[4] as string);
+        return ok();
+      }
+      if (argv[0] === 'cat' && argv[2] === STORAGE) return locks.has(STORAGE) ? ok(`token=${locks.get(STORAGE)} user=root\nsession=1 2\n`) : { exitCode: 1, stdout: '', stderr: 'No such file', durationMs: 1 };
+      if (argv[0] === 'lvcreate' || argv[0] === 'lvremove' || argv[0] === 'targetcli' || name === 'enssib-backup-restore') seen.push(`${argv[0] === 'bash' ? 'write' : argv[0]} [${held()}]`);
+      if (name === 'enssib-backup-restore' && other.takeDuringWrite) locks.set(STORAGE, 'other');
+      return base(host, argv);
+    };
+    return { locks, seen, respond };
+  }
+
+  async function run(w: World, r: RestoreRequest, other: { takeDuringWrite?: boolean } = {}) {
+    const l = locking(w, other);
+    const hosts = fakePool(l.respond);
+    const report = await runPlan(restoreNewPlan(site, bsite, r, { identity: ID, owner: lockOwner(['enssib', 'backup', 'restore'], new Date(0), 'tok') }), { mode: 'apply', concurrency: 4, hosts });
+    return { report, ...l, outcome: restoreOutcome(r, report) };
+  }
+
+  it('holds the storage lock to create and to export, only the volume lock during the write', async () => {
+    const { report, seen, locks } = await run(world(), req());
+    expect(report.exitCode).toBe(ExitCode.ok);
+    expect(seen[0]).toBe('lvcreate [storage:tok volume:tok]');
+    expect(seen.filter((s) => s.startsWith('write'))).toEqual(['write [volume:tok]']);
+    expect(seen.filter((s) => s.startsWith('targetcli')).every((s) => s.endsWith('[storage:tok volume:tok]'))).toBe(true);
+    expect(report.phases.map((p) => p.title)).toEqual(expect.arrayContaining([PHASE_WRITE_UNLOCK, PHASE_WRITE_RELOCK]));
+    expect(locks.size).toBe(0);
+  });
+
+  it('a write that fails: the storage lock is taken back before the new volume is removed; both locks free at the end', async () => {
+    const w = world({ write: 'fail' });
+    const { report, seen, locks } = await run(w, req());
+    expect(report.exitCode).toBe(1);
+    expect(seen.filter((s) => s.startsWith('lvremove'))).toEqual(['lvremove [storage:tok volume:tok]']);
+    expect(w.lvs.has('kvol-r12030200')).toBe(false);
+    expect(locks.size).toBe(0);
+  });
+
+  it('another command holds the storage lock after the write: the volume is kept (not removed without the lock), unexported, and its lock left to it', async () => {
+    const w = world();
+    const { report, locks } = await run(w, req(), { takeDuringWrite: true });
+    expect(report.exitCode).toBe(1);
+    expect(report.stoppedAt).toBe(PHASE_WRITE_RELOCK);
+    expect(w.lvs.has('kvol-r12030200')).toBe(true);
+    expect(JSON.stringify(report.undo)).toContain('it is not removed without the storage lock (it is not exported)');
+    expect(locks.get(STORAGE)).toBe('other');
+    expect(locks.has(VOLUME)).toBe(false);
+  });
+
+  it('volume create never exports an LV that holds an incomplete restore', () => {
+    const f = { host: 'data1', vg: { name: 'vg_cluster', sizeBytes: 2143289344, freeBytes: 1073741824, extentBytes: 4194304 }, lv: { name: 'x', vg: 'vg_cluster', sizeBytes: 268435456, tags: ['enssib', `enssib_id_${ID}`, RESTORING_TAG], active: true } } as unknown as StorageFacts;
+    expect(() => decideCreate(site, { name: 'x', sizeBytes: 268435456, fs: 'none', verifyOn: null, pv: false, keepOnFailure: false, lockWaitS: 0 }, ID, f)).toThrow(/holds an incomplete restore \(LV tag enssib_restoring/);
+  });
+});
+
+describe('restore over an existing volume (--force): its export is offline during the write, and always put back', () => {
+  const over = req({ target: 'kvol', force: true });
+  const FACTS = readFileSync(join(import.meta.dirname, '../storage/fixtures', 'lio-facts-export.txt'), 'utf8');
+
+  /** kvol exported on both servers (LIO), the exports following targetcli's deletes and creates; `createFails` on data2 makes its re-export fail. */
+  async function forced(w: World, opts: { createFails?: boolean; signal?: AbortSignal } = {}) {
+    const exported = new Set(['data1', 'data2']);
+    const log: string[] = [];
+    const base = responder(w);
+    const hosts = fakePool((host, argv) => {
+      const name = argv[0] === 'sh' || argv[0] === 'bash' ? argv[3] : undefined;
+      if (name === 'lio-facts') return ok(exported.has(host) ? FACTS.replaceAll('10.66.6.1', host === 'data1' ? '10.66.6.1' : '10.66.6.2') : '');
+      if (argv[0] === 'targetcli' && argv[1] === '/iscsi' && argv[2] === 'delete') exported.delete(host);
+      if (argv[0] === 'targetcli' && argv[1] === '/backstores/block' && argv[2] === 'create' && opts.createFails && host === 'data2') return { exitCode: 1, stdout: '', stderr: 'No such path /dev/vg_cluster/kvol', durationMs: 1 };
+      if (argv[0] === 'targetcli' && argv[1] === '/iscsi' && argv[2] === 'create') exported.add(host);
+      if (argv[0] === 'targetcli' || argv[0] === 'lvchange' || name === 'enssib-backup-restore') log.push(`${host}: ${name === 'enssib-backup-restore' ? 'write' : argv.slice(0, 3).join(' ')}`);
+      return base(host, argv);
+    });
+    const report = await runPlan(restoreOverPlan(site, bsite, over, lockOwner(['enssib', 'backup', 'restore'], new Date(0), 'tok')), { mode: 'apply', concurrency: 4, hosts, ...(opts.signal ? { signal: opts.signal } : {}) });
+    return { report, log, exported, hosts, outcome: restoreOutcome(over, report) };
+  }
+
+  it('unexports on both servers before the mark and the write, re-exports with the same identity after', async () => {
+    const { report, log, exported, hosts, outcome } = await forced(world());
+    expect(report.exitCode, JSON.stringify(report.phases.flatMap((p) => p.hosts.filter((h) => h.error)), null, 1)).toBe(ExitCode.ok);
+    const at = (l: string) => log.indexOf(l);
+    expect(at('data1: targetcli /iscsi delete')).toBeLessThan(at('data1: lvchange --addtag enssib_restoring'));
+    expect(at('data2: targetcli /iscsi delete')).toBeLessThan(at('data1: write'));
+    expect(at('data1: targetcli /iscsi create')).toBeGreaterThan(at('data1: lvchange --deltag enssib_restoring'));
+    expect(at('data2: targetcli /iscsi create')).toBeGreaterThan(at('data1: write'));
+    expect(hosts.host('data2').calls.map((c) => c.join(' '))).toContain('targetcli /backstores/block create name=kvol dev=/dev/vg_cluster/kvol wwn=a1a93ec0-0620-20a8-0f09-1605229042ee');
+    expect([...exported].sort()).toEqual(['data1', 'data2']);
+    expect(outcome).toMatchObject({ status: 'restored', unexported: [] });
+  });
+
+  it('a write that fails: the volume is exported again (marked incomplete), and the outcome says so', async () => {
+    const w = world({ write: 'fail' });
+    const { report, exported, outcome } = await forced(w);
+    expect(report.exitCode).toBe(1);
+    expect([...exported].sort()).toEqual(['data1', 'data2']);
+    expect(w.lvs.get('kvol')?.tags).toContain(RESTORING_TAG);
+    expect(outcome).toMatchObject({ status: 'failed', incomplete: true, unexported: [] });
+  });
+
+  it('Ctrl-C during the write: stopped, then exported again on both servers', async () => {
+    const w = world({ write: 'hang' });
+    const ac = new AbortController();
+    const t = setInterval(() => {
+      if (w.lvs.get('kvol')?.tags.includes(RESTORING_TAG)) {
+        ac.abort();
+        clearInterval(t);
+      }
+    }, 5);
+    const { report, exported, outcome } = await forced(w, { signal: ac.signal });
+    clearInterval(t);
+    expect(report.interrupted).toBe(true);
+    expect([...exported].sort()).toEqual(['data1', 'data2']);
+    expect(outcome).toMatchObject({ status: 'interrupted', incomplete: true, unexported: [] });
+  });
+
+  it('a re-export that fails is reported: where the volume is left unexported', async () => {
+    const { report, exported, outcome } = await forced(world(), { createFails: true });
+    expect(report.exitCode).not.toBe(ExitCode.ok);
+    expect([...exported]).toEqual(['data1']);
+    expect(outcome).toMatchObject({ status: 'failed', incomplete: false, unexported: ['data2'] });
+    expect(report.phases.find((p) => p.title === PHASE_REEXPORT)?.hosts.find((h) => h.host === 'data2')?.error?.command).toMatch(/targetcli \/backstores\/block create/);
+  });
+
+  it('nothing is taken offline when the refusals stop the run (a session on the target)', async () => {
+    const { log, exported } = await forced(world({ sessions: ['iqn.1993-08.org.debian:01:node01'] }));
+    expect(log).toEqual([]);
+    expect(exported.size).toBe(2);
   });
 });
