@@ -44,7 +44,7 @@ export class SshHost implements Host {
     // StrictHostKeyChecking=yes: a host key that is unknown or does not match known_hosts is refused, whatever an ssh config says
     a.push('-T', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `ConnectTimeout=${t.connectTimeoutS}`, '-o', 'ServerAliveInterval=5', '-o', 'ServerAliveCountMax=3');
     if (this.controlDir) {
-      a.push('-o', 'ControlMaster=auto', '-o', `ControlPath=${join(this.controlDir, '%C')}`, '-o', `ControlPersist=${t.controlPersistS}`);
+      a.push('-o', 'ControlMaster=auto', '-o', `ControlPath=${join(this.controlDir, `${trustKey(t)}-%C`)}`, '-o', `ControlPersist=${t.controlPersistS}`);
     } else {
       a.push('-o', 'ControlMaster=no', '-o', 'ControlPath=none');
     }
@@ -673,6 +673,21 @@ function normalizeMode(m: string): string {
 }
 
 /** One control-socket folder per user, private, short enough for the socket path limit. */
+/**
+ * What the host key was checked against (ssh config and known_hosts file),
+ * hashed into the control socket's name: a master connection kept from a run
+ * under other trust settings is never reused, so a host key that no longer
+ * matches the known_hosts of this run is refused even while an older
+ * connection to that host persists (ssh's %C names only the host, port and
+ * user; a client joining a master checks no key).
+ */
+function trustKey(t: Pick<SshTarget, 'configFile' | 'knownHostsFile'>): string {
+  return createHash('sha256')
+    .update(`${t.configFile ?? ''}\0${t.knownHostsFile ?? ''}`)
+    .digest('hex')
+    .slice(0, 8);
+}
+
 export function controlDirectory(): string {
   const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
   const dir = join(tmpdir(), `enssib-ssh-${uid}`);

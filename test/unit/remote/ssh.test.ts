@@ -24,6 +24,17 @@ describe('SshHost without a host', () => {
     expect(args).toEqual(expect.arrayContaining(['-F', '/lab/ssh_config', '-p', '2222', '-l', 'admin', 'BatchMode=yes', 'StrictHostKeyChecking=yes', 'UserKnownHostsFile=/lab/kh']));
   });
 
+  it('never joins a kept connection made under other trust settings: the control socket is named by the ssh config and known_hosts too', () => {
+    const path = (t: Partial<typeof target> & { knownHostsFile?: string; configFile?: string }) =>
+      new SshHost({ ...target, ...t }, { controlDir: '/run/cm' }).sshArgs().find((a) => a.startsWith('ControlPath='));
+    const lab = path({ knownHostsFile: '/lab/kh' });
+    expect(lab).toMatch(/^ControlPath=\/run\/cm\/[0-9a-f]{8}-%C$/);
+    expect(path({ knownHostsFile: '/lab/kh' })).toBe(lab);
+    expect(path({ knownHostsFile: '/other/kh' })).not.toBe(lab);
+    expect(path({ knownHostsFile: '/lab/kh', configFile: '/lab/ssh_config' })).not.toBe(lab);
+    expect(path({})).not.toBe(lab);
+  });
+
   it('says so when the ssh client is not installed', async () => {
     const path = process.env.PATH;
     process.env.PATH = '/nonexistent';
