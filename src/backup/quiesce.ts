@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { probe, probePhase, valueKey } from '../engine/probe.js';
 import { LOCAL, type Action, type Phase, type RunState } from '../engine/types.js';
-import { OperationError } from '../errors.js';
+import { InterruptedError, OperationError } from '../errors.js';
 import { isRecord, str } from '../k8s/types.js';
 import { armRollbackArgv, disarmRollbackArgv, rollbackFile, ROLLBACK_FIRED_EXIT } from '../remote/rollback.js';
 import type { HookRun } from '../remote/hook.js';
@@ -168,8 +168,9 @@ function hookActions(volume: string, q: VolumeQuiesce, hc: HookContext, hook: 'p
         kind: 'task' as const,
         label: `${s.service}: ${hook} hook`,
         lines: [`zx ${script} (in ${s.dir}; ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')}; stopped after ${HOOK_TIMEOUT_S} s)`],
-        run: async () => {
-          const r = await hc.run({ script, cwd: s.dir, env, timeoutMs: HOOK_TIMEOUT_S * 1000 });
+        run: async (signal) => {
+          const r = await hc.run({ script, cwd: s.dir, env, timeoutMs: HOOK_TIMEOUT_S * 1000, ...(signal ? { signal } : {}) });
+          if (r.cancelled) throw new InterruptedError(`${s.service}: the ${hook} hook was stopped (interrupted twice): ${script}`);
           if (r.exitCode !== 0) {
             throw new OperationError(`${s.service}: the ${hook} hook ${r.timedOut ? `did not finish within ${HOOK_TIMEOUT_S} s` : `failed (exit code ${r.exitCode})`}: ${script}`, [
               ...r.output.slice(-10),

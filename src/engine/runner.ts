@@ -385,7 +385,7 @@ function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal | undef
 /** Runs one action; resolves whether it changed anything, and what a command printed. */
 async function execAction(host: Host | null, a: Action, signal?: AbortSignal, progress?: (done: number, total: number) => void): Promise<{ changed: boolean; stdout?: string }> {
   if (a.kind === 'task') {
-    const r = await a.run();
+    const r = await a.run(signal);
     return { changed: r ? r.changed : true, ...(r?.message ? { stdout: r.message } : {}) };
   }
   if (!host) throw new EnssibError(`"${a.kind}" action needs a host`);

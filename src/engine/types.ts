@@ -57,7 +57,8 @@ export interface TaskAction {
   label: string;
   /** Exact description lines for a dry run (e.g. the HTTP request it makes). */
   lines: string[];
-  run: () => Promise<TaskResult | void>;
+  /** `signal`: aborted when the commands in flight are cancelled (a second interruption); a long task stops then. */
+  run: (signal?: AbortSignal) => Promise<TaskResult | void>;
 }
 
 export interface TaskResult {

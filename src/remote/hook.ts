@@ -15,11 +15,15 @@ export interface HookRequest {
   cwd: string;
   env: Record<string, string>;
   timeoutMs: number;
+  /** Aborted when the run's commands in flight are cancelled (a second Ctrl-C): the hook is stopped like at its deadline. */
+  signal?: AbortSignal;
 }
 
 export interface HookResult {
   exitCode: number;
   timedOut: boolean;
+  /** Stopped because `signal` was aborted. */
+  cancelled: boolean;
   /** What it printed (stdout and stderr, in order), by line. */
   output: string[];
 }
@@ -40,6 +44,7 @@ export const runHook: HookRun = (req) => {
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
     let timedOut = false;
+    let cancelled = false;
     const kill = (sig: NodeJS.Signals) => {
       try {
         if (child.pid) process.kill(-child.pid, sig);
@@ -47,18 +52,32 @@ export const runHook: HookRun = (req) => {
         // already gone
       }
     };
-    const timer = setTimeout(() => {
-      timedOut = true;
+    /** SIGTERM to the hook's whole process group (what it started too), SIGKILL 5 s later if it is still there. */
+    const stop = () => {
       kill('SIGTERM');
       setTimeout(() => kill('SIGKILL'), 5000).unref();
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      stop();
     }, req.timeoutMs);
-    child.on('error', (e) => {
+    const onAbort = () => {
+      cancelled = true;
+      stop();
+    };
+    if (req.signal?.aborted) onAbort();
+    else req.signal?.addEventListener('abort', onAbort, { once: true });
+    const done = () => {
       clearTimeout(timer);
+      req.signal?.removeEventListener('abort', onAbort);
+    };
+    child.on('error', (e) => {
+      done();
       reject(new OperationError(`cannot run the hook ${req.script}: ${e.message}`));
     });
     child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ exitCode: code ?? 128 + (signal === 'SIGKILL' ? 9 : 15), timedOut, output: out.split('\n').map((l) => l.trimEnd()).filter(Boolean) });
+      done();
+      resolve({ exitCode: code ?? 128 + (signal === 'SIGKILL' ? 9 : 15), timedOut, cancelled, output: out.split('\n').map((l) => l.trimEnd()).filter(Boolean) });
     });
   });
 };

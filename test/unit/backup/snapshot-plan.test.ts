@@ -457,6 +457,8 @@ describe('backup snapshot with quiesce: hooks and a filesystem freeze with a tha
     thawedEarly?: boolean;
     /** Interrupt the run right after the freeze (before the snapshot). */
     interruptAfterFreeze?: boolean;
+    /** The pre hook hangs; the run is interrupted twice while it runs. */
+    preHangs?: boolean;
   }
 
   /** One ordered log over the hosts and the local hooks. */
@@ -464,6 +466,7 @@ describe('backup snapshot with quiesce: hooks and a filesystem freeze with a tha
     const log: string[] = [];
     let armed = false;
     const ac = new AbortController();
+    const cancel = new AbortController();
     const base = responder(w);
     const hosts = fakePool((host, argv) => {
       const line = argv[0] === 'sh' || argv[0] === 'bash' ? `${argv[0]} ${argv[3]} ${argv.slice(4).join(' ')}` : argv.join(' ');
@@ -483,10 +486,17 @@ describe('backup snapshot with quiesce: hooks and a filesystem freeze with a tha
     });
     const run: HookRun = async (r) => {
       log.push(`local: ${r.env.ENSSIB_HOOK} ${r.env.ENSSIB_SERVICE} ${r.env.ENSSIB_VOLUME}`);
-      return r.env.ENSSIB_HOOK === 'pre-snapshot' && q.preFails ? { exitCode: 2, timedOut: false, output: ['flush: connection refused'] } : { exitCode: 0, timedOut: false, output: ['flushed'] };
+      if (r.env.ENSSIB_HOOK === 'pre-snapshot' && q.preHangs) {
+        // Ctrl-C twice while the hook runs: the second reaches the hook as its signal (runHook then stops its process group)
+        ac.abort();
+        cancel.abort();
+        if (!r.signal?.aborted) await new Promise((resolve) => r.signal?.addEventListener('abort', resolve, { once: true }) ?? setTimeout(resolve, 60_000));
+        return { exitCode: 143, timedOut: false, cancelled: r.signal?.aborted === true, output: ['flushing…'] };
+      }
+      return r.env.ENSSIB_HOOK === 'pre-snapshot' && q.preFails ? { exitCode: 2, timedOut: false, cancelled: false, output: ['flush: connection refused'] } : { exitCode: 0, timedOut: false, cancelled: false, output: ['flushed'] };
     };
     const qreq: SnapshotRequest = { ...req, quiesce: quiescePhases(site, 'kvol', { services: [svc], freezeSeconds: 30 }, { inventory: '/site/inventory.yaml', kubeconfig: null, backupId: req.id, run }) };
-    const report = await runPlan(snapshotPlan(site, bsite, [qreq], lockOwner(['enssib', 'backup'], new Date(0), 'tok'), 1), { mode: 'apply', concurrency: 4, hosts, signal: ac.signal });
+    const report = await runPlan(snapshotPlan(site, bsite, [qreq], lockOwner(['enssib', 'backup'], new Date(0), 'tok'), 1), { mode: 'apply', concurrency: 4, hosts, signal: ac.signal, cancel: cancel.signal });
     return { report, log, hosts, outcome: snapshotOutcome(qreq, report) };
   }
 
@@ -533,6 +543,16 @@ describe('backup snapshot with quiesce: hooks and a filesystem freeze with a tha
     const after = log.slice(log.indexOf('node01: fsfreeze -f -- MP') + 1);
     expect(after.filter((l) => l.startsWith('node01') || l.startsWith('local'))).toEqual(['node01: fsfreeze -u -- MP', 'node01: sh enssib-disarm /run/enssib-rollback.thaw-kvol', 'local: post-snapshot mail kvol']);
     expect(hosts.host('node01').calls.some((c) => c.join(' ') === 'test -e /run/enssib-rollback.thaw-kvol')).toBe(true);
+    expect(w.exported2 && w.active2).toBe(true);
+  });
+
+  it('a pre hook that hangs is stopped by a second interruption: exit 130, no freeze, no snapshot, data2 put back', async () => {
+    const w = world();
+    const { report, log, outcome } = await quiesced(w, { preHangs: true });
+    expect(report.exitCode).toBe(ExitCode.interrupted);
+    expect(outcome.error).toMatch(/mail: the pre-snapshot hook was stopped \(interrupted twice\)/);
+    expect(log.some((l) => /lvcreate|fsfreeze|enssib-arm/.test(l))).toBe(false);
+    expect(w.snapshot).toBeNull();
     expect(w.exported2 && w.active2).toBe(true);
   });
 
