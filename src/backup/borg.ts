@@ -132,3 +132,27 @@ const EXTRACT = ['set -o pipefail', 'dev=$1; shift', '"$@" | dd of="$dev" bs=4M 
 export function extractArgv(r: BorgRepo, archive: string, device: string): string[] {
   return ['bash', '-c', EXTRACT, 'enssib-borg-extract', device, ...borgArgv(r, ['extract', '--stdout', `${repoLocation(r)}::${archive}`])];
 }
+
+/** Removes one archive (a backup whose snapshot turned out invalid, or whose run was undone); an archive already gone is no error. */
+export function deleteArgv(r: BorgRepo, archive: string): string[] {
+  return ['sh', '-c', DELETE, 'enssib-borg-delete', archive, ...borgArgv(r, ['delete', `${repoLocation(r)}::${archive}`])];
+}
+/** `borg delete` of an archive that is not there (1.2: "Archive … does not exist", exit 1 or 2) is what was wanted. */
+const DELETE = ['a=$1; shift', 'out=$("$@" 2>&1) && exit 0', 'r=$?', 'case $out in *"$a"*"does not exist"*) exit 0 ;; esac', 'printf "%s\\n" "$out" >&2', 'exit "$r"'].join('\n');
+
+/** Answers (exit 0) only when the archive is in the repository and readable with the passphrase. */
+export function infoArgv(r: BorgRepo, archive: string): string[] {
+  return borgArgv(r, ['info', '--json', `${repoLocation(r)}::${archive}`]);
+}
+
+/** The archives' names in `borg list --json`'s answer. */
+export function archiveNames(stdout: string): string[] {
+  let j: { archives?: unknown };
+  try {
+    j = JSON.parse(stdout) as typeof j;
+  } catch {
+    throw new OperationError(`borg list's answer is not JSON: ${JSON.stringify(stdout.slice(0, 120))}`);
+  }
+  if (!Array.isArray(j.archives)) throw new OperationError(`borg list's answer has no archives: ${JSON.stringify(stdout.slice(0, 120))}`);
+  return (j.archives as { name?: unknown }[]).flatMap((a) => (typeof a.name === 'string' ? [a.name] : []));
+}

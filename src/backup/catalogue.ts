@@ -19,6 +19,13 @@ export function backupId(volume: string, at: Date): string {
   return `${volume}.${stamp}`;
 }
 
+/** The time a backup id names (the time its plan was made, to the second). */
+export function backupTime(id: string): Date {
+  const m = /\.(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(id);
+  if (!m) throw new UsageError(`backup id ${JSON.stringify(id.slice(0, 80))} is not a backup id`);
+  return new Date(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}Z`);
+}
+
 /** Checks a backup id given on the command line (it becomes a file name on the storage server). */
 export function validateBackupId(value: unknown): { id: string; volume: string } {
   const v = typeof value === 'string' ? value : '';
@@ -42,27 +49,49 @@ export function backupFiles(destination: string, volume: string, id: string): Ba
   return { dir, image: `${dir}/${id}.img.zst`, record: `${dir}/${id}.json`, partial: `${dir}/.${id}.img.zst.partial` };
 }
 
-const record = z.strictObject({
+const common = {
   format: z.literal(RECORD_FORMAT),
   id: z.string().regex(ID),
   volume: z.string(),
-  method: z.literal('image'),
-  /** When the copy of the snapshot started (the storage server's clock), ISO 8601. */
+  /** When the copy of the snapshot started (the storage server's clock; with borg, the archive's time), ISO 8601. */
   time: z.iso.datetime(),
   /** The volume's size (bytes read from the snapshot). */
   sizeBytes: z.number().int().nonnegative(),
   compressedBytes: z.number().int().nonnegative(),
-  /** sha256 of the compressed image file, computed in the stream that wrote it. */
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
   durationMs: z.number().int().nonnegative(),
   /** Copy-on-write area used when the copy ended, in percent. */
   snapshotFillPercent: z.number().nonnegative(),
+  tool: z.string(),
+};
+
+const imageRecord = z.strictObject({
+  ...common,
+  method: z.literal('image'),
+  /** sha256 of the compressed image file, computed in the stream that wrote it. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
   /** The image file's name, in the record's folder. */
   file: z.string().regex(/^[a-z][a-zA-Z0-9.-]*\.img\.zst$/),
-  tool: z.string(),
 });
 
+/** A backup in the borg repository `<destination>/borg`: the archive named by the backup id (borg checks its data itself). */
+const borgRecord = z.strictObject({
+  ...common,
+  method: z.literal('borg'),
+  archive: z.string().regex(ID),
+  /** What this archive added to the repository when it was made (`borg create --json`'s deduplicated size). */
+  deduplicatedBytes: z.number().int().nonnegative(),
+});
+
+const record = z.discriminatedUnion('method', [imageRecord, borgRecord]);
+
 export type BackupRecord = z.infer<typeof record>;
+export type ImageRecord = z.infer<typeof imageRecord>;
+export type BorgRecord = z.infer<typeof borgRecord>;
+
+/** What a backup added to the destination: its image, or the bytes borg stored that no earlier archive had. */
+export function addedBytes(r: BackupRecord): number {
+  return r.method === 'borg' ? r.deduplicatedBytes : r.compressedBytes;
+}
 
 export function recordJson(r: BackupRecord): string {
   return `${JSON.stringify(r, null, 2)}\n`;
@@ -135,6 +164,7 @@ export function parseRecord(file: string, text: string, where: string): BackupRe
   const dir = file.slice(0, file.lastIndexOf('/'));
   if (base !== `${rec.id}.json`) throw bad(`it names backup ${rec.id}, not ${base.replace(/\.json$/, '')}`);
   if (!rec.id.startsWith(`${rec.volume}.`) || !dir.endsWith(`/${rec.volume}`)) throw bad(`volume "${rec.volume}" does not match its id or folder`);
-  if (rec.file !== `${rec.id}.img.zst`) throw bad(`its image is ${rec.file}, expected ${rec.id}.img.zst`);
+  if (rec.method === 'image' && rec.file !== `${rec.id}.img.zst`) throw bad(`its image is ${rec.file}, expected ${rec.id}.img.zst`);
+  if (rec.method === 'borg' && rec.archive !== rec.id) throw bad(`its archive is ${rec.archive}, expected ${rec.id}`);
   return rec;
 }

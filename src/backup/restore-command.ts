@@ -10,8 +10,8 @@ import { volumeLockError } from '../storage/volume-lock.js';
 import { lockError, readError, releaseError, validateVolumeName, volumeSite, type VolumeSite } from '../storage/volume.js';
 import type { Invocation } from '../usecase.js';
 import { formatBytes } from '../validate.js';
-import { backupFiles, validateBackupId } from './catalogue.js';
-import { PHASE_REEXPORT, RESTORING_TAG, restoreName, writeArgv, restoreNewPlan, restoreOutcome, restoreOverPlan, type RestoreOutcome, type RestoreRequest } from './restore.js';
+import { validateBackupId } from './catalogue.js';
+import { PHASE_REEXPORT, RESTORING_TAG, restoreName, restoreWriteArgv, restoreNewPlan, restoreOutcome, restoreOverPlan, type RestoreOutcome, type RestoreRequest } from './restore.js';
 import { backupSite, type BackupSite } from './site.js';
 import { readCatalogue } from './usecases.js';
 
@@ -102,8 +102,8 @@ export async function restoreCommand(ctx: Context, inv: Invocation): Promise<num
 function resultLines(site: VolumeSite, bsite: BackupSite, req: RestoreRequest, o: RestoreOutcome): string[] {
   if (o.status === 'planned') {
     // A server dry run shows the steps after the LV is created as "known after apply": the write is known now, and shown.
-    const { image } = backupFiles(bsite.destination, req.record.volume, req.record.id);
-    return ['', `The write, on ${site.meta} (${formatBytes(req.record.sizeBytes)}, sha256 ${req.record.sha256} checked first):`, `  $ ${quote(writeArgv(bsite, image, lvPath(site.vg, req.target)))}`];
+    const checked = req.record.method === 'image' ? `sha256 ${req.record.sha256} checked first` : `archive ${req.record.archive} found in the repository first`;
+    return ['', `The write, on ${site.meta} (${formatBytes(req.record.sizeBytes)}, ${checked}):`, `  $ ${quote(restoreWriteArgv(bsite, req.record, lvPath(site.vg, req.target)))}`];
   }
   if (o.status !== 'restored') return [];
   const secs = o.writeMs === null ? '' : ` in ${(o.writeMs / 1000).toFixed(1)} s (${((o.sizeBytes / 1024 ** 2) / Math.max(o.writeMs / 1000, 0.001)).toFixed(0)} MiB/s)`;

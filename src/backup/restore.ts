@@ -12,8 +12,9 @@ import { notEnssibs, workerHold } from '../storage/volume-delete.js';
 import { volumeLockPhase, volumeUnlockPhase } from '../storage/volume-lock.js';
 import { command, iqnOf, readFacts, readPhase, storageFacts, storageProbes, validateVolumeName, type VolumeSite } from '../storage/volume.js';
 import { formatBytes } from '../validate.js';
+import { extractArgv, infoArgv } from './borg.js';
 import { backupFiles, type BackupRecord } from './catalogue.js';
-import { atDestination, type BackupSite } from './site.js';
+import { atDestination, borgRepoOf, type BackupSite } from './site.js';
 
 /**
  * `enssib backup restore <volume> <backup>`: the backup's image (zstd) is
@@ -38,6 +39,8 @@ export { RESTORING_TAG };
 
 export const PHASE_CHECKSUM = "check the backup's sha256 against the catalogue";
 export const PHASE_WRITE = 'write the backup onto the logical volume (zstd -d | dd)';
+export const PHASE_WRITE_BORG = 'write the backup onto the logical volume (borg extract --stdout | dd)';
+export const PHASE_ARCHIVE = 'check that the archive is in the borg repository';
 export const PHASE_UNMARK = 'mark the volume complete';
 export const PHASE_MARK = 'mark the volume incomplete while it is written';
 export const PHASE_TARGET_SESSIONS = 'read who has a session on the target on the storage servers';
@@ -98,8 +101,32 @@ export function writeArgv(bsite: Pick<BackupSite, 'remote'>, image: string, devi
   return ['bash', '-c', WRITE, 'enssib-backup-restore', device, ...atDestination(bsite, ['cat', '--', image])];
 }
 
+/** The write of a backup onto `device`: the image decompressed, or the borg archive extracted (borg checks each chunk's MAC as it reads). */
+export function restoreWriteArgv(bsite: Pick<BackupSite, 'remote' | 'destination' | 'borg'>, rec: BackupRecord, device: string): string[] {
+  if (rec.method === 'borg') return extractArgv(borgRepoOf(bsite, 'restore'), rec.archive, device);
+  return writeArgv(bsite, backupFiles(bsite.destination, rec.volume, rec.id).image, device);
+}
+
+/** Before anything is created or written: the image's sha256 against the record, or the borg archive found in the repository. */
+function sourcePhase(site: VolumeSite, bsite: BackupSite, rec: BackupRecord): Phase {
+  if (rec.method === 'image') return checksumPhase(site, bsite, backupFiles(bsite.destination, rec.volume, rec.id).image, rec.sha256, rec.id);
+  const repo = borgRepoOf(bsite, 'restore');
+  return probePhase({
+    title: PHASE_ARCHIVE,
+    hosts: [site.meta],
+    probes: () => ({ info: probe(infoArgv(repo, rec.archive), (r: RunResult) => r) }),
+    decide: (host, f) => {
+      if (f && f.info.exitCode !== 0) {
+        throw new OperationError(`${host}: backup ${rec.id}: its archive ${rec.archive} cannot be read in ${repo.path} (borg info exit code ${f.info.exitCode}${f.info.stderr.trim() ? `: ${f.info.stderr.trim().split('\n').pop()}` : ''})`, [
+          'Nothing was changed. Choose another backup (enssib backup list), and check the repository with: enssib backup verify',
+        ]);
+      }
+    },
+  });
+}
+
 /** `sha256sum` of the image, compared with the record: a mismatch refuses before anything is created or written. */
-function checksumPhase(site: VolumeSite, bsite: BackupSite, image: string, rec: BackupRecord): Phase {
+function checksumPhase(site: VolumeSite, bsite: BackupSite, image: string, sha256: string, id: string): Phase {
   return probePhase({
     title: PHASE_CHECKSUM,
     hosts: [site.meta],
@@ -108,22 +135,22 @@ function checksumPhase(site: VolumeSite, bsite: BackupSite, image: string, rec: 
       if (!f) return;
       const got = f.sum.exitCode === 0 ? (/^([0-9a-f]{64})\s/.exec(f.sum.stdout)?.[1] ?? null) : null;
       if (got === null) throw new OperationError(`${host}: cannot read the backup image ${image}${f.sum.stderr.trim() ? `: ${f.sum.stderr.trim().split('\n').pop()}` : ''}`, ['Nothing was changed.']);
-      if (got !== rec.sha256) {
-        throw new OperationError(`backup ${rec.id} is damaged: the sha256 of ${image} is ${got}, the catalogue says ${rec.sha256}`, ['Nothing was changed. Choose another backup (enssib backup list), and check them all with: enssib backup verify']);
+      if (got !== sha256) {
+        throw new OperationError(`backup ${id} is damaged: the sha256 of ${image} is ${got}, the catalogue says ${sha256}`, ['Nothing was changed. Choose another backup (enssib backup list), and check them all with: enssib backup verify']);
       }
     },
   });
 }
 
-function writePhases(site: VolumeSite, bsite: BackupSite, req: RestoreRequest, image: string): Phase[] {
+function writePhases(site: VolumeSite, bsite: BackupSite, req: RestoreRequest): Phase[] {
   const dev = lvPath(site.vg, req.target);
+  const rec = req.record;
+  const from = rec.method === 'borg' ? `archive ${rec.archive} of ${borgRepoOf(bsite, 'restore').path}` : backupFiles(bsite.destination, rec.volume, rec.id).image;
   return [
     {
-      title: PHASE_WRITE,
+      title: rec.method === 'borg' ? PHASE_WRITE_BORG : PHASE_WRITE,
       hosts: [site.meta],
-      plan: () => [
-        command(writeArgv(bsite, image, dev), `${formatBytes(req.record.sizeBytes)} from ${image}`, { timeoutMs: req.writeTimeoutS * 1000, interruptible: true }),
-      ],
+      plan: () => [command(restoreWriteArgv(bsite, rec, dev), `${formatBytes(rec.sizeBytes)} from ${from}`, { timeoutMs: req.writeTimeoutS * 1000, interruptible: true })],
     },
     {
       title: PHASE_UNMARK,
@@ -135,10 +162,9 @@ function writePhases(site: VolumeSite, bsite: BackupSite, req: RestoreRequest, i
 
 /** Into a new volume: the volume-create plan with the checksum before the LV and the write before the exports. */
 export function restoreNewPlan(site: VolumeSite, bsite: BackupSite, req: RestoreRequest, deps: CreateDeps): Plan {
-  const { image } = backupFiles(bsite.destination, req.record.volume, req.record.id);
   const fill: CreateFill = {
-    before: [volumeLockPhase(site, req.target, deps.owner, 0), checksumPhase(site, bsite, image, req.record)],
-    write: writePhases(site, bsite, req, image),
+    before: [volumeLockPhase(site, req.target, deps.owner, 0), sourcePhase(site, bsite, req.record)],
+    write: writePhases(site, bsite, req),
     tags: [RESTORING_TAG],
     always: [volumeUnlockPhase(site, req.target, deps.owner)],
   };
@@ -152,7 +178,6 @@ export function restoreNewPlan(site: VolumeSite, bsite: BackupSite, req: Restore
 
 /** Over an existing volume (--force): refused while anything uses it; marked incomplete while it is written. */
 export function restoreOverPlan(site: VolumeSite, bsite: BackupSite, req: RestoreRequest, owner: LockOwner): Plan {
-  const { image } = backupFiles(bsite.destination, req.record.volume, req.record.id);
   const iqn = iqnOf(site, req.target);
   const phases: Phase[] = [
     volumeLockPhase(site, req.target, owner, req.lockWaitS),
@@ -197,7 +222,7 @@ export function restoreOverPlan(site: VolumeSite, bsite: BackupSite, req: Restor
       }),
     );
   }
-  phases.push(checksumPhase(site, bsite, image, req.record), {
+  phases.push(sourcePhase(site, bsite, req.record), {
     title: PHASE_UNEXPORT,
     hosts: site.servers.map((s) => s.name),
     // Marked before the actions: an unexport that fails half-way is put back too.
@@ -211,7 +236,7 @@ export function restoreOverPlan(site: VolumeSite, bsite: BackupSite, req: Restor
     hosts: [site.meta],
     plan: () => [command(['lvchange', '--addtag', RESTORING_TAG, lvRef(site.vg, req.target)], 'until the write is complete (an interrupted restore stays marked)')],
   });
-  phases.push(...writePhases(site, bsite, req, image));
+  phases.push(...writePhases(site, bsite, req));
   const reexport = probePhase({
     title: PHASE_REEXPORT,
     hosts: site.servers.map((s) => s.name),
@@ -242,7 +267,7 @@ export interface RestoreOutcome {
 }
 
 export function restoreOutcome(req: RestoreRequest, report: RunReport): RestoreOutcome {
-  const write = report.phases.find((p) => p.title === PHASE_WRITE)?.hosts[0];
+  const write = report.phases.find((p) => p.title === PHASE_WRITE || p.title === PHASE_WRITE_BORG)?.hosts[0];
   const unmark = report.phases.find((p) => p.title === PHASE_UNMARK)?.hosts[0];
   const wrote = write !== undefined && (write.status === 'done' || write.status === 'failed' || write.partial === true);
   // A new volume that was written in part is undone (removed) unless kept: what is left with its mark is incomplete.

@@ -1,8 +1,9 @@
 import { ConfigError } from '../errors.js';
-import { destinationText, parseBackupDestination } from '../inventory/destination.js';
+import { destinationText, parseAbsoluteFile, parseBackupDestination } from '../inventory/destination.js';
 import type { Inventory } from '../inventory/inventory.js';
 import { quote } from '../remote/quote.js';
 import { parseSize } from '../validate.js';
+import type { BorgRepo } from './borg.js';
 import type { Retention } from './retention.js';
 
 /** The inventory's `backup` section, checked: where backups go, how large a snapshot is, what prune keeps. */
@@ -16,6 +17,8 @@ export interface BackupSite {
   retention: Retention;
   /** How long a volume may run on one path (the other server's export offline) before the summary warns (ms). */
   maxSinglePathMs: number;
+  /** `backup.method: borg`: the repository (`<destination>/borg`) the snapshots go into; absent: the `image` method. */
+  borg?: BorgRepo;
 }
 
 export const DEFAULT_SNAPSHOT_PERCENT = 20;
@@ -30,7 +33,17 @@ export function backupSite(inv: Inventory): BackupSite {
   // The schema refused a bad one already; an inventory made in code is checked here too.
   if ('error' in dest) throw new ConfigError(`backup.destination ${JSON.stringify(b.destination.slice(0, 120))} in ${inv.file}: ${dest.error}`);
   const remote = dest.kind === 'ssh' ? { user: dest.user, host: dest.host, port: dest.port } : null;
-  return { destination: dest.path, remote, snapshotSize: snapshotSize(b.snapshotSize, inv.file), retention: b.retention, maxSinglePathMs: durationMs(b.maxSinglePath ?? DEFAULT_MAX_SINGLE_PATH, inv.file) };
+  const site: BackupSite = { destination: dest.path, remote, snapshotSize: snapshotSize(b.snapshotSize, inv.file), retention: b.retention, maxSinglePathMs: durationMs(b.maxSinglePath ?? DEFAULT_MAX_SINGLE_PATH, inv.file) };
+  if (b.method !== 'borg') return site;
+  const file = b.borg ? parseAbsoluteFile(b.borg.passphraseFile) : { error: 'missing: backup.method borg needs borg: { passphraseFile: /root/… }' };
+  if (typeof file !== 'string') throw new ConfigError(`backup.borg.passphraseFile in ${inv.file}: ${file.error}`, ['A root-only file (mode 0600) on the metadata storage server holding the borg repository\u2019s passphrase; see docs/backup.md.']);
+  return { ...site, borg: { path: `${dest.path}/borg`, remote, passphraseFile: file } };
+}
+
+/** The borg repository of the catalogue's borg backups: the inventory must still name it (method borg). `what`: "verify", "restore"… */
+export function borgRepoOf(bsite: Pick<BackupSite, 'borg'>, what: string): BorgRepo {
+  if (!bsite.borg) throw new ConfigError(`the catalogue holds borg backups, but the inventory's backup.method is not borg: cannot ${what} them`, ['Set backup.method: borg and backup.borg.passphraseFile (the repository\u2019s passphrase file) in the inventory.']);
+  return bsite.borg;
 }
 
 export interface BackupRemote {

@@ -12,7 +12,8 @@ import { SNAPSHOT_FIELDS, lvActivateArgv, lvDeactivateArgv, lvPath, lvRef, lvmSi
 import { notEnssibs } from '../storage/volume-delete.js';
 import { command, iqnOf, storageFacts, storageProbes, type StorageFacts, type VolumeSite } from '../storage/volume.js';
 import { formatBytes } from '../validate.js';
-import { RECORD_FORMAT, backupFiles, recordJson, writeRecordArgv, type BackupFiles, type BackupRecord } from './catalogue.js';
+import { createArgv, deleteArgv, initArgv, parseCreate, type BorgCreateStats, type BorgRepo } from './borg.js';
+import { RECORD_FORMAT, backupFiles, backupTime, recordJson, writeRecordArgv, type BackupFiles, type BackupRecord } from './catalogue.js';
 import type { QuiescePhases } from './quiesce.js';
 import { atDestination, cowBytes, type BackupSite } from './site.js';
 
@@ -58,6 +59,8 @@ export const PHASE_OFFLINE = 'take the export offline on the other storage serve
 export const PHASE_DEACTIVATE = 'deactivate the logical volume on the other storage server';
 export const PHASE_SNAPSHOT = 'create the snapshot';
 export const PHASE_COPY = 'copy the snapshot (zstd, sha256)';
+export const PHASE_BORG_INIT = 'make the borg repository if there is none';
+export const PHASE_COPY_BORG = 'copy the snapshot into the borg repository (borg create)';
 export const PHASE_KEEP = 'check the snapshot and keep the copy';
 export const PHASE_REMOVE = 'remove the snapshot and any partial copy';
 export const PHASE_GONE = 'check that the snapshot is gone';
@@ -84,8 +87,13 @@ export const OFFLINE = valueKey<string[]>('backup.offline');
 /** Workers with a session to the volume's target when the run started. */
 export const ATTACHED = valueKey<string[]>('backup.attached');
 export const RECORD = valueKey<BackupRecord>('backup.record');
+/** What `borg create --json` said of the archive it made. */
+export const CREATED = valueKey<BorgCreateStats>('backup.borg-created');
 /** Set once the snapshot is known to be gone (removed, or never made): the other server may take writes again. */
 export const GONE = valueKey<true>('backup.snapshot-gone');
+
+/** The borg repository's folder in the destination (beside the volumes' catalogue folders). */
+export const BORG_FOLDER = 'borg';
 
 /** Placeholder identity a client dry run shows (nothing read). */
 const DRY_IDENTITY = asIdentity('0'.repeat(32));
@@ -103,6 +111,9 @@ function snapshotsOf(r: RunResult, host: string): SnapshotInfo[] {
 
 /** Refuses what cannot be backed up; what the run needs from the metadata host's facts (pure). */
 export function decideSnapshot(site: VolumeSite, bsite: BackupSite, volume: string, f: StorageFacts, snaps: SnapshotInfo[]): SnapshotDecision {
+  if (bsite.borg && volume === BORG_FOLDER) {
+    throw new UsageError(`volume "${volume}" cannot be backed up with the borg method: its catalogue folder would be the repository ${bsite.borg.path}`, ['Nothing was changed. Back it up with backup.method: image, or copy it to a volume of another name.']);
+  }
   const lv = f.lv;
   if (!lv) throw new UsageError(`no volume "${volume}": no LV ${lvRef(site.vg, volume)} on ${site.meta}`, ['See the volumes with: enssib volume list']);
   const refusal = notEnssibs(site, site.meta, lv, 'backup');
@@ -289,6 +300,7 @@ export function snapshotItem(site: VolumeSite, bsite: BackupSite, req: SnapshotR
         return actions;
       },
     },
+    ...(bsite.borg ? [borgInitPhase(site, bsite.borg)] : []),
     {
       title: PHASE_OFFLINE,
       hosts: others.map((s) => s.name),
@@ -314,6 +326,9 @@ export function snapshotItem(site: VolumeSite, bsite: BackupSite, req: SnapshotR
       },
     },
     ...(req.quiesce?.after ?? []),
+    ...(bsite.borg
+      ? borgCopyPhases(site, bsite, bsite.borg, req, files)
+      : ([
     {
       title: PHASE_COPY,
       hosts: [site.meta],
@@ -362,6 +377,7 @@ export function snapshotItem(site: VolumeSite, bsite: BackupSite, req: SnapshotR
       undo: () => [command(at(['rm', '-f', '--', files.image, files.record]), 'no half-kept backup')],
       undoFailed: true,
     }),
+        ] satisfies Phase[])),
   );
 
   const always: Phase[] = [
@@ -389,7 +405,7 @@ export function snapshotItem(site: VolumeSite, bsite: BackupSite, req: SnapshotR
         // Only a run that holds the volume's lock and read it touches its snapshot: another run's may be in use.
         if (!decided(state)) return [];
         const exists = !f || snapshotsOf(f.snaps, host).some((s) => s.name === snap && s.origin === volume);
-        return [command(at(['rm', '-f', '--', files.partial, `${files.partial}.sha256`, `${files.partial}.time`]), 'no partial copy left'), ...(exists ? [command(lvremoveArgv(site.vg, snap), 'the snapshot')] : [])];
+        return [...(bsite.borg ? [] : [command(at(['rm', '-f', '--', files.partial, `${files.partial}.sha256`, `${files.partial}.time`]), 'no partial copy left')]), ...(exists ? [command(lvremoveArgv(site.vg, snap), 'the snapshot')] : [])];
       },
     }),
     probePhase({
@@ -473,6 +489,82 @@ export function snapshotItem(site: VolumeSite, bsite: BackupSite, req: SnapshotR
   }
   always.push(volumeUnlockPhase(site, volume, owner));
   return { name: volume, phases, always };
+}
+
+/** `borg init` where `borg info` finds no repository (borg refuses a folder that is not empty: enssib never takes one over). */
+function borgInitPhase(site: VolumeSite, repo: BorgRepo): Phase {
+  return { title: PHASE_BORG_INIT, hosts: [site.meta], plan: () => [command(initArgv(repo), `${repo.path}, encrypted (repokey-blake2), passphrase read by borg from ${repo.passphraseFile}`)] };
+}
+
+/** The borg create of the snapshot, as the copy phase runs it (the archive's time is the backup id's). */
+export function borgCopyArgv(repo: BorgRepo, id: string, snapshotDev: string): string[] {
+  return createArgv(repo, id, snapshotDev, backupTime(id));
+}
+
+/**
+ * The `borg` method's copy and keep, on the metadata host: `borg create
+ * --read-special` of the snapshot device into the repository (over ssh for a
+ * backup host: borg's own), its `--json` stats kept; then, only if the
+ * snapshot stayed valid, the catalogue record. An archive whose backup is not
+ * kept (the snapshot filled up, a later failure, Ctrl-C) is deleted again.
+ */
+function borgCopyPhases(site: VolumeSite, bsite: BackupSite, repo: BorgRepo, req: SnapshotRequest, files: BackupFiles): Phase[] {
+  const { volume } = req;
+  const snap = snapshotName(volume);
+  const snapDev = lvPath(site.vg, snap);
+  const at = (argv: string[], opts?: { stdin: boolean }) => atDestination(bsite, argv, opts);
+  return [
+    {
+      title: PHASE_COPY_BORG,
+      hosts: [site.meta],
+      plan: (_h, _f, state) => [
+        command(borgCopyArgv(repo, req.id, snapDev), `archive ${req.id} in ${repo.path}`, {
+          timeoutMs: req.copyTimeoutS * 1000,
+          interruptible: true,
+          result: (r) => state.values.set(CREATED, parseCreate(r)),
+        }),
+      ],
+      undo: () => [command(deleteArgv(repo, req.id), 'no archive of a backup that is not kept')],
+    },
+    probePhase({
+      title: PHASE_KEEP,
+      hosts: [site.meta],
+      probes: () => ({ snaps: rawProbe(lvsArgv(site.vg, SNAPSHOT_FIELDS)), size: rawProbe(['blockdev', '--getsize64', snapDev]) }),
+      decide: (host, f, state) => {
+        if (!f) return;
+        const s = snapshotsOf(f.snaps, host).find((x) => x.name === snap);
+        const problem = snapshotProblem(s, snap);
+        if (problem) throw new OperationError(`${volume}: ${problem}; the archive is not kept`, ['Set a larger backup.snapshotSize in the inventory, or back up when the volume is written less.']);
+        const c = state.values.get(CREATED);
+        const size = f.size.exitCode === 0 && /^\d+$/.test(f.size.stdout.trim()) ? Number(f.size.stdout.trim()) : NaN;
+        if (!c || !Number.isSafeInteger(size)) throw new OperationError(`${volume}: ${c ? `cannot read the snapshot's size (blockdev exit code ${f.size.exitCode})` : 'borg create said nothing of its archive'}; the archive is not kept`);
+        state.values.set(RECORD, {
+          format: RECORD_FORMAT,
+          id: req.id,
+          volume,
+          method: 'borg',
+          time: backupTime(req.id).toISOString(),
+          sizeBytes: size,
+          compressedBytes: c.compressedBytes,
+          deduplicatedBytes: c.deduplicatedBytes,
+          durationMs: c.durationMs,
+          snapshotFillPercent: s?.usedPercent ?? 0,
+          archive: c.archive,
+          tool: req.tool,
+        });
+      },
+      plan: (_h, _f, state) => {
+        const rec = state.values.get(RECORD);
+        return [
+          command(at(writeRecordArgv(files.record), { stdin: true }), 'catalogue record', { input: rec ? recordJson(rec) : '<the catalogue record: volume, time, size, compressed and deduplicated sizes, duration, snapshot fill, archive, tool>\n' }),
+          command(at(['sync', '--', files.dir]), 'the folder on disk'),
+        ];
+      },
+      // The copy phase's undo then deletes the archive.
+      undo: () => [command(at(['rm', '-f', '--', files.record]), 'no record of a backup that is not kept')],
+      undoFailed: true,
+    }),
+  ];
 }
 
 /**

@@ -6,7 +6,8 @@ import type { Context } from '../context.js';
 import { runnerContext } from '../engine/execute.js';
 import { journalEntry, writeJournal } from '../engine/journal.js';
 import { runPlan } from '../engine/runner.js';
-import type { Plan, RunMode, RunReport } from '../engine/types.js';
+import { valueKey } from '../engine/probe.js';
+import type { Phase, Plan, RunMode, RunReport } from '../engine/types.js';
 import { ExitCode, InterruptedError, OperationError, UsageError } from '../errors.js';
 import { LOCK_HELD_EXIT, heldBy, lockOwner, placeholderOwner } from '../storage/lock.js';
 import { VOLUME_TAG } from '../storage/identity.js';
@@ -21,10 +22,11 @@ import { formatDuration } from '../ui/progress.js';
 import { planLines, reportJson, summaryLines } from '../ui/report.js';
 import type { Invocation } from '../usecase.js';
 import { formatBytes } from '../validate.js';
-import { backupFiles, backupId, listRecordsArgv, parseRecords, validateBackupId, type BackupRecord } from './catalogue.js';
+import { archiveNames, checkArgv, compactArgv, listArgv, parsePruneList, pruneArgv, type BorgRepo } from './borg.js';
+import { addedBytes, backupFiles, backupId, listRecordsArgv, parseRecords, validateBackupId, type BackupRecord } from './catalogue.js';
 import { applyRetention, retentionIsEmpty } from './retention.js';
 import { installPlan, scheduleUnits, validateAt } from './schedule.js';
-import { BACKUP_HOST_UNREACHABLE, atDestination, backupSite, destinationLabel, type BackupSite } from './site.js';
+import { BACKUP_HOST_UNREACHABLE, atDestination, backupSite, borgRepoOf, destinationLabel, type BackupSite } from './site.js';
 import { PHASE_VOLUME_LOCK, volumeLockFile } from '../storage/volume-lock.js';
 import { findQuiesce, quiescePhases, type VolumeQuiesce } from './quiesce.js';
 import { snapshotOutcome, snapshotPlan, type SnapshotOutcome, type SnapshotRequest } from './snapshot.js';
@@ -184,13 +186,14 @@ function snapshotTable(ctx: Context, outcomes: SnapshotOutcome[]): string[] {
       r ? r.id : '-',
       r ? formatBytes(r.sizeBytes) : '-',
       r ? formatBytes(r.compressedBytes) : '-',
+      r ? formatBytes(addedBytes(r)) : '-',
       r ? secs(r.durationMs) : '-',
       r ? `${r.snapshotFillPercent.toFixed(1)}%` : '-',
       secs(o.snapshotLifetimeMs),
       o.stranded ? 'STILL' : secs(o.singlePathMs),
     ];
   });
-  const lines = ctx.out.table(['VOLUME', 'RESULT', 'BACKUP', 'SIZE', 'COMPRESSED', 'COPY', 'SNAPSHOT USED', 'SNAPSHOT LIFETIME', 'ONE PATH FOR'], rows);
+  const lines = ctx.out.table(['VOLUME', 'RESULT', 'BACKUP', 'SIZE', 'COMPRESSED', 'ADDED', 'COPY', 'SNAPSHOT USED', 'SNAPSHOT LIFETIME', 'ONE PATH FOR'], rows);
   for (const o of outcomes) if (o.error && o.status !== 'ok') lines.push(`${o.volume}: ${o.error}`);
   return lines;
 }
@@ -241,8 +244,19 @@ export async function listCommand(ctx: Context, inv: Invocation): Promise<number
       records.length === 0
         ? [`No backups${only ? ` of ${only}` : ''} in ${destinationLabel(site.meta, bsite)}.`]
         : ctx.out.table(
-            ['BACKUP', 'VOLUME', 'TIME', 'SIZE', 'COMPRESSED', 'COPY', 'SNAPSHOT USED', 'SHA256'],
-            records.map((r) => [r.id, r.volume, r.time, formatBytes(r.sizeBytes), formatBytes(r.compressedBytes), `${(r.durationMs / 1000).toFixed(1)} s`, `${r.snapshotFillPercent.toFixed(1)}%`, r.sha256.slice(0, 12)]),
+            ['BACKUP', 'VOLUME', 'METHOD', 'TIME', 'SIZE', 'COMPRESSED', 'ADDED', 'COPY', 'SNAPSHOT USED', 'SHA256'],
+            records.map((r) => [
+              r.id,
+              r.volume,
+              r.method,
+              r.time,
+              formatBytes(r.sizeBytes),
+              formatBytes(r.compressedBytes),
+              formatBytes(addedBytes(r)),
+              `${(r.durationMs / 1000).toFixed(1)} s`,
+              `${r.snapshotFillPercent.toFixed(1)}%`,
+              r.method === 'image' ? r.sha256.slice(0, 12) : '-',
+            ]),
           ),
   );
   return ExitCode.ok;
@@ -261,13 +275,21 @@ function pick(records: BackupRecord[], ids: string[]): BackupRecord[] {
 /** Recomputed where the backups are (on the backup host for an ssh destination: the image does not travel). */
 const sha256Argv = (bsite: BackupSite) => (file: string) => atDestination(bsite, ['sha256sum', '--', file]);
 
+const lastLine = (t: string) => t.trim().split('\n').pop() ?? '';
+
+/**
+ * `image` backups: the image's sha256 recomputed and compared with the record.
+ * `borg` backups: `borg check --verify-data` of the repository (every chunk's
+ * MAC checked against its data), and each archive found in `borg list`.
+ */
 export async function verifyCommand(ctx: Context, inv: Invocation): Promise<number> {
   const { site, bsite } = sites(ctx);
   const raw = (inv.args[0] ?? []) as string[] | string;
   const ids = (Array.isArray(raw) ? raw : [raw]).map((v) => validateBackupId(v).id);
   const all = await readCatalogue(ctx, site, bsite);
   if (!all) {
-    ctx.out.line(`Then, on ${site.meta}, for each backup: ${quote(sha256Argv(bsite)(`${bsite.destination}/VOLUME/BACKUP.img.zst`))}`);
+    ctx.out.line(`Then, on ${site.meta}, for each image backup: ${quote(sha256Argv(bsite)(`${bsite.destination}/VOLUME/BACKUP.img.zst`))}`);
+    if (bsite.borg) ctx.out.line(`and for the borg backups, once: ${quote(checkArgv(bsite.borg, true))}; ${quote(listArgv(bsite.borg))}`);
     return ExitCode.ok;
   }
   const records = pick(all, ids);
@@ -275,19 +297,39 @@ export async function verifyCommand(ctx: Context, inv: Invocation): Promise<numb
     ctx.out.result(() => ({ verified: [] }), () => ['No backups to verify.']);
     return ExitCode.ok;
   }
-  const images = records.map((r) => backupFiles(bsite.destination, r.volume, r.id).image);
-  const plan: Plan = { title: 'backup verify', mutating: false, phases: [{ title: 'recompute the checksums', hosts: [site.meta], checks: () => images.map(sha256Argv(bsite)) }] };
+  const images = records.flatMap((r) => (r.method === 'image' ? [{ r, file: backupFiles(bsite.destination, r.volume, r.id).image }] : []));
+  const borgs = records.filter((r) => r.method === 'borg');
+  const repo = borgs.length > 0 ? borgRepoOf(bsite, 'verify') : null;
+  const TITLE = 'recompute the checksums';
+  const plan: Plan = { title: 'backup verify', mutating: false, phases: [{ title: TITLE, hosts: [site.meta], checks: () => [...images.map((i) => sha256Argv(bsite)(i.file)), ...(repo ? [checkArgv(repo, true), listArgv(repo)] : [])] }] };
   const report = await run(ctx, plan, 'server');
-  const facts = report.state.facts('recompute the checksums', site.meta);
+  const facts = report.state.facts(TITLE, site.meta);
   if (!facts) {
     if (report.interrupted) throw new InterruptedError('backup verify interrupted');
     throw new OperationError(`cannot read the backups on ${site.meta}: ${report.phases[0]?.hosts[0]?.error?.message ?? 'no answer'}`);
   }
-  const results = records.map((r, i) => {
+  const problems = new Map<string, string | null>();
+  images.forEach(({ r, file }, i) => {
     const f = facts[i];
     const got = f && f.exitCode === 0 ? (/^([0-9a-f]{64})\s/.exec(f.stdout)?.[1] ?? null) : null;
-    const problem = got === null ? `cannot read ${images[i]}${f?.stderr.trim() ? `: ${f.stderr.trim().split('\n').pop()}` : ''}` : got !== r.sha256 ? `sha256 ${got} differs from the catalogue's ${r.sha256}` : null;
-    return { id: r.id, ok: problem === null, ...(problem ? { problem } : {}) };
+    problems.set(r.id, got === null ? `cannot read ${file}${f?.stderr.trim() ? `: ${lastLine(f.stderr)}` : ''}` : r.method === 'image' && got !== r.sha256 ? `sha256 ${got} differs from the catalogue's ${r.sha256}` : null);
+  });
+  if (repo) {
+    const check = facts[images.length];
+    const list = facts[images.length + 1];
+    const archives = new Set(list?.exitCode === 0 ? archiveNames(list.stdout) : []);
+    for (const r of borgs) {
+      const problem =
+        check?.exitCode !== 0 ? `borg check --verify-data of ${repo.path} failed (exit code ${check?.exitCode ?? '?'}${check?.stderr.trim() ? `: ${lastLine(check.stderr)}` : ''})`
+        : list?.exitCode !== 0 ? `cannot list the archives of ${repo.path} (exit code ${list?.exitCode ?? '?'}${list?.stderr.trim() ? `: ${lastLine(list.stderr)}` : ''})`
+        : r.method === 'borg' && !archives.has(r.archive) ? `its archive ${r.archive} is not in ${repo.path}`
+        : null;
+      problems.set(r.id, problem);
+    }
+  }
+  const results = records.map((r) => {
+    const problem = problems.get(r.id) ?? null;
+    return { id: r.id, method: r.method, ok: problem === null, ...(problem ? { problem } : {}) };
   });
   const bad = results.filter((r) => !r.ok);
   ctx.out.result(
@@ -298,6 +340,15 @@ export async function verifyCommand(ctx: Context, inv: Invocation): Promise<numb
   return ExitCode.ok;
 }
 
+/** The archives `borg prune` removed, as it said (`--list`). */
+const PRUNED = valueKey<string[]>('prune.borg-pruned');
+
+/**
+ * `image` backups: the retention applied to the catalogue, then each record
+ * and image removed. `borg` backups: `borg prune` with the same counts, per
+ * volume (its `--dry-run --list` says what would go), the records of the
+ * archives it pruned removed, then `borg compact`.
+ */
 export async function pruneCommand(ctx: Context): Promise<number> {
   const { site, bsite } = sites(ctx);
   if (retentionIsEmpty(bsite.retention)) {
@@ -310,39 +361,94 @@ export async function pruneCommand(ctx: Context): Promise<number> {
     return [command(atDestination(bsite, ['rm', '-f', '--', f.record]), `catalogue record of ${r.id}`), command(atDestination(bsite, ['rm', '-f', '--', f.image]), `image of ${r.id}`)];
   };
   if (!all) {
-    ctx.out.line(`Then, on ${site.meta}, for each backup beyond the retention (${retentionText(bsite)}): ${removeActions({ volume: 'VOLUME', id: 'BACKUP' }).map((a) => (a.kind === 'command' ? quote(a.argv) : '')).join('; ')}`);
+    ctx.out.line(`Then, on ${site.meta}, for each image backup beyond the retention (${retentionText(bsite)}): ${removeActions({ volume: 'VOLUME', id: 'BACKUP' }).map((a) => (a.kind === 'command' ? quote(a.argv) : '')).join('; ')}`);
+    if (bsite.borg) ctx.out.line(`For the borg backups, per volume: ${quote(pruneArgv(bsite.borg, 'VOLUME', bsite.retention, false))}; then remove the records of the archives it pruned; then ${quote(compactArgv(bsite.borg))}`);
     ctx.out.line('With --dry-run=server the catalogue is read and the backups that would go are listed.');
     return ExitCode.ok;
   }
-  const { keep, remove } = applyRetention(all, bsite.retention);
+  const { keep, remove } = applyRetention(all.filter((r) => r.method === 'image'), bsite.retention);
+  const borgs = all.filter((r) => r.method === 'borg');
+  const volumes = [...new Set(borgs.map((r) => r.volume))].sort();
+  const repo = volumes.length > 0 ? borgRepoOf(bsite, 'prune') : null;
+  const would = repo ? await borgWouldPrune(ctx, site, repo, volumes, bsite) : { keep: [], prune: [] };
+  const keepJson = () => [...keep.map((k) => ({ id: k.backup.id, reason: k.reason, rank: k.rank })), ...would.keep.map((id) => ({ id, reason: 'borg prune' }))];
+  const removing = [...remove.map((r) => r.id), ...would.prune];
   const lines = () => [
-    `Retention ${retentionText(bsite)}: keep ${keep.length}, remove ${remove.length}.`,
+    `Retention ${retentionText(bsite)}: keep ${keep.length + would.keep.length}, remove ${removing.length}.`,
     ...keep.map((k) => `  keep   ${k.backup.id} (${k.reason} ${k.rank})`),
-    ...remove.map((r) => `  remove ${r.id}`),
+    ...would.keep.map((id) => `  keep   ${id} (borg prune)`),
+    ...removing.map((id) => `  remove ${id}`),
   ];
-  if (mode(ctx) !== 'apply' || remove.length === 0) {
-    ctx.out.result(() => ({ keep: keep.map((k) => ({ id: k.backup.id, reason: k.reason, rank: k.rank })), remove: remove.map((r) => r.id), removed: [] }), lines);
+  if (mode(ctx) !== 'apply' || removing.length === 0) {
+    ctx.out.result(() => ({ keep: keepJson(), remove: removing, removed: [] }), lines);
     return ExitCode.ok;
   }
   for (const l of lines()) ctx.out.note(l);
-  await ctx.prompt.confirm(`Remove ${remove.length} backup(s) from ${destinationLabel(site.meta, bsite)}?`);
-  const plan: Plan = {
-    title: 'backup prune',
-    mutating: true,
-    phases: [{ title: 'remove the backups beyond the retention', hosts: [site.meta], checks: () => [atDestination(bsite, listRecordsArgv(bsite.destination))], plan: (_h, f) => {
+  await ctx.prompt.confirm(`Remove ${removing.length} backup(s) from ${destinationLabel(site.meta, bsite)}?`);
+  const phases: Phase[] = [];
+  if (remove.length > 0) {
+    phases.push({ title: 'remove the backups beyond the retention', hosts: [site.meta], checks: () => [atDestination(bsite, listRecordsArgv(bsite.destination))], plan: (_h, f) => {
       // Read again right before removing: the catalogue must still read cleanly (nothing is removed from a corrupted one).
       if (f?.[0]) parseRecords(f[0], destinationLabel(site.meta, bsite));
       return remove.flatMap(removeActions);
-    } }],
-  };
-  const report = await run(ctx, plan);
+    } });
+  }
+  if (repo && would.prune.length > 0) phases.push(...borgPrunePhases(site, bsite, repo, volumes, borgs));
+  const report = await run(ctx, { title: 'backup prune', mutating: true, phases });
   writeJournal(ctx, journalEntry(report));
+  const pruned = report.state.values.get(PRUNED) ?? [];
   ctx.out.result(
-    () => ({ keep: keep.map((k) => ({ id: k.backup.id, reason: k.reason, rank: k.rank })), remove: remove.map((r) => r.id), removed: report.exitCode === 0 ? remove.map((r) => r.id) : [], run: reportJson(report) }),
+    () => ({ keep: keepJson(), remove: removing, removed: report.exitCode === 0 ? [...remove.map((r) => r.id), ...pruned] : [], run: reportJson(report) }),
     () => summaryLines(report, ctx.out),
   );
   if (report.exitCode !== 0) throw new OperationError(`backup prune stopped at "${report.stoppedAt ?? 'a failure'}"`, ['See the summary above; run it again once the cause is fixed.']);
   return ExitCode.ok;
+}
+
+/** What `borg prune --dry-run --list` keeps and would prune, over the volumes (read-only). */
+async function borgWouldPrune(ctx: Context, site: VolumeSite, repo: BorgRepo, volumes: string[], bsite: BackupSite): Promise<{ keep: string[]; prune: string[] }> {
+  const TITLE = 'ask borg prune what it would remove (--dry-run)';
+  const report = await run(ctx, { title: 'backup prune', mutating: false, phases: [{ title: TITLE, hosts: [site.meta], checks: () => volumes.map((v) => pruneArgv(repo, v, bsite.retention, true)) }] }, 'server');
+  const facts = report.state.facts(TITLE, site.meta);
+  if (!facts) {
+    if (report.interrupted) throw new InterruptedError('backup prune interrupted: nothing was removed');
+    throw new OperationError(`cannot ask borg prune on ${site.meta}: ${report.phases[0]?.hosts[0]?.error?.message ?? 'no answer'}`, ['Nothing was removed.']);
+  }
+  const out = { keep: [] as string[], prune: [] as string[] };
+  volumes.forEach((v, i) => {
+    const f = facts[i];
+    if (f?.exitCode !== 0) throw new OperationError(`borg prune --dry-run of ${v} in ${repo.path} failed (exit code ${f?.exitCode ?? '?'}${f?.stderr.trim() ? `: ${lastLine(f.stderr)}` : ''})`, ['Nothing was removed.']);
+    const l = parsePruneList(f.stderr);
+    out.keep.push(...l.keep);
+    out.prune.push(...l.prune);
+  });
+  return out;
+}
+
+/** borg prune per volume (what it pruned kept in the run's values), the records of those archives removed, then borg compact. */
+function borgPrunePhases(site: VolumeSite, bsite: BackupSite, repo: BorgRepo, volumes: string[], records: BackupRecord[]): Phase[] {
+  return [
+    {
+      title: 'borg prune: the archives beyond the retention, per volume',
+      hosts: [site.meta],
+      plan: (_h, _f, state) =>
+        volumes.map((v) =>
+          command(pruneArgv(repo, v, bsite.retention, false), `archives of ${v}`, {
+            timeoutMs: 6 * 3600_000,
+            result: (r) => state.values.set(PRUNED, [...(state.values.get(PRUNED) ?? []), ...parsePruneList(r.stderr).prune]),
+          }),
+        ),
+    },
+    {
+      title: 'remove the catalogue records of the pruned archives',
+      hosts: [site.meta],
+      plan: (_h, _f, state) => {
+        const gone = new Set(state.values.get(PRUNED) ?? []);
+        return records.filter((r) => gone.has(r.id)).map((r) => command(atDestination(bsite, ['rm', '-f', '--', backupFiles(bsite.destination, r.volume, r.id).record]), `catalogue record of ${r.id}`));
+      },
+    },
+    { title: 'borg compact: free the space of the pruned archives', hosts: [site.meta], plan: () => [command(compactArgv(repo), repo.path, { timeoutMs: 6 * 3600_000 })] },
+  ];
 }
 
 function retentionText(b: BackupSite): string {

@@ -321,7 +321,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     path: ['backup', 'snapshot'],
     changes: true,
-    summary: 'back up volumes from LVM snapshots (zstd image on the metadata host), always cleaned up; exit 3 when some volumes failed',
+    summary: 'back up volumes from LVM snapshots (a zstd image, or borg create with backup.method: borg), always cleaned up; exit 3 when some volumes failed',
     args: [{ syntax: '[volume...]', description: 'volumes to back up', value: 'volume' }],
     options: [
       { flags: '--all', description: 'every volume' },
@@ -333,6 +333,7 @@ export const COMMANDS: CommandSpec[] = [
       'enssib backup snapshot mail ldap --dry-run',
       'enssib backup snapshot --all 2>backup.log      (no terminal: plain progress lines, one per volume every 30 s)',
       'enssib backup snapshot ldap --dry-run          (quiesced when services/ldap has hooks/pre-snapshot.mjs or backup: { freeze: true } in enssib.yaml)',
+      'enssib backup snapshot mail --dry-run          (backup.method: borg: borg init if needed, then borg create of the snapshot into <destination>/borg)',
     ],
     handler: backupHandler('snapshotCommand'),
   },
@@ -345,16 +346,16 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     path: ['backup', 'verify'],
-    summary: "recompute the backups' checksums where they are (the storage server or the backup host) and report mismatches",
+    summary: "recompute the backups' checksums where they are (the storage server or the backup host; borg check --verify-data for borg backups) and report mismatches",
     args: [{ syntax: '[backup...]', description: 'backup ids (default: all)' }],
-    examples: ['enssib backup verify', 'enssib backup verify mail.20261203T020000Z'],
+    examples: ['enssib backup verify', 'enssib backup verify mail.20261203T020000Z', 'enssib backup verify --dry-run   (the sha256sum, or the borg check, it would run)'],
     handler: backupHandler('verifyCommand'),
   },
   {
     path: ['backup', 'prune'],
     changes: true,
-    summary: 'remove backups beyond the retention the inventory sets (asks first)',
-    examples: ['enssib backup prune --dry-run=server', 'enssib backup prune --yes'],
+    summary: 'remove backups beyond the retention the inventory sets (asks first; borg prune then borg compact for borg backups)',
+    examples: ['enssib backup prune --dry-run=server   (lists what would go; for borg backups, as borg prune --dry-run --list says)', 'enssib backup prune --yes'],
     handler: backupHandler('pruneCommand'),
   },
   {

@@ -48,6 +48,17 @@ export function parseBackupDestination(value: string): BackupDestination | { err
   return { kind: 'local', path: f };
 }
 
+/**
+ * A file on the metadata storage server named in the inventory that ends up in
+ * command lines there (`backup.borg.passphraseFile`): an absolute path checked
+ * as the destination's folders are. The normalised path, or why it is refused.
+ */
+export function parseAbsoluteFile(value: string): string | { error: string } {
+  const f = folder(value);
+  if (typeof f !== 'string') return { error: f.error.replace('an absolute folder', 'an absolute file path').replace('a folder other than /', 'a file, not /').replace('the folder name', 'the name') };
+  return value.endsWith('/') ? { error: 'expected a file, not a folder (it ends with /)' } : f;
+}
+
 /** The destination as the inventory writes it, normalised (for messages). */
 export function destinationText(d: BackupDestination): string {
   if (d.kind === 'local') return d.path;

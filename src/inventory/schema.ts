@@ -1,7 +1,7 @@
 import type Ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { requireCjs } from '../require.js';
-import { parseBackupDestination } from './destination.js';
+import { parseAbsoluteFile, parseBackupDestination } from './destination.js';
 
 const ipaddr = requireCjs('ipaddr.js') as typeof Ipaddr;
 
@@ -166,6 +166,20 @@ export const inventorySchema = z.strictObject({
         weekly: z.number().int().min(0).max(520).optional(),
         monthly: z.number().int().min(0).max(1200).optional(),
       }),
+      /** How a snapshot is stored: `image` (zstd file, the default) or `borg` (a deduplicated, encrypted borg repository `<destination>/borg`). */
+      method: z.enum(['image', 'borg']).optional(),
+      borg: z
+        .strictObject({
+          /** Root-only file on the metadata storage server holding the repository's passphrase (borg reads it itself). */
+          passphraseFile: z.string().superRefine((v, ctx) => {
+            const f = parseAbsoluteFile(v);
+            if (typeof f !== 'string') ctx.addIssue({ code: 'custom', message: f.error });
+          }),
+        })
+        .optional(),
+    })
+    .superRefine((b, ctx) => {
+      if (b.method === 'borg' && !b.borg) ctx.addIssue({ code: 'custom', path: ['method'], message: 'method borg needs borg: { passphraseFile: /root/… } (a root-only file on the metadata storage server holding the repository\'s passphrase)' });
     })
     .optional(),
   journal: path.optional(),

@@ -145,3 +145,61 @@ describe('backup prune, verify, list --dry-run (client) contact nothing', () => 
     expect(contacted()).toBe(false);
   });
 });
+
+describe('backup.method: borg through the CLI (client dry runs contact nothing)', () => {
+  const root = join(import.meta.dirname, '../../..');
+  const base = readFileSync(join(root, 'inventory.yaml'), 'utf8');
+  const file = join(dir, 'borg-inventory.yaml');
+  const PASS = '/root/enssib-borg.passphrase';
+  const cli = (args: string[], text: string) => {
+    writeFileSync(file, text);
+    return enssib(['-i', file, ...args], { env, cwd: root });
+  };
+  const borg = base.replace('destination: /srv/backup', `destination: /srv/backup\n  method: borg\n  borg: { passphraseFile: ${PASS} }`);
+
+  it('snapshot --dry-run: the same phases, with borg init where needed and borg create instead of the zstd copy', async () => {
+    const r = await cli(['backup', 'snapshot', 'mail', '--dry-run'], borg);
+    expect(r.code, r.stderr).toBe(0);
+    const titles = [...r.stdout.matchAll(/^\d+\. \[mail\] (.*)$/gm)].map((m) => m[1]);
+    expect(titles.slice(3, 10)).toEqual([
+      'remove what an earlier backup of the volume left',
+      'make the borg repository if there is none',
+      'take the export offline on the other storage server',
+      'deactivate the logical volume on the other storage server',
+      'create the snapshot',
+      'copy the snapshot into the borg repository (borg create)',
+      'check the snapshot and keep the copy',
+    ]);
+    expect(r.stdout).toMatch(/ borg create --json --read-special --chunker-params fixed,1048576 --compression zstd,3 --timestamp \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d \/srv\/backup\/borg::mail\.\d{8}T\d{6}Z \/dev\/vg_cluster\/mail-enssib-snap/);
+    expect(r.stdout).toContain(`'BORG_PASSCOMMAND=cat -- ${PASS}'`);
+    expect(r.stdout).toMatch(/borg info \/srv\/backup\/borg .*\|\| exec .*borg init --encryption=repokey-blake2 --make-parent-dirs \/srv\/backup\/borg/);
+    expect(r.stdout).not.toMatch(/zstd -q -1|enssib-backup-sink/);
+    expect(contacted()).toBe(false);
+  });
+
+  it('verify, prune and list --dry-run: the borg check and borg prune they would run, with the inventory\u2019s counts', async () => {
+    const v = await cli(['backup', 'verify', '--dry-run'], borg);
+    expect(v.code, v.stderr).toBe(0);
+    expect(v.stdout).toMatch(/ borg check --verify-data \/srv\/backup\/borg;.* borg list --json \/srv\/backup\/borg/);
+    const p = await cli(['backup', 'prune', '--dry-run'], borg);
+    expect(p.code, p.stderr).toBe(0);
+    expect(p.stdout).toMatch(/ borg prune --list --glob-archives 'VOLUME\.\*' --keep-daily 7 --keep-weekly 4 --keep-monthly 6 \/srv\/backup\/borg;.* borg compact \/srv\/backup\/borg/);
+    expect(contacted()).toBe(false);
+  });
+
+  it('a bad borg setting is a configuration error naming the field (exit 2), before anything runs', async () => {
+    const variants: [string, RegExp][] = [
+      [base.replace('destination: /srv/backup', 'destination: /srv/backup\n  method: borg'), /backup\.method: method borg needs borg: \{ passphraseFile/],
+      [base.replace('destination: /srv/backup', 'destination: /srv/backup\n  method: tar'), /backup\.method: expected one of "image", "borg"/],
+      [base.replace('destination: /srv/backup', 'destination: /srv/backup\n  method: borg\n  borg: { passphraseFile: "/root/p;reboot" }'), /backup\.borg\.passphraseFile: the name "p;reboot" is not accepted/],
+      [base.replace('destination: /srv/backup', 'destination: /srv/backup\n  method: borg\n  borg: { passphraseFile: root/p }'), /backup\.borg\.passphraseFile: expected an absolute file path/],
+    ];
+    for (const [text, msg] of variants) {
+      const r = await cli(['backup', 'snapshot', 'mail', '--dry-run'], text);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(msg);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+    expect(contacted()).toBe(false);
+  });
+});

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { CatalogueError, backupFiles, backupId, parseRecords, recordJson, validateBackupId, type BackupRecord } from '../../../src/backup/catalogue.js';
+import { CatalogueError, backupFiles, backupId, parseRecords, recordJson, validateBackupId, type BackupRecord, type ImageRecord } from '../../../src/backup/catalogue.js';
 import { applyRetention, isoWeek, retentionIsEmpty } from '../../../src/backup/retention.js';
 import { UsageError } from '../../../src/errors.js';
 
-const rec = (volume: string, time: string, over: Partial<BackupRecord> = {}): BackupRecord => {
+const rec = (volume: string, time: string, over: Partial<ImageRecord> = {}): ImageRecord => {
   const id = backupId(volume, new Date(time));
   return { format: 1, id, volume, method: 'image', time, sizeBytes: 268435456, compressedBytes: 1234, sha256: 'a'.repeat(64), durationMs: 1500, snapshotFillPercent: 0.5, file: `${id}.img.zst`, tool: 'enssib 0.1.0', ...over };
 };

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { BackupRecord } from '../../../src/backup/catalogue.js';
-import { PHASE_REEXPORT, RESTORING_TAG, restoreName, restoreNewPlan, restoreOutcome, restoreOverPlan, type RestoreRequest } from '../../../src/backup/restore.js';
+import { PHASE_ARCHIVE, PHASE_WRITE_BORG, restoreWriteArgv, PHASE_REEXPORT, RESTORING_TAG, restoreName, restoreNewPlan, restoreOutcome, restoreOverPlan, type RestoreRequest } from '../../../src/backup/restore.js';
 import type { BackupSite } from '../../../src/backup/site.js';
 import { runPlan } from '../../../src/engine/runner.js';
 import { ExitCode, type UsageError } from '../../../src/errors.js';
@@ -45,6 +45,8 @@ interface World {
   sessions: string[];
   /** node01's sessions (iscsiadm -m session -P 3). */
   workerSession: boolean;
+  /** The borg archive is missing from the repository (borg info fails). */
+  noArchive?: boolean;
 }
 
 const world = (over: Partial<World> = {}): World => ({ lvs: new Map([['kvol', { size: 268435456, tags: `enssib,enssib_fs_xfs,enssib_id_${ID}` }]]), sha: SHA, write: 'ok', sessions: [], workerSession: false, ...over });
@@ -81,7 +83,8 @@ function responder(w: World) {
       if (lv) lv.tags = [...lv.tags.split(',').filter((t) => t && t !== tag), ...(argv[1] === '--addtag' ? [tag] : [])].join(',');
       return ok();
     }
-    if (name === 'enssib-backup-restore') {
+    if (argv[0] === 'env' && argv.includes('info')) return w.noArchive ? { exitCode: 2, stdout: '', stderr: 'Archive kvol.20261203T020000Z does not exist', durationMs: 1 } : ok('{}');
+    if (name === 'enssib-backup-restore' || name === 'enssib-borg-extract') {
       if (w.write === 'fail') return { exitCode: 1, stdout: '', stderr: 'zstd: /srv/backup/kvol/kvol.20261203T020000Z.img.zst: Read error (39) : premature end', durationMs: 1 };
       if (w.write === 'hang') return new Promise<undefined>(() => undefined);
       return ok();
@@ -93,16 +96,16 @@ function responder(w: World) {
 
 const req = (over: Partial<RestoreRequest> = {}): RestoreRequest => ({ record, target: 'kvol-r12030200', force: false, fs: 'xfs', lockWaitS: 0, writeTimeoutS: 3600, keepOnFailure: false, verifyOn: null, ...over });
 
-async function restore(w: World, r: RestoreRequest, s: VolumeSite = site, signal?: AbortSignal) {
+async function restore(w: World, r: RestoreRequest, s: VolumeSite = site, signal?: AbortSignal, b: BackupSite = bsite) {
   const hosts = fakePool(responder(w));
   const owner = lockOwner(['enssib', 'backup', 'restore'], new Date(0), 'tok');
-  const plan = r.force ? restoreOverPlan(s, bsite, r, owner) : restoreNewPlan(s, bsite, r, { identity: ID, owner });
+  const plan = r.force ? restoreOverPlan(s, b, r, owner) : restoreNewPlan(s, b, r, { identity: ID, owner });
   const report = await runPlan(plan, { mode: 'apply', concurrency: 4, hosts, ...(signal ? { signal } : {}) });
   const calls = (h: string) => hosts.host(h).calls.map((c) => (c[0] === 'sh' || c[0] === 'bash' ? `${c[0]} ${c[3]} ${c.slice(4).join(' ')}` : c.join(' ')));
   return { report, calls, outcome: restoreOutcome(r, report) };
 }
 
-const mutations = (calls: string[]) => calls.filter((c) => /^(lvcreate|lvremove|lvchange|targetcli|sha256sum)|enssib-backup-restore/.test(c));
+const mutations = (calls: string[]) => calls.filter((c) => /^(lvcreate|lvremove|lvchange|targetcli|sha256sum)|enssib-backup-restore|enssib-borg-extract|^env .* borg info /.test(c));
 
 describe('restore into a new volume', () => {
   it('checks the sha256, creates the LV marked incomplete, writes, unmarks, then exports on both servers', async () => {
@@ -383,5 +386,58 @@ describe('restore over an existing volume (--force): its export is offline durin
     const { log, exported } = await forced(world({ sessions: ['iqn.1993-08.org.debian:01:node01'] }));
     expect(log).toEqual([]);
     expect(exported.size).toBe(2);
+  });
+});
+
+describe('restore of a borg backup (backup.method: borg)', () => {
+  const repo = { path: '/srv/backup/borg', remote: null, passphraseFile: '/root/enssib-borg.passphrase' };
+  const borgSite: BackupSite = { ...bsite, borg: repo };
+  const { sha256: _sha, file: _file, ...common } = record;
+  const borgRecord: BackupRecord = { ...common, method: 'borg', archive: record.id, deduplicatedBytes: 1048576 };
+  const ENV = `env BORG_PASSCOMMAND=cat -- /root/enssib-borg.passphrase BORG_RSH=ssh -o BatchMode=yes -o StrictHostKeyChecking=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=no BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=no BORG_CHECK_I_KNOW_WHAT_I_AM_DOING=NO BORG_DELETE_I_KNOW_WHAT_I_AM_DOING=NO borg`;
+
+  it('into a new volume: the archive found first, the LV created marked, borg extract --stdout onto it, unmarked, exported', async () => {
+    const w = world();
+    const { report, calls, outcome } = await restore(w, req({ record: borgRecord }), site, undefined, borgSite);
+    expect(report.exitCode, JSON.stringify(report.phases.flatMap((p) => p.hosts.filter((h) => h.error)), null, 1)).toBe(ExitCode.ok);
+    expect(mutations(calls('data1')).slice(0, 5)).toEqual([
+      `${ENV} info --json /srv/backup/borg::kvol.20261203T020000Z`,
+      `lvcreate --yes --wipesignatures y --zero y --activate y --name kvol-r12030200 --size 256m --addtag enssib --addtag enssib_id_${ID} --addtag enssib_fs_xfs --addtag ${RESTORING_TAG} vg_cluster`,
+      `bash enssib-borg-extract /dev/vg_cluster/kvol-r12030200 ${ENV} extract --stdout /srv/backup/borg::kvol.20261203T020000Z`,
+      `lvchange --deltag ${RESTORING_TAG} vg_cluster/kvol-r12030200`,
+      'targetcli /backstores/block create name=kvol-r12030200 dev=/dev/vg_cluster/kvol-r12030200 wwn=a1a93ec0-0620-20a8-0f09-1605229042ee',
+    ]);
+    expect(report.phases.map((p) => p.title)).toContain(PHASE_WRITE_BORG);
+    expect(calls('data1').some((c) => c.startsWith('sha256sum'))).toBe(false);
+    expect(outcome).toMatchObject({ status: 'restored', mode: 'new', incomplete: false });
+  });
+
+  it('an archive the repository does not have: refused before anything is created', async () => {
+    const w = world({ noArchive: true });
+    const { report, calls, outcome } = await restore(w, req({ record: borgRecord }), site, undefined, borgSite);
+    expect(report.exitCode).toBe(ExitCode.failed);
+    expect(report.stoppedAt).toBe(PHASE_ARCHIVE);
+    expect(calls('data1').some((c) => c.startsWith('lvcreate'))).toBe(false);
+    expect(outcome.status).toBe('failed');
+  });
+
+  it('--force over the volume: the same refusals and exports; the write is borg extract', async () => {
+    const w = world();
+    const { report, calls, outcome } = await restore(w, req({ record: borgRecord, target: 'kvol', force: true }), site, undefined, borgSite);
+    expect(report.exitCode, JSON.stringify(report.phases.flatMap((p) => p.hosts.filter((h) => h.error)), null, 1)).toBe(ExitCode.ok);
+    expect(calls('data1')).toContain(`bash enssib-borg-extract /dev/vg_cluster/kvol ${ENV} extract --stdout /srv/backup/borg::kvol.20261203T020000Z`);
+    expect(outcome).toMatchObject({ status: 'restored', mode: 'over' });
+  });
+
+  it('a failed extract into a new volume removes it (the create plan\u2019s undo)', async () => {
+    const w = world({ write: 'fail' });
+    const { report, outcome } = await restore(w, req({ record: borgRecord }), site, undefined, borgSite);
+    expect(report.exitCode).toBe(ExitCode.failed);
+    expect(w.lvs.has('kvol-r12030200')).toBe(false);
+    expect(outcome).toMatchObject({ status: 'failed', incomplete: false });
+  });
+
+  it('a borg backup while the inventory\u2019s method is image: a configuration error naming what to set', () => {
+    expect(() => restoreWriteArgv(bsite, borgRecord, '/dev/vg_cluster/x')).toThrow(/backup\.method is not borg: cannot restore them/);
   });
 });

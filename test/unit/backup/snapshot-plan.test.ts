@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { PHASE_COPY, PHASE_GONE, PHASE_REEXPORT, PHASE_REMOVE, PHASE_RESCAN, RECORD, copyResultArgv, sinkArgv, snapshotOutcome, snapshotPlan, type SnapshotOutcome, type SnapshotRequest } from '../../../src/backup/snapshot.js';
+import { PHASE_BORG_INIT, PHASE_COPY, PHASE_COPY_BORG, PHASE_KEEP, borgCopyArgv, PHASE_GONE, PHASE_REEXPORT, PHASE_REMOVE, PHASE_RESCAN, RECORD, copyResultArgv, sinkArgv, snapshotOutcome, snapshotPlan, type SnapshotOutcome, type SnapshotRequest } from '../../../src/backup/snapshot.js';
 import { snapshotCommand, snapshotSummary } from '../../../src/backup/usecases.js';
 import { PHASE_ARM, PHASE_DISARM, PHASE_FREEZE, PHASE_PRE_HOOK, PHASE_THAW, findQuiesce, quiescePhases, thawTimerArgv } from '../../../src/backup/quiesce.js';
 import type { HookRun } from '../../../src/remote/hook.js';
@@ -18,6 +18,7 @@ import { runPlan } from '../../../src/engine/runner.js';
 import { ExitCode } from '../../../src/errors.js';
 import { lockOwner } from '../../../src/storage/lock.js';
 import { writeRecordArgv } from '../../../src/backup/catalogue.js';
+import { borgArgv, initArgv } from '../../../src/backup/borg.js';
 import { quote } from '../../../src/remote/quote.js';
 import type { VolumeSite } from '../../../src/storage/volume.js';
 import { fakePool, type FakeHost } from '../../support/fake-hosts.js';
@@ -46,6 +47,8 @@ interface World {
   fillDuringCopy?: boolean;
   /** lvremove of the snapshot fails (the device is held open). */
   lvremoveFails?: boolean;
+  /** borg create's outcome (the borg method). */
+  borgCreate?: 'ok' | 'fail';
 }
 
 function world(over: Partial<World> = {}): World {
@@ -98,6 +101,11 @@ function responder(w: World) {
       if (w.copy === 'hang') return new Promise<undefined>(() => undefined);
       // The copy prints how far it got (bytes of the snapshot read), a line a second.
       return ok('0\n134217728\n268435456\n');
+    }
+    if (argv[0] === 'env' && argv.includes('create')) {
+      if (w.fillDuringCopy && w.snapshot) w.snapshot = { ...w.snapshot, attr: 'Swi-I-s---', pct: '100.00' };
+      if (w.borgCreate === 'fail') return { exitCode: 2, stdout: '', stderr: 'Repository /srv/backup/borg does not exist.', durationMs: 1 };
+      return ok(JSON.stringify({ archive: { name: req.id, start: '2026-12-03T02:00:01.000000', duration: 1.5, stats: { original_size: 268435456, compressed_size: 200000000, deduplicated_size: 1048576, nfiles: 1 } } }));
     }
     if (name === 'enssib-backup-result' || (name === 'enssib-backup-host' && /enssib-backup-result/.test(argv.at(-1) ?? ''))) return ok(`${SHA}  -\n1764727200000 1764727201500\n1234\n`);
     if (line === 'blockdev --getsize64 /dev/vg_cluster/kvol-enssib-snap') return ok('268435456\n');
@@ -430,9 +438,9 @@ describe('enssib backup snapshot, the use case: exit code, summary table, one-li
     const { code, lines, journal } = await command(['kvol', 'gone'], world());
     expect(code).toBe(ExitCode.partial);
     const head = lines.findIndex((l) => l.startsWith('VOLUME'));
-    expect(lines[head]?.split(/\s{2,}/)).toEqual(['VOLUME', 'RESULT', 'BACKUP', 'SIZE', 'COMPRESSED', 'COPY', 'SNAPSHOT USED', 'SNAPSHOT LIFETIME', 'ONE PATH FOR']);
-    expect(lines[head + 1]).toMatch(/^kvol\s+ok\s+kvol\.\d{8}T\d{6}Z\s+256M\s+1\.21K\s+2 s\s+0\.0%\s+\d+ s\s+\d+ s$/);
-    expect(lines[head + 2]).toMatch(/^gone\s+FAILED\s+-\s+-\s+-\s+-\s+-\s+-\s+-$/);
+    expect(lines[head]?.split(/\s{2,}/)).toEqual(['VOLUME', 'RESULT', 'BACKUP', 'SIZE', 'COMPRESSED', 'ADDED', 'COPY', 'SNAPSHOT USED', 'SNAPSHOT LIFETIME', 'ONE PATH FOR']);
+    expect(lines[head + 1]).toMatch(/^kvol\s+ok\s+kvol\.\d{8}T\d{6}Z\s+256M\s+1\.21K\s+1\.21K\s+2 s\s+0\.0%\s+\d+ s\s+\d+ s$/);
+    expect(lines[head + 2]).toMatch(/^gone\s+FAILED\s+-\s+-\s+-\s+-\s+-\s+-\s+-\s+-$/);
     expect(lines.at(-1)).toBe('backup snapshot: 1 of 2 volumes backed up; failed: gone (failed)');
     expect(journal).toHaveLength(1);
     expect(journal[0]).toMatchObject({ exitCode: ExitCode.partial, summary: 'backup snapshot: 1 of 2 volumes backed up; failed: gone (failed)', items: [{ item: 'kvol', status: 'done' }, { item: 'gone', status: 'failed' }] });
@@ -614,5 +622,90 @@ describe('findQuiesce: which services quiesce which volume', () => {
     expect(argv.at(-1)).toBe("/mnt/a b;rm -rf /'");
     expect(argv).toContain('45');
     expect(() => thawTimerArgv('kvol', '/mnt', 0)).toThrow(/whole number of seconds/);
+  });
+});
+
+describe('backup snapshot with backup.method: borg (fake hosts)', () => {
+  const PASS = '/root/enssib-borg.passphrase';
+  const repo = { path: '/srv/backup/borg', remote: null, passphraseFile: PASS };
+  const borgSite: BackupSite = { ...bsite, borg: repo };
+  const ENV = `env 'BORG_PASSCOMMAND=cat -- ${PASS}' 'BORG_RSH=ssh -o BatchMode=yes -o StrictHostKeyChecking=yes' BORG_RELOCATED_REPO_ACCESS_IS_OK=no BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=no BORG_CHECK_I_KNOW_WHAT_I_AM_DOING=NO BORG_DELETE_I_KNOW_WHAT_I_AM_DOING=NO borg`;
+  const CREATE = `${ENV} create --json --read-special --chunker-params fixed,1048576 --compression zstd,3 --timestamp 2026-12-03T02:00:00 /srv/backup/borg::kvol.20261203T020000Z /dev/vg_cluster/kvol-enssib-snap`;
+  const borgCalls = (calls: string[]) => calls.filter((c) => /^env .*borg|enssib-borg|enssib-backup-record|^lvcreate|^lvremove|^rm /.test(c) || c.includes(' borg info '));
+
+  it('the same phases; only the copy differs: borg init where there is none, borg create of the snapshot, a record from its --json stats', async () => {
+    const w = world();
+    const { report, hosts, calls, outcome } = await backup(w, undefined, undefined, borgSite);
+    expect(report.exitCode, JSON.stringify(report.phases.flatMap((p) => p.hosts.filter((h) => h.error)), null, 1)).toBe(ExitCode.ok);
+    const titles = report.phases.map((p) => p.title);
+    expect(titles).toContain(PHASE_BORG_INIT);
+    expect(titles).toContain(PHASE_COPY_BORG);
+    expect(titles).not.toContain(PHASE_COPY);
+    expect(titles.indexOf(PHASE_BORG_INIT)).toBeLessThan(titles.indexOf('take the export offline on the other storage server'));
+    const d1 = calls('data1');
+    const init = hosts.host('data1').calls.find((c) => c[0] === 'sh' && c[1] === '-c' && /borg.* info .*\|\| exec .*borg.* init --encryption=repokey-blake2/.test(c[2] ?? ''));
+    expect(init).toBeDefined();
+    expect(borgCalls(d1)).toEqual(['lvcreate --yes --snapshot --name kvol-enssib-snap --size 52m vg_cluster/kvol', CREATE.replaceAll("'", ''), 'sh enssib-backup-record /srv/backup/kvol/kvol.20261203T020000Z.json', 'lvremove --yes vg_cluster/kvol-enssib-snap']);
+    // No image, no partial file: nothing of the image method runs.
+    expect(d1.some((c) => /enssib-backup-copy|\.partial /.test(c) || c.startsWith('mv '))).toBe(false);
+    expect(JSON.parse(recordWritten(hosts.host('data1')) ?? '{}')).toEqual({
+      format: 1,
+      id: req.id,
+      volume: 'kvol',
+      method: 'borg',
+      time: '2026-12-03T02:00:00.000Z',
+      sizeBytes: 268435456,
+      compressedBytes: 200000000,
+      deduplicatedBytes: 1048576,
+      durationMs: 1500,
+      snapshotFillPercent: 0,
+      archive: req.id,
+      tool: 'enssib 0.1.0',
+    });
+    expect(w.snapshot).toBeNull();
+    expect(w.exported2 && w.active2).toBe(true);
+    expect(outcome).toMatchObject({ status: 'ok', pathsOk: true });
+    expect(JSON.stringify(hosts.host('data1').calls)).not.toMatch(/BORG_PASSPHRASE=/);
+  });
+
+  it('a borg create that fails leaves no record; the snapshot is removed and data2 put back', async () => {
+    const w = world({ borgCreate: 'fail' });
+    const { report, hosts, calls, outcome } = await backup(w, undefined, undefined, borgSite);
+    expect(report.exitCode).toBe(ExitCode.failed);
+    expect(report.items?.[0]?.stoppedAt).toBe(PHASE_COPY_BORG);
+    expect(recordWritten(hosts.host('data1'))).toBeUndefined();
+    expect(calls('data1')).toContain('lvremove --yes vg_cluster/kvol-enssib-snap');
+    expect(w.snapshot).toBeNull();
+    expect(w.exported2 && w.active2).toBe(true);
+    expect(outcome).toMatchObject({ status: 'failed', record: null });
+  });
+
+  it('a snapshot that filled up during borg create: the archive is deleted again, no record kept', async () => {
+    const w = world({ fillDuringCopy: true });
+    const { report, hosts, calls, outcome } = await backup(w, undefined, undefined, borgSite);
+    expect(report.exitCode).toBe(ExitCode.failed);
+    expect(report.items?.[0]?.stoppedAt).toBe(PHASE_KEEP);
+    expect(outcome.error).toMatch(/became invalid.*the archive is not kept/);
+    expect(recordWritten(hosts.host('data1'))).toBeUndefined();
+    expect(calls('data1')).toContain('rm -f -- /srv/backup/kvol/kvol.20261203T020000Z.json');
+    const del = hosts.host('data1').calls.find((c) => c[3] === 'enssib-borg-delete');
+    expect(del?.slice(4)).toEqual(['kvol.20261203T020000Z', ...borgArgv(repo, ['delete', '/srv/backup/borg::kvol.20261203T020000Z'])]);
+    expect(w.snapshot).toBeNull();
+  });
+
+  it('a client dry run prints the real borg commands, with the passphrase file\u2019s path only', async () => {
+    const report = await runPlan(snapshotPlan(site, borgSite, [req], lockOwner(['enssib', 'backup'], new Date(0), 'tok'), 1), { mode: 'client', concurrency: 4, hosts: fakePool(() => ok()) });
+    const lines = report.phases.flatMap((p) => p.hosts.flatMap((h) => h.actions));
+    expect(lines).toContainEqual(expect.stringContaining(quote(borgCopyArgv(repo, req.id, '/dev/vg_cluster/kvol-enssib-snap'))));
+    expect(lines.join('\n')).toContain(CREATE);
+    expect(lines).toContainEqual(expect.stringContaining(quote(initArgv(repo))));
+    expect(lines.join('\n')).toContain(`BORG_PASSCOMMAND=cat -- ${PASS}`);
+  });
+
+  it('a volume named borg is refused with the borg method (its catalogue folder would be the repository)', async () => {
+    const r = { ...req, volume: 'borg', id: 'borg.20261203T020000Z' };
+    const report = await runPlan(snapshotPlan(site, borgSite, [r], lockOwner(['enssib', 'backup'], new Date(0), 'tok'), 1), { mode: 'apply', concurrency: 4, hosts: fakePool(responder(world())) });
+    expect(report.exitCode).toBe(ExitCode.failed);
+    expect(snapshotOutcome(r, report).error).toMatch(/volume "borg" cannot be backed up with the borg method/);
   });
 });
