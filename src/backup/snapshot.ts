@@ -1,6 +1,6 @@
 import { probePhase, probedFacts, rawProbe, valueKey } from '../engine/probe.js';
 import { describeAction } from '../engine/describe.js';
-import type { Action, Finding, ItemPlan, Phase, PhaseOutcome, Plan, RunReport, RunState } from '../engine/types.js';
+import type { Action, Finding, HostOutcome, ItemPlan, Phase, PhaseOutcome, Plan, RunReport, RunState } from '../engine/types.js';
 import { OperationError, UsageError } from '../errors.js';
 import type { RunResult } from '../remote/types.js';
 import { exportActions, unexportActions } from '../storage/exports.js';
@@ -623,6 +623,18 @@ function span(phases: readonly PhaseOutcome[], from: string, to: string): number
 /** "host: message", once (most messages already start with their host). */
 const withHost = (host: string, message: string) => (message.startsWith(`${host}: `) ? message : `${host}: ${message}`);
 
+/**
+ * Why a phase failed on a host, in one line: its message, and for a command
+ * that failed, the last line it wrote on stderr (where the cause is: "No space
+ * left on device", "Read error"), unless the message says it already.
+ */
+function failureText(h: HostOutcome): string {
+  const e = h.error;
+  const message = withHost(h.host, e?.message ?? 'failed');
+  const last = e?.remoteExitCode !== undefined ? (e.details.at(-1)?.trim() ?? '') : '';
+  return last && !message.includes(last) ? `${message}: ${last.slice(0, 300)}` : message;
+}
+
 /** One volume's outcome, from the run's report (its item, its phases). */
 export function snapshotOutcome(req: SnapshotRequest, report: RunReport): SnapshotOutcome {
   const phases = report.phases.filter((p) => p.item === req.volume);
@@ -632,6 +644,8 @@ export function snapshotOutcome(req: SnapshotRequest, report: RunReport): Snapsh
   const reexport = phases.find((p) => p.title === PHASE_REEXPORT);
   const stranded = reexport?.hosts.some((h) => h.status === 'failed' && /^not reactivated nor re-exported/.test(h.error?.message ?? '')) ?? false;
   const failed = phases.flatMap((p) => p.hosts.filter((h) => h.status === 'failed').map((h) => ({ p, h })))[0];
+  // A copy that failed reading a snapshot whose copy-on-write area filled up: that is the cause (the removal found it), not the read error.
+  const invalid = phases.find((p) => p.title === PHASE_REMOVE)?.hosts.flatMap((h) => (h.findings ?? []).filter((f) => f.check === PHASE_REMOVE))[0];
   const paths = phases.find((p) => p.title === PHASE_PATHS);
   const record = report.itemStates?.get(req.volume)?.values.get(RECORD) ?? null;
   return {
@@ -639,7 +653,7 @@ export function snapshotOutcome(req: SnapshotRequest, report: RunReport): Snapsh
     id: req.id,
     status: report.mode !== 'apply' ? 'planned' : item?.status === 'skipped' ? 'skipped' : item?.status === 'interrupted' ? 'interrupted' : ok ? 'ok' : 'failed',
     record: ok ? record : null,
-    error: failed ? `${failed.p.title}: ${withHost(failed.h.host, failed.h.error?.message ?? 'failed')}` : item?.error ? item.error.message : null,
+    error: failed ? `${failed.p.title}: ${failed.p.title === PHASE_COPY && invalid ? withHost(invalid.host, invalid.found) : failureText(failed.h)}` : item?.error ? item.error.message : null,
     snapshotLifetimeMs: span(phases, PHASE_SNAPSHOT, PHASE_REMOVE),
     singlePathMs: stranded ? null : span(phases, PHASE_OFFLINE, PHASE_REEXPORT),
     stranded,

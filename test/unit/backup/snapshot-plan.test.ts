@@ -214,7 +214,8 @@ describe('backup snapshot, one volume, with fake hosts', () => {
     expect(w.exported2 && w.active2).toBe(true);
     expect(calls('data1').at(-1)).toMatch(/enssib-unlock/);
     expect(outcome).toMatchObject({ status: 'failed', record: null });
-    expect(outcome.error).toMatch(/copy the snapshot .*No space left|copy the snapshot/);
+    // The cause is in the outcome's one line: the last line the copy wrote on stderr.
+    expect(outcome.error).toBe('copy the snapshot (zstd, sha256): data1: command failed with exit code 1: zstd: error 70 : Write error : No space left on device');
   });
 
   it('a snapshot that filled up during the copy fails the backup: nothing kept, the snapshot removed', async () => {
@@ -233,8 +234,10 @@ describe('backup snapshot, one volume, with fake hosts', () => {
 
   it('a copy that fails because the snapshot filled up says so', async () => {
     const w = world({ copy: 'fail', fillDuringCopy: true });
-    const { report } = await backup(w);
+    const { report, outcome } = await backup(w);
     expect(report.exitCode).toBe(ExitCode.failed);
+    // The outcome names the cause (the snapshot), not the read error the copy met.
+    expect(outcome.error).toBe('copy the snapshot (zstd, sha256): data1: the snapshot kvol-enssib-snap had become invalid: its copy-on-write area (52M) filled up');
     expect(report.findings.filter((f) => f.severity === 'warning').map((f) => f.found)).toEqual(['the snapshot kvol-enssib-snap had become invalid: its copy-on-write area (52M) filled up']);
     expect(w.snapshot).toBeNull();
   });
@@ -449,7 +452,7 @@ describe('enssib backup snapshot, the use case: exit code, summary table, one-li
   it('every volume failed: exit 1, the table says why, the journal says so in one line', async () => {
     const { code, lines, journal } = await command(['kvol'], world({ copy: 'fail' }));
     expect(code).toBe(ExitCode.failed);
-    expect(lines).toContain('kvol: copy the snapshot (zstd, sha256): data1: command failed with exit code 1');
+    expect(lines).toContain('kvol: copy the snapshot (zstd, sha256): data1: command failed with exit code 1: zstd: error 70 : Write error : No space left on device');
     expect(lines.at(-1)).toBe('backup snapshot: 0 of 1 volume backed up; failed: kvol (failed)');
     expect(journal[0]).toMatchObject({ exitCode: ExitCode.failed, summary: 'backup snapshot: 0 of 1 volume backed up; failed: kvol (failed)' });
   });
