@@ -63,7 +63,8 @@ const runs = [];
 for (let i = 0; i < REPS; i++) {
   sh('data1', `lvcreate -q -y -s -n ${SNAP.split('/')[1]} -l 20%ORIGIN vg_cluster/${V} >/dev/null; sync; echo 3 > /proc/sys/vm/drop_caches`);
   const ms = Number(
-    sh('data1', `set -o pipefail; s=$(date +%s%3N); dd if=/dev/${SNAP} bs=4M status=none | zstd -1 -q > /srv/backup/rawbench.zst && sync -- /srv/backup/rawbench.zst; e=$(date +%s%3N); echo $((e - s))`).trim(),
+    // A failed pipeline must not be timed as a fast one (sh throws on a non-zero exit).
+    sh('data1', `set -o pipefail; mkdir -p /srv/backup; s=$(date +%s%3N); dd if=/dev/${SNAP} bs=4M status=none | zstd -1 -q > /srv/backup/rawbench.zst && sync -- /srv/backup/rawbench.zst || exit 1; e=$(date +%s%3N); echo $((e - s))`).trim(),
   );
   raw.push(ms);
   sh('data1', `lvremove -q -y ${SNAP} >/dev/null; rm -f /srv/backup/rawbench.zst; sync; echo 3 > /proc/sys/vm/drop_caches`);
