@@ -87,9 +87,13 @@ function lockWait(opts: Record<string, unknown>): number {
 /** Copies at once: one stream per storage server by default (the snapshots all live on the metadata host: 1), `--concurrency` to change. */
 export const MAX_BACKUP_CONCURRENCY = 16;
 
-export function backupConcurrency(opts: Pick<Context['opts'], 'concurrency' | 'concurrencyGiven'>): number {
+export function backupConcurrency(opts: Pick<Context['opts'], 'concurrency' | 'concurrencyGiven'>, bsite?: Pick<BackupSite, 'borg'>): number {
   if (!opts.concurrencyGiven) return 1;
   const n = opts.concurrency;
+  if (bsite?.borg && n !== 1) {
+    // A second create would hold its snapshot, and the other server's export offline, while it waits for the repository's lock.
+    throw new UsageError(`--concurrency ${n}: with backup.method borg, volumes are backed up one at a time`, ['borg writes one archive at a time into its repository (it holds the repository\u2019s lock for the whole create).']);
+  }
   if (!Number.isInteger(n) || n < 1 || n > MAX_BACKUP_CONCURRENCY) {
     throw new UsageError(`--concurrency ${n}: backup snapshot copies 1 to ${MAX_BACKUP_CONCURRENCY} volumes at once`, ['Every copy reads the metadata host\u2019s disks: more than a few at once rarely goes faster.']);
   }
@@ -112,7 +116,7 @@ export async function snapshotCommand(ctx: Context, inv: Invocation): Promise<nu
   const { site, bsite } = sites(ctx);
   const wanted = snapshotTargets(site, inv);
   const lockWaitS = lockWait(inv.opts);
-  const concurrency = backupConcurrency(ctx.opts);
+  const concurrency = backupConcurrency(ctx.opts, bsite);
   const volumes = wanted !== 'all' ? wanted : ctx.opts.dryRun === 'client' ? ['VOLUME'] : await allVolumes(ctx, site);
   if (wanted === 'all' && ctx.opts.dryRun === 'client') ctx.out.note(`--all: the volumes are read on ${site.meta} when the command runs (${lvsArgv(site.vg).join(' ')}); the plan of each is:`);
   if (volumes.length === 0) {

@@ -177,6 +177,14 @@ describe('backup.method: borg through the CLI (client dry runs contact nothing)'
     expect(contacted()).toBe(false);
   });
 
+  it('--concurrency above 1 is refused with borg (one archive at a time into the repository); 1 is accepted', async () => {
+    const r = await cli(['backup', 'snapshot', 'mail', 'ldap', '--dry-run', '--concurrency', '2'], borg);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--concurrency 2: with backup\.method borg, volumes are backed up one at a time/);
+    expect((await cli(['backup', 'snapshot', 'mail', 'ldap', '--dry-run', '--concurrency', '1'], borg)).code).toBe(0);
+    expect(contacted()).toBe(false);
+  });
+
   it('verify, prune and list --dry-run: the borg check and borg prune they would run, with the inventory\u2019s counts', async () => {
     const v = await cli(['backup', 'verify', '--dry-run'], borg);
     expect(v.code, v.stderr).toBe(0);
