@@ -68,6 +68,36 @@ export function createArgv(r: BorgRepo, archive: string, device: string, at: Dat
   return borgArgv(r, ['create', '--json', '--read-special', '--chunker-params', 'fixed,1048576', '--compression', 'zstd,3', '--timestamp', time, `${repoLocation(r)}::${archive}`, device]);
 }
 
+/**
+ * `borg create` (its argv after the device) with how far it got: borg's
+ * stdout (its `--json` answer) goes to a temporary file, and every second the
+ * script prints the offset of borg's open file on the device (found among
+ * `/proc/<borg>/fd`), the bytes read so far; at the end, the answer. Only
+ * numbers and the answer are on its stdout.
+ */
+const CREATE_PROGRESS = [
+  'dev=$(readlink -f -- "$1") || exit 1; shift',
+  'out=$(mktemp -t enssib-borg-create.XXXXXX) || exit 1',
+  'trap \'rm -f -- "$out"\' EXIT',
+  '"$@" > "$out" &',
+  'c=$! n=0',
+  'while kill -0 "$c" 2>/dev/null; do',
+  '  if [ $((n % 5)) = 0 ]; then',
+  '    for f in /proc/"$c"/fd/*; do',
+  '      [ "$(readlink -- "$f" 2>/dev/null)" = "$dev" ] && sed -n "s/^pos:[[:space:]]*//p" "/proc/$c/fdinfo/${f##*/}" 2>/dev/null',
+  '    done',
+  '  fi',
+  '  n=$((n + 1)); sleep 0.2',
+  'done',
+  'wait "$c"; r=$?',
+  'cat -- "$out"',
+  'exit "$r"',
+].join('\n');
+
+export function createWithProgressArgv(r: BorgRepo, archive: string, device: string, at: Date): string[] {
+  return ['bash', '-c', CREATE_PROGRESS, 'enssib-borg-create', device, ...createArgv(r, archive, device, at)];
+}
+
 export interface BorgCreateStats {
   archive: string;
   /** Bytes read from the device. */

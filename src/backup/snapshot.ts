@@ -12,7 +12,7 @@ import { SNAPSHOT_FIELDS, lvActivateArgv, lvDeactivateArgv, lvPath, lvRef, lvmSi
 import { notEnssibs } from '../storage/volume-delete.js';
 import { command, iqnOf, storageFacts, storageProbes, type StorageFacts, type VolumeSite } from '../storage/volume.js';
 import { formatBytes } from '../validate.js';
-import { createArgv, deleteArgv, initArgv, parseCreate, type BorgCreateStats, type BorgRepo } from './borg.js';
+import { createWithProgressArgv, deleteArgv, initArgv, parseCreate, type BorgCreateStats, type BorgRepo } from './borg.js';
 import { RECORD_FORMAT, backupFiles, backupTime, recordJson, writeRecordArgv, type BackupFiles, type BackupRecord } from './catalogue.js';
 import type { QuiescePhases } from './quiesce.js';
 import { atDestination, cowBytes, type BackupSite } from './site.js';
@@ -496,9 +496,9 @@ function borgInitPhase(site: VolumeSite, repo: BorgRepo): Phase {
   return { title: PHASE_BORG_INIT, hosts: [site.meta], plan: () => [command(initArgv(repo), `${repo.path}, encrypted (repokey-blake2), passphrase read by borg from ${repo.passphraseFile}`)] };
 }
 
-/** The borg create of the snapshot, as the copy phase runs it (the archive's time is the backup id's). */
+/** The borg create of the snapshot, as the copy phase runs it (the archive's time is the backup id's), printing how far it read. */
 export function borgCopyArgv(repo: BorgRepo, id: string, snapshotDev: string): string[] {
-  return createArgv(repo, id, snapshotDev, backupTime(id));
+  return createWithProgressArgv(repo, id, snapshotDev, backupTime(id));
 }
 
 /**
@@ -521,6 +521,7 @@ function borgCopyPhases(site: VolumeSite, bsite: BackupSite, repo: BorgRepo, req
         command(borgCopyArgv(repo, req.id, snapDev), `archive ${req.id} in ${repo.path}`, {
           timeoutMs: req.copyTimeoutS * 1000,
           interruptible: true,
+          progress: { total: state.values.get(DECISION)?.originBytes ?? 0, parse: parseCopyProgress },
           result: (r) => state.values.set(CREATED, parseCreate(r)),
         }),
       ],

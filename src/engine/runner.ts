@@ -403,13 +403,18 @@ async function execAction(host: Host | null, a: Action, signal?: AbortSignal, pr
   return { changed: true, ...(a.quiet ? {} : { stdout: r.stdout }) };
 }
 
-/** A command whose stdout lines say how far it got: streamed, each line parsed as it comes, nothing kept. */
+/** What a streamed command's result sees of the lines that are not progress (its final report), at most. */
+const STREAM_KEPT_MAX = 64 * 1024;
+
+/** A command whose stdout lines say how far it got: streamed, each line parsed as it comes; only the other lines are kept (up to 64 KiB). */
 async function streamed(host: Host, argv: string[], opts: RunOptions, p: NonNullable<CommandAction['progress']>, report?: (done: number, total: number) => void): Promise<RunResult> {
   const { input: _none, ...rest } = opts;
   let partial = '';
+  let kept = '';
   const take = (l: string) => {
     const done = p.parse(l.trim());
     if (done !== null) report?.(done, p.total);
+    else if (l.trim() !== '' && kept.length + l.length < STREAM_KEPT_MAX) kept += `${l}\n`;
   };
   const lines = new Writable({
     write(chunk: Buffer, _enc, next) {
@@ -420,11 +425,14 @@ async function streamed(host: Host, argv: string[], opts: RunOptions, p: NonNull
     },
     final(next) {
       if (partial !== '') take(partial);
+      partial = '';
       next();
     },
   });
   const r = await host.stream(argv, { ...rest, stdout: lines });
-  return { exitCode: r.exitCode, stdout: '', stderr: r.stderr, durationMs: r.durationMs };
+  if (partial !== '') take(partial);
+  partial = '';
+  return { exitCode: r.exitCode, stdout: kept, stderr: r.stderr, durationMs: r.durationMs };
 }
 
 /**

@@ -33,7 +33,8 @@ export interface CommandAction {
    * is streamed (`Host.stream`, never held in memory), each line it prints is
    * read by `parse` as the bytes done so far, and the runner emits a
    * `progress` event (`ui/progress.ts` shows bytes, rate and ETA against
-   * `total`). Its `result` sees no stdout.
+   * `total`). Its `result` sees, as stdout, only the lines `parse` did not
+   * take (a final report, such as borg create's JSON; up to 64 KiB).
    */
   progress?: { total: number; parse: (line: string) => number | null };
   /**

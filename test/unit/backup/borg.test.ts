@@ -7,7 +7,7 @@ import { archiveNames, checkArgv, compactArgv, createArgv, deleteArgv, extractAr
 import type { BackupRecord } from '../../../src/backup/catalogue.js';
 import { restoreWriteArgv } from '../../../src/backup/restore.js';
 import type { BackupSite } from '../../../src/backup/site.js';
-import { borgCopyArgv } from '../../../src/backup/snapshot.js';
+import { borgCopyArgv, parseCopyProgress } from '../../../src/backup/snapshot.js';
 import { LocalHost } from '../../../src/remote/local.js';
 import type { RunResult } from '../../../src/remote/types.js';
 
@@ -105,7 +105,11 @@ describe('the borg method, for real (a regular file stands for the snapshot devi
   it('backup snapshot\u2019s copy and backup restore\u2019s write, as the plans build them: the file stands in for the LVM snapshot, then for the new volume\u2019s device', async () => {
     const bsite: BackupSite = { destination: join(dir, 'dest'), remote: null, snapshotSize: { percent: 20 }, retention: { daily: 2 }, maxSinglePathMs: 7_200_000, borg: repo };
     const backupId = id('2026-12-02');
-    const created = parseCreate(await run(borgCopyArgv(repo, backupId, dev)));
+    // The copy prints how far borg read (numbers the runner takes as progress), then borg's --json answer: what its result sees.
+    const copy = await run(borgCopyArgv(repo, backupId, dev));
+    const progress = copy.stdout.split('\n').filter((l) => parseCopyProgress(l) !== null).map(Number);
+    expect(progress.every((n) => n >= 0 && n <= 8 * MiB)).toBe(true);
+    const created = parseCreate({ ...copy, stdout: copy.stdout.split('\n').filter((l) => parseCopyProgress(l) === null).join('\n') });
     expect(created.archive).toBe(backupId);
     expect(created.deduplicatedBytes).toBeLessThan(64 * 1024); // the same content as the archives before it
     const names = archiveNames((await run(listArgv(repo))).stdout);
