@@ -150,9 +150,11 @@ const COPY = [
   'exec 7< "$src" || exit 1',
   '( zstd -q -1 -T0 -c <&7 | "$@" ) &',
   'c=$! n=0',
+  // The loop starts no process (bash builtins only): its pause is a read that times out on a pipe nobody writes.
+  'exec 8<> <(:)',
   'while kill -0 "$c" 2>/dev/null; do',
-  '  [ $((n % 5)) = 0 ] && sed -n "s/^pos:[[:space:]]*//p" "/proc/$$/fdinfo/7"',
-  '  n=$((n + 1)); sleep 0.2',
+  '  if [ $((n % 5)) = 0 ]; then while read -r k v; do [ "$k" = pos: ] && { echo "$v"; break; }; done < "/proc/$$/fdinfo/7"; fi',
+  '  n=$((n + 1)); read -r -t 0.2 -u 8 _',
   'done',
   'wait "$c"',
 ].join('\n');
