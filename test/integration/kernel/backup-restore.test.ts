@@ -90,7 +90,7 @@ describe('backup restore on real DRBD dual-primary, LVM, LIO and multipath', () 
     const r = await lab.enssib(['backup', 'restore', V, id, '--to', NEW, '--dry-run=server']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain(`enssib-backup-restore /dev/vg_cluster/${NEW} cat -- /srv/backup/${V}/${id}.img.zst`);
-    expect(r.stdout).toContain('zstd -q -dc < "$img" | dd of="$dev" bs=4M iflag=fullblock oflag=direct conv=fsync status=none');
+    expect(r.stdout).toContain('"$@" | zstd -q -dc | dd of="$dev" bs=4M iflag=fullblock oflag=direct conv=fsync status=none');
     expect(r.stdout).toContain('check: sha256sum -- /srv/backup/krst/');
     expect(r.stdout).toMatch(/lvcreate .*--addtag enssib_restoring vg_cluster/);
     expect(lvTags(NEW).code).not.toBe(0);
