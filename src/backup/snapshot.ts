@@ -28,8 +28,9 @@ import { atDestination, cowBytes, type BackupSite } from './site.js';
  *   and deactivate the LV there (while the snapshot exists, every write must go
  *   through M: DRBD applies O's writes beneath LVM, where the snapshot does not
  *   see them) → lvcreate --snapshot → zstd of the snapshot to a hidden
- *   temporary file on M, sha256 in the same stream, fsync → check that the
- *   snapshot is still valid → rename, catalogue record.
+ *   temporary file on M, fsync → check that the snapshot is still valid and
+ *   remove it (nothing but the copy happens while it exists) → sha256 of the
+ *   file as written → rename, catalogue record.
  *
  * Always (success, failure, Ctrl-C): remove the partial image and the
  * snapshot, check that the snapshot is gone, then — only then — reactivate and
@@ -58,10 +59,12 @@ export const PHASE_LEFTOVERS = 'remove what an earlier backup of the volume left
 export const PHASE_OFFLINE = 'take the export offline on the other storage server';
 export const PHASE_DEACTIVATE = 'deactivate the logical volume on the other storage server';
 export const PHASE_SNAPSHOT = 'create the snapshot';
-export const PHASE_COPY = 'copy the snapshot (zstd, sha256)';
+export const PHASE_COPY = 'copy the snapshot (zstd)';
 export const PHASE_BORG_INIT = 'make the borg repository if there is none';
 export const PHASE_COPY_BORG = 'copy the snapshot into the borg repository (borg create)';
-export const PHASE_KEEP = 'check the snapshot and keep the copy';
+export const PHASE_RELEASE = 'check the snapshot and remove it';
+export const PHASE_CHECKSUM = 'checksum the copy (sha256)';
+export const PHASE_KEEP = 'keep the copy';
 export const PHASE_REMOVE = 'remove the snapshot and any partial copy';
 export const PHASE_GONE = 'check that the snapshot is gone';
 export const PHASE_REEXPORT = 'reactivate and re-export on the other storage server';
@@ -87,6 +90,8 @@ export const OFFLINE = valueKey<string[]>('backup.offline');
 /** Workers with a session to the volume's target when the run started. */
 export const ATTACHED = valueKey<string[]>('backup.attached');
 export const RECORD = valueKey<BackupRecord>('backup.record');
+/** What the snapshot was when the copy ended: its size and how full its copy-on-write area was (it is removed right after). */
+export const SNAPSHOT_READ = valueKey<{ sizeBytes: number; fillPercent: number }>('backup.snapshot-read');
 /** What `borg create --json` said of the archive it made. */
 export const CREATED = valueKey<BorgCreateStats>('backup.borg-created');
 /** Set once the snapshot is known to be gone (removed, or never made): the other server may take writes again. */
@@ -170,15 +175,15 @@ export function copyArgv(snapshotDev: string, sink: readonly string[]): string[]
 }
 
 /**
- * Where the backups are: the stream into the hidden partial file, its sha256
- * computed from what arrived, fsync, and the times the stream started and
- * ended (this host's clock) beside it.
+ * Where the backups are: the stream into the hidden partial file, fsync, and
+ * the times the stream started and ended (this host's clock) beside it. The
+ * checksum is not taken in the stream: it would lengthen the snapshot's life
+ * (see `checksumArgv`).
  */
 const SINK = [
-  'set -o pipefail',
   'tmp=$1',
   'start=$(date +%s%3N)',
-  'tee -- "$tmp" | sha256sum > "$tmp.sha256" || exit 1',
+  'cat > "$tmp" || exit 1',
   'sync -- "$tmp" || exit 1',
   'printf "%s %s\\n" "$start" "$(date +%s%3N)" > "$tmp.time"',
 ].join('\n');
@@ -187,7 +192,15 @@ export function sinkArgv(partial: string): string[] {
   return ['bash', '-c', SINK, 'enssib-backup-sink', partial];
 }
 
-/** What the sink left beside the partial file: its checksum, times and compressed size. */
+/**
+ * The sha256 of the partial file as written, beside it: run where the backups
+ * are, after the snapshot is removed (what `verify` recomputes later).
+ */
+export function checksumArgv(partial: string): string[] {
+  return ['sh', '-c', 'sha256sum < "$1" > "$1.sha256"', 'enssib-backup-checksum', partial];
+}
+
+/** What the sink and the checksum left beside the partial file: its checksum, times and compressed size. */
 const RESULT = ['tmp=$1', 'cat -- "$tmp.sha256" "$tmp.time" || exit 1', 'stat -c %s -- "$tmp"'].join('\n');
 
 export function copyResultArgv(partial: string): string[] {
@@ -202,16 +215,41 @@ export interface CopyResult {
   sizeBytes: number;
 }
 
-/** `r`: what copyResultArgv printed; `size`: `blockdev --getsize64` of the snapshot. */
-export function parseCopyResult(r: RunResult, size: RunResult): CopyResult {
+/** `r`: what copyResultArgv printed; `sizeBytes`: the snapshot's size (`blockdev --getsize64`, read before its removal). */
+export function parseCopyResult(r: RunResult, sizeBytes: number): CopyResult {
   if (r.exitCode !== 0) throw new OperationError(`the copy left no complete result (exit code ${r.exitCode})`, [r.stderr.trim()].filter(Boolean));
-  if (size.exitCode !== 0) throw new OperationError(`cannot read the snapshot's size (blockdev exit code ${size.exitCode})`, [size.stderr.trim()].filter(Boolean));
   const lines = r.stdout.split('\n').map((l) => l.trim());
   const sha = /^([0-9a-f]{64})\s/.exec(lines[0] ?? '')?.[1];
   const times = /^(\d+) (\d+)$/.exec(lines[1] ?? '');
-  const nums = [lines[2], size.stdout.trim()].map((x) => (/^\d+$/.test(x ?? '') ? Number(x) : NaN));
-  if (!sha || !times || nums.some((n) => !Number.isSafeInteger(n))) throw new OperationError(`the copy's result cannot be read: ${JSON.stringify(r.stdout.slice(0, 200))}`);
-  return { sha256: sha, startMs: Number(times[1]), endMs: Number(times[2]), compressedBytes: nums[0] as number, sizeBytes: nums[1] as number };
+  const compressed = /^\d+$/.test(lines[2] ?? '') ? Number(lines[2]) : NaN;
+  if (!sha || !times || !Number.isSafeInteger(compressed)) throw new OperationError(`the copy's result cannot be read: ${JSON.stringify(r.stdout.slice(0, 200))}`);
+  return { sha256: sha, startMs: Number(times[1]), endMs: Number(times[2]), compressedBytes: compressed, sizeBytes };
+}
+
+/**
+ * Right after the copy, on the metadata host: the snapshot must still be
+ * valid (one whose copy-on-write area filled up fails the backup: its copy is
+ * not kept); its size and fill are kept for the record, then it is removed at
+ * once, so that nothing but the copy happens while it exists. (The cleanup
+ * removes it anyway when this phase is not reached.)
+ */
+function releasePhase(site: VolumeSite, volume: string, what: 'copy' | 'archive'): Phase {
+  const snap = snapshotName(volume);
+  return probePhase({
+    title: PHASE_RELEASE,
+    hosts: [site.meta],
+    probes: () => ({ snaps: rawProbe(lvsArgv(site.vg, SNAPSHOT_FIELDS)), size: rawProbe(['blockdev', '--getsize64', lvPath(site.vg, snap)]) }),
+    decide: (host, f, state) => {
+      if (!f) return;
+      const s = snapshotsOf(f.snaps, host).find((x) => x.name === snap);
+      const problem = snapshotProblem(s, snap);
+      if (problem) throw new OperationError(`${volume}: ${problem}; the ${what} is not kept`, ['Set a larger backup.snapshotSize in the inventory, or back up when the volume is written less.']);
+      const size = f.size.exitCode === 0 && /^\d+$/.test(f.size.stdout.trim()) ? Number(f.size.stdout.trim()) : NaN;
+      if (!Number.isSafeInteger(size)) throw new OperationError(`${volume}: cannot read the snapshot's size (blockdev exit code ${f.size.exitCode}); the ${what} is not kept`, [f.size.stderr.trim()].filter(Boolean));
+      state.values.set(SNAPSHOT_READ, { sizeBytes: size, fillPercent: s?.usedPercent ?? 0 });
+    },
+    plan: () => [command(lvremoveArgv(site.vg, snap), 'the copy is complete: the snapshot is no longer needed')],
+  });
 }
 
 /** Why the snapshot cannot be trusted after the copy, or null. */
@@ -342,16 +380,20 @@ export function snapshotItem(site: VolumeSite, bsite: BackupSite, req: SnapshotR
         }),
       ],
     },
+    releasePhase(site, volume, 'copy'),
+    {
+      title: PHASE_CHECKSUM,
+      hosts: [site.meta],
+      plan: () => [command(at(checksumArgv(files.partial)), `of ${files.partial}, as written`, { timeoutMs: req.copyTimeoutS * 1000, interruptible: true })],
+    },
     probePhase({
       title: PHASE_KEEP,
       hosts: [site.meta],
-      probes: () => ({ snaps: rawProbe(lvsArgv(site.vg, SNAPSHOT_FIELDS)), result: rawProbe(at(copyResultArgv(files.partial))), size: rawProbe(['blockdev', '--getsize64', snapDev]) }),
-      decide: (host, f, state) => {
-        if (!f) return;
-        const s = snapshotsOf(f.snaps, host).find((x) => x.name === snap);
-        const problem = snapshotProblem(s, snap);
-        if (problem) throw new OperationError(`${volume}: ${problem}; the copy is not kept`, ['Set a larger backup.snapshotSize in the inventory, or back up when the volume is written less.']);
-        const c = parseCopyResult(f.result, f.size);
+      probes: () => ({ result: rawProbe(at(copyResultArgv(files.partial))) }),
+      decide: (_h, f, state) => {
+        const read = state.values.get(SNAPSHOT_READ);
+        if (!f || !read) return;
+        const c = parseCopyResult(f.result, read.sizeBytes);
         const rec: BackupRecord = {
           format: RECORD_FORMAT,
           id: req.id,
@@ -362,7 +404,7 @@ export function snapshotItem(site: VolumeSite, bsite: BackupSite, req: SnapshotR
           compressedBytes: c.compressedBytes,
           sha256: c.sha256,
           durationMs: Math.max(0, c.endMs - c.startMs),
-          snapshotFillPercent: s?.usedPercent ?? 0,
+          snapshotFillPercent: read.fillPercent,
           file: files.image.slice(files.dir.length + 1),
           tool: req.tool,
         };
@@ -529,29 +571,26 @@ function borgCopyPhases(site: VolumeSite, bsite: BackupSite, repo: BorgRepo, req
       ],
       undo: () => [command(deleteArgv(repo, req.id), 'no archive of a backup that is not kept')],
     },
-    probePhase({
+    releasePhase(site, volume, 'archive'),
+    {
       title: PHASE_KEEP,
       hosts: [site.meta],
-      probes: () => ({ snaps: rawProbe(lvsArgv(site.vg, SNAPSHOT_FIELDS)), size: rawProbe(['blockdev', '--getsize64', snapDev]) }),
-      decide: (host, f, state) => {
-        if (!f) return;
-        const s = snapshotsOf(f.snaps, host).find((x) => x.name === snap);
-        const problem = snapshotProblem(s, snap);
-        if (problem) throw new OperationError(`${volume}: ${problem}; the archive is not kept`, ['Set a larger backup.snapshotSize in the inventory, or back up when the volume is written less.']);
+      decide: (_h, _f, state) => {
+        const read = state.values.get(SNAPSHOT_READ);
+        if (!read) return;
         const c = state.values.get(CREATED);
-        const size = f.size.exitCode === 0 && /^\d+$/.test(f.size.stdout.trim()) ? Number(f.size.stdout.trim()) : NaN;
-        if (!c || !Number.isSafeInteger(size)) throw new OperationError(`${volume}: ${c ? `cannot read the snapshot's size (blockdev exit code ${f.size.exitCode})` : 'borg create said nothing of its archive'}; the archive is not kept`);
+        if (!c) throw new OperationError(`${volume}: borg create said nothing of its archive; the archive is not kept`);
         state.values.set(RECORD, {
           format: RECORD_FORMAT,
           id: req.id,
           volume,
           method: 'borg',
           time: backupTime(req.id).toISOString(),
-          sizeBytes: size,
+          sizeBytes: read.sizeBytes,
           compressedBytes: c.compressedBytes,
           deduplicatedBytes: c.deduplicatedBytes,
           durationMs: c.durationMs,
-          snapshotFillPercent: s?.usedPercent ?? 0,
+          snapshotFillPercent: read.fillPercent,
           archive: c.archive,
           tool: req.tool,
         });
@@ -566,7 +605,7 @@ function borgCopyPhases(site: VolumeSite, bsite: BackupSite, repo: BorgRepo, req
       // The copy phase's undo then deletes the archive.
       undo: () => [command(at(['rm', '-f', '--', files.record]), 'no record of a backup that is not kept')],
       undoFailed: true,
-    }),
+    },
   ];
 }
 
@@ -657,7 +696,8 @@ export function snapshotOutcome(req: SnapshotRequest, report: RunReport): Snapsh
     status: report.mode !== 'apply' ? 'planned' : item?.status === 'skipped' ? 'skipped' : item?.status === 'interrupted' ? 'interrupted' : ok ? 'ok' : 'failed',
     record: ok ? record : null,
     error: failed ? `${failed.p.title}: ${failed.p.title === PHASE_COPY && invalid ? withHost(invalid.host, invalid.found) : failureText(failed.h)}` : item?.error ? item.error.message : null,
-    snapshotLifetimeMs: span(phases, PHASE_SNAPSHOT, PHASE_REMOVE),
+    // The snapshot ends where it was removed: right after the copy, or in the cleanup.
+    snapshotLifetimeMs: span(phases, PHASE_SNAPSHOT, phases.find((p) => p.title === PHASE_RELEASE)?.hosts.some((h) => h.status === 'done') ? PHASE_RELEASE : PHASE_REMOVE),
     singlePathMs: stranded ? null : span(phases, PHASE_OFFLINE, PHASE_REEXPORT),
     stranded,
     pathsOk: !stranded && (!paths || paths.hosts.every((h) => h.status !== 'failed')),

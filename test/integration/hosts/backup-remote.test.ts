@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backupFiles, recordJson, writeRecordArgv, type BackupRecord } from '../../../src/backup/catalogue.js';
 import { writeArgv } from '../../../src/backup/restore.js';
 import { atDestination, type BackupSite } from '../../../src/backup/site.js';
-import { copyArgv, copyResultArgv, parseCopyResult, sinkArgv } from '../../../src/backup/snapshot.js';
+import { checksumArgv, copyArgv, copyResultArgv, parseCopyResult, sinkArgv } from '../../../src/backup/snapshot.js';
 import { quote } from '../../../src/remote/quote.js';
 import { assertBuilt, enssib } from '../../support/cli.js';
 import { volumeLab } from './volume-lab.js';
@@ -77,8 +77,12 @@ describe('backup destination on a backup host over ssh (hosts lab, a regular fil
     expect(there[2]?.split(' ')[0]).toBe(src);
     expect(v.exec('data1', `ls -A /srv 2>/dev/null; echo end`).trim()).toBe('end');
 
+    // The checksum of the file as written, on the backup host, then the result read there.
+    const sum = await onData1(atDestination(bsite, checksumArgv(f.partial)));
+    expect(sum.exitCode, sum.stderr).toBe(0);
     const result = await onData1(atDestination(bsite, copyResultArgv(f.partial)));
-    const c = parseCopyResult({ exitCode: result.exitCode ?? 1, stdout: result.stdout, stderr: result.stderr, durationMs: 0 }, { exitCode: 0, stdout: '8388608\n', stderr: '', durationMs: 0 });
+    const c = parseCopyResult({ exitCode: result.exitCode ?? 1, stdout: result.stdout, stderr: result.stderr, durationMs: 0 }, 8388608);
+    expect(c.sizeBytes).toBe(8388608);
     expect(c.compressedBytes).toBe(Number(there[0]));
     expect(c.compressedBytes).toBeLessThan(5 * 1024 * 1024); // half zeroes: compressed
     expect(c.sha256).toBe(there[1]?.split(' ')[0]);

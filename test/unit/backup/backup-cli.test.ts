@@ -35,8 +35,10 @@ describe('backup snapshot --dry-run', () => {
       'take the export offline on the other storage server',
       'deactivate the logical volume on the other storage server',
       'create the snapshot',
-      'copy the snapshot (zstd, sha256)',
-      'check the snapshot and keep the copy',
+      'copy the snapshot (zstd)',
+      'check the snapshot and remove it',
+      'checksum the copy (sha256)',
+      'keep the copy',
       'remove the snapshot and any partial copy',
       'check that the snapshot is gone',
       'reactivate and re-export on the other storage server',
@@ -47,7 +49,10 @@ describe('backup snapshot --dry-run', () => {
     expect(r.stdout).toContain('/run/enssib/volume-mail.lock');
     expect(r.stdout).toContain("$ lvcreate --yes --snapshot --name mail-enssib-snap --size '<20% of the volume>' vg_cluster/mail");
     expect(r.stdout).toMatch(/zstd -q -1 -T0 -c <&7 \| "\$@"/);
-    expect(r.stdout).toMatch(/tee -- "\$tmp" \| sha256sum/);
+    expect(r.stdout).toMatch(/cat > "\$tmp" \|\| exit 1/);
+    // The checksum of the file as written, after the snapshot's removal.
+    expect(r.stdout).toContain(`sha256sum < "$1" > "$1.sha256"' enssib-backup-checksum /srv/backup/mail/.mail.`);
+    expect(r.stdout.indexOf('enssib-backup-checksum')).toBeGreaterThan(r.stdout.indexOf('lvremove --yes vg_cluster/mail-enssib-snap'));
     expect(r.stdout).toMatch(/enssib-backup-copy \/dev\/vg_cluster\/mail-enssib-snap bash -c .* enssib-backup-sink \/srv\/backup\/mail\/\.mail\.\d{8}T\d{6}Z\.img\.zst\.partial/s);
     expect(r.stdout).toContain('$ lvchange --activate n vg_cluster/mail');
     expect(r.stdout).toContain('$ lvchange --activate y vg_cluster/mail');
@@ -161,14 +166,15 @@ describe('backup.method: borg through the CLI (client dry runs contact nothing)'
     const r = await cli(['backup', 'snapshot', 'mail', '--dry-run'], borg);
     expect(r.code, r.stderr).toBe(0);
     const titles = [...r.stdout.matchAll(/^\d+\. \[mail\] (.*)$/gm)].map((m) => m[1]);
-    expect(titles.slice(3, 10)).toEqual([
+    expect(titles.slice(3, 11)).toEqual([
       'remove what an earlier backup of the volume left',
       'make the borg repository if there is none',
       'take the export offline on the other storage server',
       'deactivate the logical volume on the other storage server',
       'create the snapshot',
       'copy the snapshot into the borg repository (borg create)',
-      'check the snapshot and keep the copy',
+      'check the snapshot and remove it',
+      'keep the copy',
     ]);
     expect(r.stdout).toMatch(/ borg create --json --read-special --chunker-params fixed,1048576 --compression zstd,3 --timestamp \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d \/srv\/backup\/borg::mail\.\d{8}T\d{6}Z \/dev\/vg_cluster\/mail-enssib-snap/);
     expect(r.stdout).toContain(`'BORG_PASSCOMMAND=cat -- ${PASS}'`);

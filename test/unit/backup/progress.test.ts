@@ -5,7 +5,7 @@ import type { RunEvent } from '../../../src/engine/events.js';
 import { formatDuration, plainObserver, progressMeter } from '../../../src/ui/progress.js';
 
 const G = 1024 ** 3;
-const ev = (done: number, item = 'mail'): RunEvent => ({ type: 'progress', phase: 'copy the snapshot (zstd, sha256)', host: 'data1', item, done, total: 10 * G });
+const ev = (done: number, item = 'mail'): RunEvent => ({ type: 'progress', phase: 'copy the snapshot (zstd)', host: 'data1', item, done, total: 10 * G });
 
 describe('progress of a long copy: bytes, rate, ETA', () => {
   it('the rate is the average since the first report; the ETA what is left at that rate', () => {
@@ -31,9 +31,9 @@ describe('progress of a long copy: bytes, rate, ETA', () => {
     t = 30_000;
     o.event(ev(3 * G));
     expect(text.split('\n').filter(Boolean)).toEqual([
-      '  [mail] data1: copy the snapshot (zstd, sha256): 0B of 10G (0%)',
-      '  [ldap] data1: copy the snapshot (zstd, sha256): 0B of 10G (0%)',
-      '  [mail] data1: copy the snapshot (zstd, sha256): 3G of 10G (30%), 102.4M/s, ETA 1m 10s',
+      '  [mail] data1: copy the snapshot (zstd): 0B of 10G (0%)',
+      '  [ldap] data1: copy the snapshot (zstd): 0B of 10G (0%)',
+      '  [mail] data1: copy the snapshot (zstd): 3G of 10G (30%), 102.4M/s, ETA 1m 10s',
     ]);
   });
 

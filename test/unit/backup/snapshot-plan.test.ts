@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { PHASE_BORG_INIT, PHASE_COPY, PHASE_COPY_BORG, PHASE_KEEP, borgCopyArgv, PHASE_GONE, PHASE_REEXPORT, PHASE_REMOVE, PHASE_RESCAN, RECORD, copyResultArgv, sinkArgv, snapshotOutcome, snapshotPlan, type SnapshotOutcome, type SnapshotRequest } from '../../../src/backup/snapshot.js';
+import { PHASE_BORG_INIT, PHASE_COPY, PHASE_COPY_BORG, PHASE_KEEP, PHASE_RELEASE, PHASE_SNAPSHOT, borgCopyArgv, checksumArgv, PHASE_GONE, PHASE_REEXPORT, PHASE_REMOVE, PHASE_RESCAN, RECORD, copyResultArgv, sinkArgv, snapshotOutcome, snapshotPlan, type SnapshotOutcome, type SnapshotRequest } from '../../../src/backup/snapshot.js';
 import { snapshotCommand, snapshotSummary } from '../../../src/backup/usecases.js';
 import { PHASE_ARM, PHASE_DISARM, PHASE_FREEZE, PHASE_PRE_HOOK, PHASE_THAW, findQuiesce, quiescePhases, thawTimerArgv } from '../../../src/backup/quiesce.js';
 import type { HookRun } from '../../../src/remote/hook.js';
@@ -127,7 +127,7 @@ async function backup(w: World, signal?: AbortSignal, observer?: RunObserver, wh
 const recordWritten = (h: FakeHost) => h.inputs[h.calls.findIndex((c) => c[3] === 'enssib-backup-record' || (c[3] === 'enssib-backup-host' && / enssib-backup-record /.test(c.at(-1) ?? '')))];
 const SINK = sinkArgv('x')[2] as string;
 
-const mutations = (calls: string[]) => calls.filter((c) => /^(lvcreate|lvremove|lvchange|targetcli|mv|rm|find|mkdir|iscsiadm -m node|sync)|enssib-backup-copy|enssib-backup-record|undo-export/.test(c));
+const mutations = (calls: string[]) => calls.filter((c) => /^(lvcreate|lvremove|lvchange|targetcli|mv|rm|find|mkdir|iscsiadm -m node|sync)|enssib-backup-copy|enssib-backup-checksum|enssib-backup-record|undo-export/.test(c));
 
 describe('backup snapshot, one volume, with fake hosts', () => {
   it('takes data2 offline, snapshots, copies, keeps the copy with its record, and puts everything back', async () => {
@@ -139,11 +139,13 @@ describe('backup snapshot, one volume, with fake hosts', () => {
       'mkdir -p -m 0700 -- /srv/backup/kvol',
       'lvcreate --yes --snapshot --name kvol-enssib-snap --size 52m vg_cluster/kvol',
       `bash enssib-backup-copy /dev/vg_cluster/kvol-enssib-snap bash -c ${SINK} enssib-backup-sink /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial`,
+      // The snapshot goes as soon as the copy is complete and it is found valid: the checksum is taken after, from the file.
+      'lvremove --yes vg_cluster/kvol-enssib-snap',
+      'sh enssib-backup-checksum /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial',
       'mv -T -- /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial /srv/backup/kvol/kvol.20261203T020000Z.img.zst',
       'sh enssib-backup-record /srv/backup/kvol/kvol.20261203T020000Z.json',
       'sync -- /srv/backup/kvol',
       'rm -f -- /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial.sha256 /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial.time',
-      'lvremove --yes vg_cluster/kvol-enssib-snap',
     ]);
     expect(mutations(calls('data2'))).toEqual([
       'targetcli /iscsi delete iqn.2016-04.fr.enssib:kvol',
@@ -167,6 +169,12 @@ describe('backup snapshot, one volume, with fake hosts', () => {
     expect(record).toEqual({ format: 1, id: req.id, volume: 'kvol', method: 'image', time: '2025-12-03T02:00:00.000Z', sizeBytes: 268435456, compressedBytes: 1234, sha256: SHA, durationMs: 1500, snapshotFillPercent: 0, file: 'kvol.20261203T020000Z.img.zst', tool: 'enssib 0.1.0' });
     expect(outcome).toMatchObject({ status: 'ok', pathsOk: true, error: null });
     expect(outcome.singlePathMs).not.toBeNull();
+    // The snapshot's life ends with its removal after the copy, before the checksum and the keeping.
+    const at = (t: string) => report.phases.findIndex((p) => p.title === t);
+    expect(at(PHASE_RELEASE)).toBeGreaterThan(at(PHASE_COPY));
+    expect(at(PHASE_RELEASE)).toBeLessThan(at(PHASE_KEEP));
+    const ms = (t: string) => Math.max(0, ...(report.phases.find((p) => p.title === t)?.hosts.map((h) => h.durationMs) ?? []));
+    expect(outcome.snapshotLifetimeMs).toBe(report.phases.slice(at(PHASE_SNAPSHOT), at(PHASE_RELEASE) + 1).reduce((sum, p) => sum + ms(p.title), 0));
     expect(report.findings.filter((f) => f.severity === 'info').map((f) => f.found)).toEqual(['kvol: map 36001405e0b96a6492d74e4c8a4876db0 with 2 active paths']);
   });
 
@@ -187,6 +195,7 @@ describe('backup snapshot, one volume, with fake hosts', () => {
     expect(overSsh).toEqual([
       'find /srv/enssib/kvol -maxdepth 1 -name \'.*.partial*\' -delete',
       'mkdir -p -m 0700 -- /srv/enssib/kvol',
+      quote(checksumArgv(partial)),
       quote(copyResultArgv(partial)),
       `mv -T -- ${partial} /srv/enssib/kvol/kvol.20261203T020000Z.img.zst`,
       quote(['sh', '-c', writeRecordArgv('x')[2] as string, 'enssib-backup-record', '/srv/enssib/kvol/kvol.20261203T020000Z.json']),
@@ -207,7 +216,7 @@ describe('backup snapshot, one volume, with fake hosts', () => {
     const w = world({ copy: 'fail' });
     const { report, hosts, calls, outcome } = await backup(w);
     expect(report.exitCode).toBe(ExitCode.failed);
-    expect(report.items?.[0]?.stoppedAt).toBe('copy the snapshot (zstd, sha256)');
+    expect(report.items?.[0]?.stoppedAt).toBe('copy the snapshot (zstd)');
     expect(recordWritten(hosts.host('data1'))).toBeUndefined();
     expect(calls('data1').some((c) => c.startsWith('mv '))).toBe(false);
     expect(calls('data1')).toContain('lvremove --yes vg_cluster/kvol-enssib-snap');
@@ -216,18 +225,19 @@ describe('backup snapshot, one volume, with fake hosts', () => {
     expect(calls('data1').at(-1)).toMatch(/enssib-unlock/);
     expect(outcome).toMatchObject({ status: 'failed', record: null });
     // The cause is in the outcome's one line: the last line the copy wrote on stderr.
-    expect(outcome.error).toBe('copy the snapshot (zstd, sha256): data1: command failed with exit code 1: zstd: error 70 : Write error : No space left on device');
+    expect(outcome.error).toBe('copy the snapshot (zstd): data1: command failed with exit code 1: zstd: error 70 : Write error : No space left on device');
   });
 
   it('a snapshot that filled up during the copy fails the backup: nothing kept, the snapshot removed', async () => {
     const w = world({ fillDuringCopy: true });
     const { report, hosts, calls, outcome } = await backup(w);
     expect(report.exitCode).toBe(ExitCode.failed);
-    expect(report.items?.[0]?.stoppedAt).toBe('check the snapshot and keep the copy');
+    expect(report.items?.[0]?.stoppedAt).toBe(PHASE_RELEASE);
     expect(outcome.error).toMatch(/became invalid: its copy-on-write area filled up/);
-    expect(calls('data1').some((c) => c.startsWith('mv '))).toBe(false);
+    expect(calls('data1').some((c) => c.startsWith('mv ') || /enssib-backup-checksum/.test(c))).toBe(false);
     expect(recordWritten(hosts.host('data1'))).toBeUndefined();
-    expect(calls('data1')).toContain('rm -f -- /srv/backup/kvol/kvol.20261203T020000Z.img.zst /srv/backup/kvol/kvol.20261203T020000Z.json');
+    // The partial copy and the snapshot go in the cleanup.
+    expect(calls('data1')).toContain('rm -f -- /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial.sha256 /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial.time');
     expect(w.snapshot).toBeNull();
     expect(w.exported2).toBe(true);
     expect(report.itemStates?.get('kvol')?.values.get(RECORD)).toBeUndefined();
@@ -238,7 +248,7 @@ describe('backup snapshot, one volume, with fake hosts', () => {
     const { report, outcome } = await backup(w);
     expect(report.exitCode).toBe(ExitCode.failed);
     // The outcome names the cause (the snapshot), not the read error the copy met.
-    expect(outcome.error).toBe('copy the snapshot (zstd, sha256): data1: the snapshot kvol-enssib-snap had become invalid: its copy-on-write area (52M) filled up');
+    expect(outcome.error).toBe('copy the snapshot (zstd): data1: the snapshot kvol-enssib-snap had become invalid: its copy-on-write area (52M) filled up');
     expect(report.findings.filter((f) => f.severity === 'warning').map((f) => f.found)).toEqual(['the snapshot kvol-enssib-snap had become invalid: its copy-on-write area (52M) filled up']);
     expect(w.snapshot).toBeNull();
   });
@@ -453,7 +463,7 @@ describe('enssib backup snapshot, the use case: exit code, summary table, one-li
   it('every volume failed: exit 1, the table says why, the journal says so in one line', async () => {
     const { code, lines, journal } = await command(['kvol'], world({ copy: 'fail' }));
     expect(code).toBe(ExitCode.failed);
-    expect(lines).toContain('kvol: copy the snapshot (zstd, sha256): data1: command failed with exit code 1: zstd: error 70 : Write error : No space left on device');
+    expect(lines).toContain('kvol: copy the snapshot (zstd): data1: command failed with exit code 1: zstd: error 70 : Write error : No space left on device');
     expect(lines.at(-1)).toBe('backup snapshot: 0 of 1 volume backed up; failed: kvol (failed)');
     expect(journal[0]).toMatchObject({ exitCode: ExitCode.failed, summary: 'backup snapshot: 0 of 1 volume backed up; failed: kvol (failed)' });
   });
@@ -649,7 +659,7 @@ describe('backup snapshot with backup.method: borg (fake hosts)', () => {
     const d1 = calls('data1');
     const init = hosts.host('data1').calls.find((c) => c[0] === 'sh' && c[1] === '-c' && /borg.* info .*\|\| exec .*borg.* init --encryption=repokey-blake2/.test(c[2] ?? ''));
     expect(init).toBeDefined();
-    expect(borgCalls(d1)).toEqual(['lvcreate --yes --snapshot --name kvol-enssib-snap --size 52m vg_cluster/kvol', `bash enssib-borg-create /dev/vg_cluster/kvol-enssib-snap ${CREATE.replaceAll("'", '')}`, 'sh enssib-backup-record /srv/backup/kvol/kvol.20261203T020000Z.json', 'lvremove --yes vg_cluster/kvol-enssib-snap']);
+    expect(borgCalls(d1)).toEqual(['lvcreate --yes --snapshot --name kvol-enssib-snap --size 52m vg_cluster/kvol', `bash enssib-borg-create /dev/vg_cluster/kvol-enssib-snap ${CREATE.replaceAll("'", '')}`, 'lvremove --yes vg_cluster/kvol-enssib-snap', 'sh enssib-backup-record /srv/backup/kvol/kvol.20261203T020000Z.json']);
     // No image, no partial file: nothing of the image method runs.
     expect(d1.some((c) => /enssib-backup-copy|\.partial /.test(c) || c.startsWith('mv '))).toBe(false);
     expect(JSON.parse(recordWritten(hosts.host('data1')) ?? '{}')).toEqual({
@@ -695,10 +705,10 @@ describe('backup snapshot with backup.method: borg (fake hosts)', () => {
     const w = world({ fillDuringCopy: true });
     const { report, hosts, calls, outcome } = await backup(w, undefined, undefined, borgSite);
     expect(report.exitCode).toBe(ExitCode.failed);
-    expect(report.items?.[0]?.stoppedAt).toBe(PHASE_KEEP);
+    expect(report.items?.[0]?.stoppedAt).toBe(PHASE_RELEASE);
     expect(outcome.error).toMatch(/became invalid.*the archive is not kept/);
     expect(recordWritten(hosts.host('data1'))).toBeUndefined();
-    expect(calls('data1')).toContain('rm -f -- /srv/backup/kvol/kvol.20261203T020000Z.json');
+    expect(calls('data1').some((c) => /enssib-backup-record/.test(c))).toBe(false);
     const del = hosts.host('data1').calls.find((c) => c[3] === 'enssib-borg-delete');
     expect(del?.slice(4)).toEqual(['kvol.20261203T020000Z', ...borgArgv(repo, ['delete', '/srv/backup/borg::kvol.20261203T020000Z'])]);
     expect(w.snapshot).toBeNull();
