@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { PHASE_BORG_INIT, PHASE_COPY, PHASE_COPY_BORG, PHASE_KEEP, PHASE_RELEASE, PHASE_SNAPSHOT, borgCopyArgv, checksumArgv, PHASE_GONE, PHASE_REEXPORT, PHASE_REMOVE, PHASE_RESCAN, RECORD, copyResultArgv, sinkArgv, snapshotOutcome, snapshotPlan, type SnapshotOutcome, type SnapshotRequest } from '../../../src/backup/snapshot.js';
+import { PHASE_BORG_INIT, PHASE_CHECKSUM, PHASE_COPY, PHASE_COPY_BORG, PHASE_KEEP, PHASE_RELEASE, PHASE_SNAPSHOT, borgCopyArgv, checksumArgv, PHASE_GONE, PHASE_REEXPORT, PHASE_REMOVE, PHASE_RESCAN, RECORD, copyResultArgv, sinkArgv, snapshotOutcome, snapshotPlan, type SnapshotOutcome, type SnapshotRequest } from '../../../src/backup/snapshot.js';
 import { snapshotCommand, snapshotSummary } from '../../../src/backup/usecases.js';
 import { PHASE_ARM, PHASE_DISARM, PHASE_FREEZE, PHASE_PRE_HOOK, PHASE_THAW, findQuiesce, quiescePhases, thawTimerArgv } from '../../../src/backup/quiesce.js';
 import type { HookRun } from '../../../src/remote/hook.js';
@@ -49,6 +49,8 @@ interface World {
   lvremoveFails?: boolean;
   /** borg create's outcome (the borg method). */
   borgCreate?: 'ok' | 'fail';
+  /** The checksum of the copy never ends (a slow backup host). */
+  checksumHangs?: boolean;
 }
 
 function world(over: Partial<World> = {}): World {
@@ -102,6 +104,7 @@ function responder(w: World) {
       // The copy prints how far it got (bytes of the snapshot read), a line a second.
       return ok('0\n134217728\n268435456\n');
     }
+    if (w.checksumHangs && (name === 'enssib-backup-checksum' || (name === 'enssib-backup-host' && /enssib-backup-checksum/.test(argv.at(-1) ?? '')))) return new Promise<undefined>(() => undefined);
     if (name === 'enssib-borg-create') {
       if (w.fillDuringCopy && w.snapshot) w.snapshot = { ...w.snapshot, attr: 'Swi-I-s---', pct: '100.00' };
       if (w.borgCreate === 'fail') return { exitCode: 2, stdout: '', stderr: 'Repository /srv/backup/borg does not exist.', durationMs: 1 };
@@ -274,6 +277,25 @@ describe('backup snapshot, one volume, with fake hosts', () => {
     expect(w.snapshot).toBeNull();
     expect(w.exported2 && w.active2).toBe(true);
     expect(recordWritten(hosts.host('data1'))).toBeUndefined();
+  });
+
+  it('interrupted during the checksum: the snapshot is already gone; the partial copy and its checksum are removed, data2 re-exported, nothing catalogued', async () => {
+    const w = world({ checksumHangs: true });
+    const ac = new AbortController();
+    const running = backup(w, ac.signal);
+    await new Promise((r) => setTimeout(r, 50));
+    ac.abort();
+    const { report, hosts, calls, outcome } = await running;
+    expect(report.exitCode).toBe(ExitCode.interrupted);
+    expect(outcome.status).toBe('interrupted');
+    expect(report.items?.[0]?.stoppedAt).toBe(PHASE_CHECKSUM);
+    expect(calls('data1').filter((c) => c.startsWith('lvremove'))).toEqual(['lvremove --yes vg_cluster/kvol-enssib-snap']);
+    expect(calls('data1')).toContain('rm -f -- /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial.sha256 /srv/backup/kvol/.kvol.20261203T020000Z.img.zst.partial.time');
+    expect(calls('data1').some((c) => c.startsWith('mv '))).toBe(false);
+    expect(w.snapshot).toBeNull();
+    expect(w.exported2 && w.active2).toBe(true);
+    expect(recordWritten(hosts.host('data1'))).toBeUndefined();
+    expect(calls('data1').at(-1)).toMatch(/enssib-unlock/);
   });
 
   it('another backup of the volume holds its lock: fails at once and touches neither its snapshot nor data2 nor the workers', async () => {
