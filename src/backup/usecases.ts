@@ -305,7 +305,9 @@ export async function verifyCommand(ctx: Context, inv: Invocation): Promise<numb
   const borgs = records.filter((r) => r.method === 'borg');
   const repo = borgs.length > 0 ? borgRepoOf(bsite, 'verify') : null;
   const TITLE = 'recompute the checksums';
-  const plan: Plan = { title: 'backup verify', mutating: false, phases: [{ title: TITLE, hosts: [site.meta], checks: () => [...images.map((i) => sha256Argv(bsite)(i.file)), ...(repo ? [checkArgv(repo, true), listArgv(repo)] : [])] }] };
+  // Reading every image (or every borg chunk) takes as long as the copies did: the copy's deadline, not ssh.commandTimeout.
+  const checks = () => [...images.map((i) => sha256Argv(bsite)(i.file)), ...(repo ? [checkArgv(repo, true), listArgv(repo)] : [])];
+  const plan: Plan = { title: 'backup verify', mutating: false, phases: [{ title: TITLE, hosts: [site.meta], checks, checksTimeoutMs: COPY_TIMEOUT_S * 1000 }] };
   const report = await run(ctx, plan, 'server');
   const facts = report.state.facts(TITLE, site.meta);
   if (!facts) {

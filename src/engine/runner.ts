@@ -311,7 +311,7 @@ async function runHost(phase: Phase, name: string, ctx: PhaseContext): Promise<H
     if (opts.mode !== 'client' && checks.length > 0) {
       if (!host) throw new EnssibError(`phase "${phase.title}": checks need a host`);
       // Reads are cancelled at the first interruption: nothing is lost.
-      gathered = await gather(host, checks, opts.signal);
+      gathered = await gather(host, checks, phase.checksTimeoutMs, opts.signal);
       ctx.facts.set(factKey(phaseId(phase), name), gathered);
     }
     if (gathered && phase.verify) {
@@ -373,8 +373,8 @@ function handlerLines(phase: Phase, name: string, host: Host | null, actions: Ac
 }
 
 /** A phase's read-only checks on one host, in one round trip. */
-function gather(host: Host, checks: string[][], signal?: AbortSignal): Promise<Facts> {
-  return host.probe(checks, { sudo: true, ...(signal ? { signal } : {}) });
+function gather(host: Host, checks: string[][], timeoutMs?: number, signal?: AbortSignal): Promise<Facts> {
+  return host.probe(checks, { sudo: true, ...(timeoutMs ? { timeoutMs } : {}), ...(signal ? { signal } : {}) });
 }
 
 function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal | undefined {

@@ -109,6 +109,11 @@ export interface Phase {
   /** Read-only commands run on each host before planning (shown, not run, by a client dry run). */
   checks?: (host: string) => string[][];
   /**
+   * Time allowed for all of a host's checks together (default: the inventory's
+   * ssh.commandTimeout): for long reads such as the checksum of a backup image.
+   */
+  checksTimeoutMs?: number;
+  /**
    * The actions for one host. `facts` is null in a client dry run (nothing contacted):
    * the plan then lists everything it may have to do. Throw an EnssibError to refuse.
    * Return [] when the host is already as wanted (the default for a phase without plan).

@@ -16,6 +16,8 @@ export class FakeHost extends ExecHost {
   readonly calls: string[][] = [];
   /** What each call got on its stdin (RunOptions.input), by the call's index. */
   readonly inputs: (string | undefined)[] = [];
+  /** The time limit each call got (RunOptions.timeoutMs; undefined: the session's), by the call's index. */
+  readonly timeouts: (number | undefined)[] = [];
   readonly files = new Map<string, string>();
   constructor(
     readonly name: string,
@@ -26,6 +28,7 @@ export class FakeHost extends ExecHost {
   async exec(argv: readonly string[], opts?: RunOptions): Promise<RunResult> {
     this.calls.push([...argv]);
     this.inputs.push(opts?.input === undefined ? undefined : opts.input.toString());
+    this.timeouts.push(opts?.timeoutMs);
     const signal = opts?.signal;
     let stop = () => undefined as void;
     const cancelled = new Promise<never>((_, reject) => {

@@ -72,8 +72,8 @@ async function run(fn: typeof verifyCommand, args: (string | string[])[], w: Wor
   });
   let error: unknown = null;
   const code = await fn(ctx, { args, opts: {} }).catch((e: unknown) => ((error = e), null));
-  const calls = hosts.host('data1').calls;
-  return { code, error, lines: text.trimEnd().split('\n'), calls, borg: calls.filter((c) => c[0] === 'env').map((c) => c.slice(c.indexOf('borg')).join(' ')) };
+  const { calls, timeouts } = hosts.host('data1');
+  return { code, error, lines: text.trimEnd().split('\n'), calls, timeouts, borg: calls.filter((c) => c[0] === 'env').map((c) => c.slice(c.indexOf('borg')).join(' ')) };
 }
 
 describe('backup verify by method', () => {
@@ -85,6 +85,15 @@ describe('backup verify by method', () => {
     expect(r.borg).toEqual(['borg check --verify-data /srv/backup/borg', 'borg list --json /srv/backup/borg']);
     expect(r.calls.filter((c) => c[0] === 'env')).toEqual([borgArgv(REPO, ['check', '--verify-data', '/srv/backup/borg']), borgArgv(REPO, ['list', '--json', '/srv/backup/borg'])]);
     expect(r.lines).toEqual(ids.map((id) => `${id}: ok`));
+  });
+
+  it('the checksums and borg check read everything: they get the copy\u2019s deadline (24 h), not ssh.commandTimeout', async () => {
+    const r = await run(verifyCommand, [], { archives: [...ids.slice(1)] });
+    expect(r.code).toBe(0);
+    const reads = r.calls.flatMap((c, i) => (c[0] === 'sha256sum' || c[0] === 'env' ? [r.timeouts[i]] : []));
+    expect(reads).toEqual([24 * 3600_000, 24 * 3600_000, 24 * 3600_000]);
+    // The catalogue read before them keeps the session's limit.
+    expect(r.timeouts[r.calls.findIndex((c) => c[3] === 'enssib-backup-list')]).toBeUndefined();
   });
 
   it('borg check finds errors: every borg backup is reported, the image is still ok; exit 1', async () => {

@@ -36,6 +36,23 @@ function plan(over: Partial<Plan> = {}): Plan {
 }
 
 describe('runner additions', () => {
+  it('a phase\u2019s checksTimeoutMs is the time limit of its checks on each host; other phases keep the session\u2019s', async () => {
+    const pool = fakePool();
+    const p: Plan = {
+      title: 't',
+      mutating: false,
+      phases: [
+        { title: 'long read', hosts: ['data1', 'data2'], checks: () => [['sha256sum', '--', '/srv/a'], ['sha256sum', '--', '/srv/b']], checksTimeoutMs: 7_200_000 },
+        { title: 'quick read', hosts: ['data1'], checks: () => [['cat', '/proc/uptime']] },
+      ],
+    };
+    const r = await runPlan(p, opts(pool, 'server'));
+    expect(r.exitCode).toBe(0);
+    expect(pool.host('data1').calls).toEqual([['sha256sum', '--', '/srv/a'], ['sha256sum', '--', '/srv/b'], ['cat', '/proc/uptime']]);
+    expect(pool.host('data1').timeouts).toEqual([7_200_000, 7_200_000, undefined]);
+    expect(pool.host('data2').timeouts).toEqual([7_200_000, 7_200_000]);
+  });
+
   it('runs the always phases after success, and prefetches later hosts first', async () => {
     const pool = fakePool();
     const r = await runPlan(plan(), opts(pool));
