@@ -73,21 +73,25 @@ export function createArgv(r: BorgRepo, archive: string, device: string, at: Dat
  * stdout (its `--json` answer) goes to a temporary file, and every second the
  * script prints the offset of borg's open file on the device (found among
  * `/proc/<borg>/fd`), the bytes read so far; at the end, the answer. Only
- * numbers and the answer are on its stdout.
+ * numbers and the answer are on its stdout. The loop starts no process (bash
+ * builtins: `-ef` finds the device's descriptor, `read` its offset, and a read
+ * that times out on a pipe nobody writes is the pause).
  */
 const CREATE_PROGRESS = [
-  'dev=$(readlink -f -- "$1") || exit 1; shift',
+  'dev=$1; shift',
   'out=$(mktemp -t enssib-borg-create.XXXXXX) || exit 1',
   'trap \'rm -f -- "$out"\' EXIT',
   '"$@" > "$out" &',
-  'c=$! n=0',
+  'c=$! n=0 fd=',
+  'exec 8<> <(:)',
   'while kill -0 "$c" 2>/dev/null; do',
   '  if [ $((n % 5)) = 0 ]; then',
-  '    for f in /proc/"$c"/fd/*; do',
-  '      [ "$(readlink -- "$f" 2>/dev/null)" = "$dev" ] && sed -n "s/^pos:[[:space:]]*//p" "/proc/$c/fdinfo/${f##*/}" 2>/dev/null',
-  '    done',
+  '    if [ -z "$fd" ] || ! [ "/proc/$c/fd/$fd" -ef "$dev" ]; then',
+  '      fd=; for f in /proc/"$c"/fd/*; do [ "$f" -ef "$dev" ] && { fd=${f##*/}; break; }; done',
+  '    fi',
+  '    [ -n "$fd" ] && while read -r k v; do [ "$k" = pos: ] && { echo "$v"; break; }; done 2>/dev/null < "/proc/$c/fdinfo/$fd"',
   '  fi',
-  '  n=$((n + 1)); sleep 0.2',
+  '  n=$((n + 1)); read -r -t 0.2 -u 8 _',
   'done',
   'wait "$c"; r=$?',
   'cat -- "$out"',

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -146,5 +146,25 @@ describe('the borg method, for real (a regular file stands for the snapshot devi
     expect(outputs.join('\n')).not.toContain(PASSPHRASE);
     expect(argvs.every((a) => a.join(' ').includes('BORG_PASSCOMMAND=cat -- '))).toBe(true);
     expect(existsSync(repo.passphraseFile)).toBe(true);
+  });
+});
+
+describe('borg create\u2019s progress loop (a stand-in reads the device in borg\u2019s place)', () => {
+  it('prints the offset of the reader\u2019s descriptor on the device, then the answer, and starts no process (no sleep, sed or readlink on its PATH)', async () => {
+    // Only what the script runs once is on the PATH: mktemp, cat, rm.
+    const bin = join(dir, 'bin');
+    mkdirSync(bin, { recursive: true });
+    for (const t of ['mktemp', 'cat', 'rm']) symlinkSync(`/usr/bin/${t}`, join(bin, t));
+    const [, , script, name] = borgCopyArgv(repo, id('2026-12-03'), dev);
+    // The stand-in opens the device, reads 3000 bytes of it, keeps it open 2.5 s, then answers as borg --json does.
+    const reader = ['/bin/bash', '-c', 'exec 3< "$1"; /bin/dd bs=1000 count=3 of=/dev/null status=none <&3; /bin/sleep 2.5; echo "{\\"archive\\": {}}"', 'reader', dev];
+    const r = await host.exec(['/usr/bin/env', `PATH=${bin}`, '/bin/bash', '-c', script as string, name as string, dev, ...reader]);
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.at(-1)).toBe('{"archive": {}}');
+    const progress = lines.slice(0, -1);
+    expect(progress.length).toBeGreaterThan(0);
+    expect(progress.every((l) => parseCopyProgress(l) === 3000)).toBe(true);
   });
 });
