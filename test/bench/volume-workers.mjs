@@ -7,14 +7,17 @@
 // (per worker: `iscsiadm -m node`, then discovery + record check on both portals =
 // 5 calls = 1 s, in 3 ssh commands). Measured inside a real `volume create` (where
 // the workers' ssh connections open in the background while the storage servers
-// work), and, for reference, the phase alone from cold connections.
+// work), and, for reference, the phase alone from cold connections, and plain
+// OpenSSH running the same commands over open masters (no enssib): once as enssib
+// does (3 ssh commands per worker), once joined into one ssh command per worker.
 // Prints the figures; asserts nothing.
 // Takes over the hosts lab (replaces its containers) and stops it at the end (KEEP=1 keeps it).
 //
 //   npm run build && node test/bench/volume-workers.mjs
-import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { hostsLabDown, hostsLabUp, installStorageStandIns, median, requireBuild, timeIt, ROOT } from './lib.mjs';
 
 requireBuild();
@@ -25,6 +28,8 @@ const { volumeSite } = await import(join(ROOT, 'dist/storage/volume.js'));
 const { createPlan, PHASE_DISCOVERY } = await import(join(ROOT, 'dist/storage/volume-create.js'));
 const { newIdentity } = await import(join(ROOT, 'dist/storage/identity.js'));
 const { lockOwner } = await import(join(ROOT, 'dist/storage/lock.js'));
+const { quote } = await import(join(ROOT, 'dist/remote/quote.js'));
+const exec = promisify(execFile);
 
 const state = process.env.STATE ?? '/tmp/enssib-bench-volume';
 const file = hostsLabUp(state, ['--workers', '20']);
@@ -87,10 +92,42 @@ const alone = async (subset) => {
   }
 };
 
+/**
+ * 3. Plain OpenSSH, no enssib: a master per worker opened first (not timed), then on every worker at once
+ * the phase's commands as enssib runs them — the node-record read, then each portal's discovery —
+ * either as separate ssh commands (`joined` false: enssib's round trips) or as one.
+ */
+const sshDir = join(state, 'bench-cp');
+mkdirSync(sshDir, { recursive: true });
+const sshOpts = (h) => ['-F', join(state, 'ssh_config'), '-o', `ControlPath=${sshDir}/${h}`];
+const plainSsh = async (subset, joined) => {
+  resetWorkers();
+  const phase = phaseFor(subset);
+  const commands = (h) => [...phase.checks(h), ...phase.plan(h, null, { values: new Map() }).map((a) => a.argv)].map((argv) => quote(argv));
+  await Promise.all(subset.map((h) => exec('ssh', [...sshOpts(h), '-o', 'ControlMaster=yes', '-o', 'ControlPersist=yes', '-fN', h])));
+  try {
+    return await timeIt(() =>
+      Promise.all(
+        subset.map(async (h) => {
+          const [probe, ...discover] = commands(h); // one read: the phase's probes are one command
+          const read = `${probe} || [ $? = 21 ]`; // 21: no records yet, as enssib's probe takes it
+          if (joined) return exec('ssh', [...sshOpts(h), h, [`{ ${read}; } >/dev/null`, ...discover].join(' && ')]);
+          await exec('ssh', [...sshOpts(h), h, read]);
+          for (const d of discover) await exec('ssh', [...sshOpts(h), h, d]);
+        }),
+      ),
+    );
+  } finally {
+    await Promise.all(subset.map((h) => exec('ssh', [...sshOpts(h), '-O', 'exit', h]).catch(() => undefined)));
+  }
+};
+
 const sizes = [1, 3, 20];
 const runs = Object.fromEntries(sizes.map((n) => [n, []]));
 const totals = Object.fromEntries(sizes.map((n) => [n, []]));
 const cold = Object.fromEntries(sizes.map((n) => [n, []]));
+const plain = Object.fromEntries(sizes.map((n) => [n, []]));
+const plainJoined = Object.fromEntries(sizes.map((n) => [n, []]));
 inRun(1); // warm the containers' caches
 for (let i = 0; i < 5; i++) {
   for (const n of sizes) {
@@ -98,6 +135,8 @@ for (let i = 0; i < 5; i++) {
     runs[n].push(r.worker);
     totals[n].push(r.total);
     cold[n].push(await alone(workers.slice(0, n)));
+    plain[n].push(await plainSsh(workers.slice(0, n), false));
+    plainJoined[n].push(await plainSsh(workers.slice(0, n), true));
   }
 }
 if (!process.env.KEEP) hostsLabDown(state);
@@ -110,3 +149,11 @@ console.log(`  ratio 20/1: ${(m[20] / m[1]).toFixed(2)}x (target <= 1.5x) ${m[20
 console.log('the same phase alone, from cold ssh connections (nothing earlier to overlap their set-up with):');
 for (const n of sizes) console.log(`  ${String(n).padStart(2)} worker(s): median of 5 ${c[n].toFixed(0)} ms`);
 console.log(`  ratios 3/1 ${(c[3] / c[1]).toFixed(2)}x, 20/1 ${(c[20] / c[1]).toFixed(2)}x`);
+for (const [title, xs] of [
+  ['plain OpenSSH, no enssib, the same 3 ssh commands per worker over open masters:', plain],
+  ['plain OpenSSH, no enssib, the same commands joined into 1 ssh command per worker:', plainJoined],
+]) {
+  const p = Object.fromEntries(sizes.map((n) => [n, median(xs[n])]));
+  console.log(title);
+  console.log(`  ${sizes.map((n) => `${n} worker(s) ${p[n].toFixed(0)} ms`).join(', ')} (medians of 5); ratios 3/1 ${(p[3] / p[1]).toFixed(2)}x, 20/1 ${(p[20] / p[1]).toFixed(2)}x`);
+}
