@@ -7,7 +7,7 @@ import { borgArgv } from '../../../src/backup/borg.js';
 import type { BackupRecord } from '../../../src/backup/catalogue.js';
 import { listCommand, pruneCommand, verifyCommand } from '../../../src/backup/usecases.js';
 import { createContext } from '../../../src/context.js';
-import { ConfigError, OperationError } from '../../../src/errors.js';
+import { ConfigError, ExitCode, InterruptedError, OperationError } from '../../../src/errors.js';
 import { fileInventory } from '../../../src/inventory/load.js';
 import { createOutput } from '../../../src/ui/output.js';
 import { createPrompter } from '../../../src/ui/prompt.js';
@@ -32,6 +32,10 @@ const records: BackupRecord[] = [
 
 interface World {
   checkFails?: boolean;
+  /** sha256sum never answers (a large image being read): only a cancel ends it. */
+  sha256Hangs?: boolean;
+  /** Called when sha256sum starts. */
+  onSha256?: () => void;
   /** Archives `borg list` has. */
   archives: string[];
 }
@@ -41,7 +45,10 @@ const ok = (stdout = '', stderr = '') => ({ exitCode: 0, stdout, stderr, duratio
 function responder(w: World) {
   return (_host: string, argv: readonly string[]) => {
     if (argv[3] === 'enssib-backup-list') return ok(records.map((r) => `/srv/backup/kvol/${r.id}.json\0${JSON.stringify(r)}\0`).join(''));
-    if (argv[0] === 'sha256sum') return ok(`${SHA}  ${argv[2]}\n`);
+    if (argv[0] === 'sha256sum') {
+      w.onSha256?.();
+      return w.sha256Hangs ? new Promise<undefined>(() => undefined) : ok(`${SHA}  ${argv[2]}\n`);
+    }
     if (argv[0] !== 'env') return ok();
     const sub = argv[argv.indexOf('borg') + 1];
     if (sub === 'check') return w.checkFails ? { exitCode: 1, stdout: '', stderr: 'Index object count mismatch.\nCompleted repository check, errors found.', durationMs: 1 } : ok();
@@ -52,7 +59,7 @@ function responder(w: World) {
   };
 }
 
-async function run(fn: typeof verifyCommand, args: (string | string[])[], w: World, over: { dryRun?: false | 'server'; method?: string } = {}) {
+async function run(fn: typeof verifyCommand, args: (string | string[])[], w: World, over: { dryRun?: false | 'server'; method?: string; signal?: AbortSignal } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'enssib-borg-uc-'));
   const inventory = join(dir, 'inventory.yaml');
   writeFileSync(inventory, `${VALID_INVENTORY}backup:\n  destination: /srv/backup\n  method: ${over.method ?? 'borg'}\n  borg: { passphraseFile: ${PASS} }\n  retention: { daily: 2 }\n`);
@@ -69,6 +76,7 @@ async function run(fn: typeof verifyCommand, args: (string | string[])[], w: Wor
     renderer: 'silent',
     inventory: fileInventory(inventory, { HOME: dir }),
     hosts: () => hosts,
+    ...(over.signal ? { signal: over.signal } : {}),
   });
   let error: unknown = null;
   const code = await fn(ctx, { args, opts: {} }).catch((e: unknown) => ((error = e), null));
@@ -94,6 +102,17 @@ describe('backup verify by method', () => {
     expect(reads).toEqual([24 * 3600_000, 24 * 3600_000, 24 * 3600_000]);
     // The catalogue read before them keeps the session's limit.
     expect(r.timeouts[r.calls.findIndex((c) => c[3] === 'enssib-backup-list')]).toBeUndefined();
+  });
+
+  it('interrupted while a checksum runs: the read is cancelled on the host, nothing is reported as ok, exit 130', async () => {
+    const ac = new AbortController();
+    const r = await run(verifyCommand, [], { archives: [...ids.slice(1)], sha256Hangs: true, onSha256: () => setTimeout(() => ac.abort(), 10) }, { signal: ac.signal });
+    expect(r.error).toBeInstanceOf(InterruptedError);
+    expect((r.error as InterruptedError).exitCode).toBe(ExitCode.interrupted);
+    expect(r.calls.filter((c) => c[0] === 'sha256sum')).toHaveLength(1);
+    // borg check never started once the read was cancelled
+    expect(r.borg).toEqual([]);
+    expect(r.lines.join('\n')).not.toMatch(/: ok/);
   });
 
   it('borg check finds errors: every borg backup is reported, the image is still ok; exit 1', async () => {
